@@ -1,0 +1,16 @@
+"""Learn a customized action: `python train.py action=three_point_landing lora.rank=8` (see conf/train.yaml)."""
+
+import hydra
+
+from twinact.cli import user_errors
+from twinact.training import train
+
+
+@hydra.main(config_path="conf", config_name="train", version_base="1.3")
+def main(cfg) -> None:
+    with user_errors():
+        train(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Action features: what the coefficient MLP reads, and the image embedding of the action-similarity loss.
+
+An action encoder turns exemplar images into one feature vector per image (`encode`); `ActionFeature` averages
+them over the exemplars once and holds the result as a frozen buffer. The `learned` encoder has no image model: its
+feature is a trainable vector. A pose encoder only needs `dim`, `name` and `encode(images)` to plug in.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from transformers import CLIPVisionConfig, CLIPVisionModel
+
+from twinact.errors import TwinActError
+
+# The CLIP image normalization (the released code skipped it; the encoder expects it).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class ActionEncoder(Protocol):
+    """A frozen image encoder producing one feature per exemplar image."""
+
+    name: str
+    dim: int
+
+    def encode(self, images: list[Image.Image]) -> torch.Tensor:
+        """[N, dim] features of N images."""
+
+
+def tiny_clip_vision(seed: int = 0) -> CLIPVisionModel:
+    """A random CLIP vision tower for tests and the CPU default (32 px, 32-d)."""
+    torch.manual_seed(seed)
+    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                              image_size=32, patch_size=4, projection_dim=32)
+    return CLIPVisionModel(config)
+
+
+class ClipImageEncoder(nn.Module):
+    """CLIP vision tower's pooled output, differentiable w.r.t. pixels in [-1, 1].
+
+    Args:
+        pretrained: any CLIPVisionModel id or folder, or `tiny` for the random test model.
+    """
+
+    def __init__(self, pretrained: str = "tiny", dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.name = f"clip_vision:{pretrained}"
+        if pretrained == "tiny":
+            model = tiny_clip_vision()
+        else:
+            try:
+                model = CLIPVisionModel.from_pretrained(pretrained, dtype=dtype)
+            except OSError as err:
+                raise TwinActError(f"Could not load the CLIP vision model {pretrained!r}: {err}".splitlines()[0]) from None
+        self.model = model.to(dtype).eval().requires_grad_(False)
+        self.dim = model.config.hidden_size
+        self.image_size = model.config.image_size
+        self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
+
+    def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[B, dim] pooled features of images in [-1, 1] (any size: resized to the encoder's input)."""
+        x = (pixels.float().clamp(-1, 1) + 1) / 2
+        x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic", align_corners=False)
+        x = ((x - self.mean) / self.std).to(self.model.dtype)
+        return self.model(pixel_values=x).pooler_output.float()
+
+    @torch.no_grad()
+    def encode(self, images: list[Image.Image]) -> torch.Tensor:
+        return self.embed_pixels(torch.stack([pil_to_tensor(im) for im in images]).to(self.mean.device))
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> [3, H, W] float tensor in [-1, 1]."""
+    arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+class ActionFeature(nn.Module):
+    """The coefficient MLP's input: a cached mean exemplar feature (frozen) or a trainable vector (`learned`)."""
+
+    def __init__(self, feature: torch.Tensor, trainable: bool, source: str):
+        super().__init__()
+        self.source = source
+        if trainable:
+            self.value = nn.Parameter(feature.float().clone())
+        else:
+            self.register_buffer("value", feature.float().clone())
+
+    @property
+    def dim(self) -> int:
+        return self.value.shape[-1]
+
+    def forward(self) -> torch.Tensor:
+        return self.value
+
+
+def build_action_feature(encoder: ActionEncoder | None, images: list[Image.Image], *, dim: int = 320,
+                         seed: int = 0) -> ActionFeature:
+    """Make the coefficient MLP's input.
+
+    Args:
+        encoder: any `ActionEncoder` (its mean feature over the exemplars, frozen), or None for a trainable vector
+            (the `learned` encoder: no image feature at all).
+        images: the exemplar images.
+        dim: feature size of the learned vector (320: the released code's ControlNet-stem feature size).
+        seed: initialization of the learned vector.
+    """
+    if encoder is None:
+        gen = torch.Generator().manual_seed(seed)
+        return ActionFeature(torch.randn(dim, generator=gen), trainable=True, source="learned")
+    return ActionFeature(encoder.encode(images).mean(0), trainable=False, source=encoder.name)

@@ -1,0 +1,152 @@
+"""Exemplar images and the step-indexed training stream.
+
+Every training sample is a pure function of (seed, global sample index): which exemplar, flip, caption, timestep and
+noise seed. The batch sampler hands out the indices of one optimizer step per epoch, split across ranks. So a
+resumed run sees exactly the samples an uninterrupted run would, and N ranks see the same global batch as one.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from twinact.errors import TwinActError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+PACKAGE_PREFIX = "pkg://"  # image folders shipped inside the package, e.g. pkg://actions/three_point_landing
+
+
+def resolve_image_dir(image_dir: str) -> Path:
+    if image_dir.startswith(PACKAGE_PREFIX):
+        return Path(str(resources.files("twinact").joinpath("data", image_dir[len(PACKAGE_PREFIX):])))
+    return Path(image_dir).expanduser()
+
+
+def load_image(path: Path, resolution: int) -> Image.Image:
+    """Open any mode (RGB, RGBA, L, P, CMYK), apply EXIF rotation, resize the short side and centre-crop."""
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("RGBA", "LA", "P"):  # transparent areas become white, not black
+            im = im.convert("RGBA")
+            canvas = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(canvas, im)
+        im = im.convert("RGB")
+    return ImageOps.fit(im, (resolution, resolution), method=Image.Resampling.BICUBIC)
+
+
+def load_exemplars(image_dir: str, resolution: int) -> tuple[list[Image.Image], list[Path]]:
+    """Load every image in a folder; skip corrupt ones with a warning, fail with a clear message if none remain."""
+    folder = resolve_image_dir(image_dir)
+    if not folder.is_dir():
+        raise TwinActError(f"Image folder {folder} does not exist. Set action.image_dir to a folder of exemplar images.")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise TwinActError(f"Image folder {folder} is empty. Put 3-10 exemplar images of the action in it.")
+    candidates = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not candidates:
+        raise TwinActError(
+            f"Image folder {folder} has no images (found {', '.join(p.name for p in files[:5])}). "
+            f"Supported: {', '.join(sorted(IMAGE_SUFFIXES))}."
+        )
+    images, paths = [], []
+    for path in candidates:
+        try:
+            images.append(load_image(path, resolution))
+            paths.append(path)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            log.warning("Skipping unreadable image %s (%s)", path, err)
+    if not images:
+        raise TwinActError(f"No readable image in {folder}: all {len(candidates)} files are corrupt. Replace them.")
+    return images, paths
+
+
+def check_resolution(resolution: int, vae_scale_factor: int) -> None:
+    step = max(8, vae_scale_factor)
+    if resolution <= 0 or resolution % step:
+        raise TwinActError(
+            f"data.resolution={resolution} must be a positive multiple of {step} (the VAE downsamples by "
+            f"{vae_scale_factor}); try {max(step, round(resolution / step) * step)}."
+        )
+
+
+class ActionStream(Dataset):
+    """Virtual dataset: item i is the i-th training sample of the run (deterministic in seed and i).
+
+    Args:
+        num_images: number of exemplars.
+        stage1_steps: optimizer steps of stage 1 (textual-inversion templates); later steps use the plain caption.
+        samples_per_step: global batch (batch size x accumulation x world size).
+        templates: stage-1 caption templates with one `{}` for the placeholder string.
+        caption: the stage-2 caption, with `{}`.
+        placeholder: the placeholder string, e.g. "<a1> <a2> <a3>".
+        flip_p: horizontal-flip probability (0 by default: flipping turns left/right actions into others).
+        num_train_timesteps: diffusion timesteps to draw from.
+    """
+
+    def __init__(self, num_images: int, stage1_steps: int, samples_per_step: int, templates: list[str], caption: str,
+                 placeholder: str, flip_p: float, num_train_timesteps: int, seed: int):
+        self.num_images, self.stage1_steps, self.samples_per_step = num_images, stage1_steps, samples_per_step
+        self.templates, self.caption, self.placeholder = list(templates), caption, placeholder
+        self.flip_p, self.num_train_timesteps, self.seed = flip_p, num_train_timesteps, seed
+
+    def __len__(self) -> int:
+        return 2**62  # indices come from StepBatchSampler; the stream is unbounded
+
+    def __getitem__(self, index: int) -> dict:
+        rng = np.random.default_rng([self.seed, index])
+        step = index // self.samples_per_step
+        text = self.templates[rng.integers(len(self.templates))] if step < self.stage1_steps else self.caption
+        return {
+            "image": int(rng.integers(self.num_images)),
+            "flip": int(rng.random() < self.flip_p),
+            "caption": text.format(self.placeholder),
+            "timestep": int(rng.integers(self.num_train_timesteps)),
+            "noise_seed": int(rng.integers(2**62)),
+            "index": index,
+        }
+
+
+class StepBatchSampler(Sampler):
+    """One epoch = one optimizer step: `accumulate` micro-batches of this rank's share of the global batch.
+
+    Args:
+        epoch_fn: returns the epoch being iterated (the trainer's `current_epoch`, read when iteration starts, which
+            is also right after a resume).
+    """
+
+    def __init__(self, batch_size: int, accumulate: int, epoch_fn, rank: int = 0, world_size: int = 1):
+        self.batch_size, self.accumulate, self.rank, self.world_size = batch_size, accumulate, rank, world_size
+        self.epoch_fn = epoch_fn
+
+    def __len__(self) -> int:
+        return self.accumulate
+
+    def __iter__(self):
+        b, w, epoch = self.batch_size, self.world_size, self.epoch_fn()
+        for micro in range(self.accumulate):
+            start = ((epoch * self.accumulate + micro) * w + self.rank) * b
+            yield list(range(start, start + b))
+
+
+class ActionDataModule(pl.LightningDataModule):
+    """Wraps the stream for Lightning; rank and world size come from the trainer at dataloader time."""
+
+    def __init__(self, stream_kwargs: dict, batch_size: int, accumulate: int, num_workers: int = 0):
+        super().__init__()
+        self.stream_kwargs, self.batch_size, self.accumulate = stream_kwargs, batch_size, accumulate
+        self.num_workers = num_workers
+
+    def train_dataloader(self) -> DataLoader:
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        stream = ActionStream(samples_per_step=self.batch_size * self.accumulate * world, **self.stream_kwargs)
+        sampler = StepBatchSampler(self.batch_size, self.accumulate, lambda: self.trainer.current_epoch, rank, world)
+        return DataLoader(stream, batch_sampler=sampler, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)

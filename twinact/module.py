@@ -1,0 +1,207 @@
+"""The LightningModule: frozen SD parts around the trainable placeholder vectors and UNet LoRA.
+
+Stage 1 trains the coefficient MLPs only (LoRA exists but its learning rate is 0, and with B = 0 it is the
+identity); stage 2 switches LoRA on. The stage is a function of the global step, so resuming lands in the right one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from twinact.errors import TwinActError
+from twinact.losses import action_similarity_loss, diffusion_loss, diffusion_target, predicted_x0
+
+
+@dataclass
+class StageSchedule:
+    """Two-stage recipe (released code: ~200 MLP steps, then ~600 with LoRA, lr 2e-4 constant, AdamW)."""
+
+    stage1_steps: int = 200
+    stage2_steps: int = 600
+    lr: float = 2e-4  # coefficient MLPs
+    lora_lr: float = 2e-4
+    warmup_steps: int = 0
+    weight_decay: float = 1e-2
+    betas: tuple[float, float] = (0.9, 0.999)
+    use_8bit_adam: bool = False
+
+    @property
+    def total_steps(self) -> int:
+        return self.stage1_steps + self.stage2_steps
+
+    def stage(self, step: int) -> int:
+        return 1 if step < self.stage1_steps else 2
+
+    def progress(self, step: int) -> float:
+        """Fraction of the current stage done at `step`."""
+        if self.stage(step) == 1:
+            return step / max(1, self.stage1_steps)
+        return (step - self.stage1_steps) / max(1, self.stage2_steps)
+
+    def lr_factor(self, step: int, lora: bool) -> float:
+        """Absolute learning rate at `step` (optimizer base lr is 1), linear warm-up at each stage start."""
+        stage = self.stage(step)
+        if lora and stage == 1:
+            return 0.0
+        since = step if stage == 1 else step - self.stage1_steps
+        warm = min(1.0, (since + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        return (self.lora_lr if lora else self.lr) * warm
+
+
+@dataclass
+class LossSettings:
+    """Noise-prediction MSE + weight * action-similarity loss (released code: 0.15, after 40% of a stage, t > 800)."""
+
+    min_snr_gamma: float | None = None
+    similarity_weight: float = 0.15
+    similarity_start: float = 0.4
+    similarity_min_timestep: int = 800
+    decode: str = "x0"  # "x0": decode the predicted clean latent; "eps_raw": decode the raw prediction (released code)
+
+
+class TwinActModule(pl.LightningModule):
+    """Args:
+    vectors: the placeholder-vector module (already installed in `text_encoder`).
+    comps: frozen `Components` (text encoder wrapped, UNet with or without a LoRA adapter).
+    exemplars: [N, 3, H, W] exemplar pixels in [-1, 1].
+    schedule, losses: recipe.
+    image_encoder: frozen image encoder for the similarity loss (None disables it).
+    fingerprint: identity of the frozen parts, stored in checkpoints and checked on resume.
+    """
+
+    def __init__(self, vectors: nn.Module, comps, exemplars: torch.Tensor, schedule: StageSchedule,
+                 losses: LossSettings, image_encoder: nn.Module | None, fingerprint: dict,
+                 gradient_checkpointing: bool = False):
+        super().__init__()
+        self.vectors = vectors  # registered first so its parameters are named `vectors.*`
+        self.text_encoder, self.vae, self.unet = comps.text_encoder, comps.vae, comps.unet
+        self.image_encoder = image_encoder
+        self.tokenizer, self.noise_scheduler, self.comps = comps.tokenizer, comps.noise_scheduler, comps
+        self.register_buffer("exemplars", exemplars, persistent=False)
+        self.schedule, self.losses, self.fingerprint = schedule, losses, fingerprint
+        self.strict_loading = False  # checkpoints carry trainable weights only
+        self.has_lora = any("lora_" in n for n, _ in self.unet.named_parameters())
+        if gradient_checkpointing:
+            self.unet.enable_gradient_checkpointing()
+
+    # ----- trainable state -------------------------------------------------------------------------------------
+    def lora_parameters(self) -> list[nn.Parameter]:
+        return [p for n, p in self.unet.named_parameters() if "lora_" in n]
+
+    @staticmethod
+    def is_trainable_key(key: str) -> bool:
+        return key.startswith("vectors.") or ("lora_" in key and key.startswith("unet."))
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items() if self.is_trainable_key(k)}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if self.is_trainable_key(k)}
+        checkpoint["twinact_fingerprint"] = self.fingerprint
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        check_fingerprint(checkpoint.get("twinact_fingerprint"), self.fingerprint)
+
+    # ----- caches ----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def on_fit_start(self) -> None:
+        """Encode the few fixed exemplars once (both flips): VAE latent distribution and similarity embedding."""
+        views = torch.stack([self.exemplars, self.exemplars.flip(-1)], 1)  # [N, 2, 3, H, W]
+        flat = views.flatten(0, 1).to(self.vae.dtype)
+        dist = self.vae.encode(flat).latent_dist
+        shape = (*views.shape[:2], *dist.mean.shape[1:])
+        self.latent_mean, self.latent_std = dist.mean.float().view(shape), dist.std.float().view(shape)
+        self.reference = None
+        if self.image_encoder is not None and self.losses.similarity_weight > 0:
+            self.reference = self.image_encoder.embed_pixels(flat.float()).view(*views.shape[:2], -1)
+
+    # ----- training --------------------------------------------------------------------------------------------
+    def tokenize(self, captions: list[str]) -> torch.Tensor:
+        return self.tokenizer(list(captions), padding="max_length", max_length=self.tokenizer.model_max_length,
+                              truncation=True, return_tensors="pt").input_ids.to(self.device)
+
+    def sample_noise(self, seeds: torch.Tensor, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample (latent draw, diffusion noise) from each sample's own seed: independent of rank and batch."""
+        draws = []
+        for seed in seeds.tolist():
+            gen = torch.Generator().manual_seed(seed)
+            draws.append(torch.randn((2, *shape), generator=gen))
+        both = torch.stack(draws).to(self.device)
+        return both[:, 0], both[:, 1]
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        step, idx, flip, t = self.global_step, batch["image"], batch["flip"], batch["timestep"]
+        mean, std = self.latent_mean[idx, flip], self.latent_std[idx, flip]
+        latent_eps, noise = self.sample_noise(batch["noise_seed"], mean.shape[1:])
+        latents = (mean + std * latent_eps) * self.vae.config.scaling_factor
+        noisy = self.noise_scheduler.add_noise(latents, noise, t)
+        hidden = self.text_encoder(self.tokenize(batch["caption"]))[0]
+        pred = self.unet(noisy.to(self.unet.dtype), t, hidden.to(self.unet.dtype)).sample
+        target = diffusion_target(self.noise_scheduler, latents, noise, t)
+        mse = diffusion_loss(pred, target, self.noise_scheduler, t, self.losses.min_snr_gamma)
+        sim = self.similarity(noisy, pred, t, idx, flip, step)
+        loss = mse + self.losses.similarity_weight * sim
+        self.log_dict({"train/loss": loss, "train/mse": mse, "train/similarity": sim,
+                       "train/stage": float(self.schedule.stage(step))}, prog_bar=True, batch_size=len(idx))
+        return loss
+
+    def similarity(self, noisy, pred, t, idx, flip, step) -> torch.Tensor:
+        """Action-similarity loss on samples with t above the threshold, once the stage is far enough along."""
+        cfg = self.losses
+        zero = pred.new_zeros((), dtype=torch.float32)
+        if self.reference is None or self.schedule.progress(step) < cfg.similarity_start:
+            return zero
+        mask = t > cfg.similarity_min_timestep
+        if not mask.any():
+            return zero
+        if cfg.decode == "x0":
+            latent = predicted_x0(self.noise_scheduler, noisy[mask], pred[mask], t[mask])
+        elif cfg.decode == "eps_raw":  # the released code decodes the noise prediction itself
+            latent = pred[mask].float()
+        else:
+            raise TwinActError(f"loss.decode={cfg.decode!r} is not 'x0' or 'eps_raw'.")
+        images = self.vae.decode((latent / self.vae.config.scaling_factor).to(self.vae.dtype)).sample
+        return action_similarity_loss(self.image_encoder.embed_pixels(images), self.reference[idx[mask], flip[mask]])
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # LoRA starts stage 2 with a fresh optimizer state: in stage 1 it saw gradients but a learning rate of 0.
+        if self.has_lora and batch_idx == 0 and self.global_step == self.schedule.stage1_steps:
+            opt = self.optimizers().optimizer
+            for p in self.lora_parameters():
+                opt.state.pop(p, None)
+
+    def configure_optimizers(self):
+        s = self.schedule
+        groups = [{"params": [p for p in self.vectors.parameters() if p.requires_grad], "name": "coefficients"}]
+        factors = [lambda step: s.lr_factor(step, lora=False)]
+        if self.has_lora:
+            groups.append({"params": self.lora_parameters(), "name": "lora"})
+            factors.append(lambda step: s.lr_factor(step, lora=True))
+        opt = make_adamw(groups, s)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factors)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def make_adamw(groups: list[dict], s: StageSchedule) -> torch.optim.Optimizer:
+    """AdamW with base lr 1 (the schedule gives absolute rates); bitsandbytes' 8-bit AdamW when asked for."""
+    if s.use_8bit_adam:
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise TwinActError("optim.use_8bit_adam=true needs bitsandbytes: pip install bitsandbytes") from None
+        return bnb.optim.AdamW8bit(groups, lr=1.0, betas=s.betas, weight_decay=s.weight_decay)
+    return torch.optim.AdamW(groups, lr=1.0, betas=s.betas, weight_decay=s.weight_decay)
+
+
+def check_fingerprint(saved: dict | None, current: dict) -> None:
+    """Refuse a checkpoint made for another model, action space or trainable layout."""
+    if saved is None:
+        raise TwinActError("ckpt_path is not a twinact checkpoint (no fingerprint). Pass a checkpoints/*.ckpt of a run.")
+    diff = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
+    if diff:
+        detail = "; ".join(f"{k}: checkpoint {a!r} vs run {b!r}" for k, (a, b) in diff.items())
+        raise TwinActError(f"ckpt_path belongs to another set-up ({detail}). Resume with the run's own config.")

@@ -1,0 +1,141 @@
+"""Placeholder tokens whose embeddings live in the common action space.
+
+`PlaceholderEmbedding` wraps the text encoder's input embedding module: ids of the added placeholder tokens are
+replaced by vectors from a `vectors` module (`SpaceVectors`: offset + MLP(action feature) @ basis), every other id
+goes through the frozen table untouched. The table itself is never resized or written, so every non-placeholder row
+stays bit-identical and the checkpoint needs none of it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from twinact.errors import TwinActError
+
+
+class CoefficientMLP(nn.Module):
+    """Action feature -> K basis coefficients: Linear(d, 2d) -> GELU -> L2-normalize -> Linear(2d, K).
+
+    Xavier weights and zero biases as in the released code; the normalization keeps the coefficient scale
+    independent of the feature's scale.
+    """
+
+    def __init__(self, feature_dim: int, num_components: int):
+        super().__init__()
+        self.fc1 = nn.Linear(feature_dim, 2 * feature_dim)
+        self.fc2 = nn.Linear(2 * feature_dim, num_components)
+        for layer in (self.fc1, self.fc2):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, feature: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.normalize(F.gelu(self.fc1(feature)), dim=-1))
+
+
+class SpaceVectors(nn.Module):
+    """Per-slot placeholder vectors `offset_k + MLP_k(f) @ B_k`.
+
+    Args:
+        feature: module returning the action feature [d] (frozen cached buffer or a learned vector).
+        basis: [slots, K, D] orthonormal rows.
+        offsets: [slots, D].
+        shared_mlp: one MLP for all slots instead of one per slot (paper code: one per slot).
+    """
+
+    def __init__(self, feature: nn.Module, basis: torch.Tensor, offsets: torch.Tensor, shared_mlp: bool = False):
+        super().__init__()
+        self.feature = feature
+        slots, k, _ = basis.shape
+        n_mlps = 1 if shared_mlp else slots
+        self.mlps = nn.ModuleList(CoefficientMLP(feature.dim, k) for _ in range(n_mlps))
+        # Not persistent: checkpoints hold trainable state only; the basis is rebuilt from its cache and checked
+        # against the fingerprint stored beside the weights.
+        self.register_buffer("basis", basis.float().clone(), persistent=False)
+        self.register_buffer("offsets", offsets.float().clone(), persistent=False)
+
+    @property
+    def num_slots(self) -> int:
+        return self.basis.shape[0]
+
+    def coefficients(self) -> torch.Tensor:
+        """[slots, K] coefficients for the current action feature."""
+        f = self.feature()
+        return torch.stack([self.mlps[k % len(self.mlps)](f) for k in range(self.num_slots)])
+
+    def forward(self) -> torch.Tensor:
+        """[slots, D] placeholder embeddings."""
+        return self.offsets + torch.einsum("sk,skd->sd", self.coefficients(), self.basis)
+
+
+class PlaceholderEmbedding(nn.Module):
+    """Drop-in replacement for the text encoder's `token_embedding` that injects placeholder vectors."""
+
+    def __init__(self, base: nn.Embedding, token_ids: list[int], vectors: nn.Module):
+        super().__init__()
+        self.base = base
+        self.vectors = vectors
+        self.register_buffer("token_ids", torch.tensor(token_ids, dtype=torch.long), persistent=False)
+
+    @property
+    def weight(self) -> torch.Tensor:  # some HF utilities read `.weight` of the input embeddings
+        return self.base.weight
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        # slot[i] = k where input_ids[i] is the k-th placeholder, else -1
+        match = input_ids.unsqueeze(-1) == self.token_ids
+        is_placeholder = match.any(-1)
+        safe_ids = input_ids.masked_fill(is_placeholder | (input_ids >= self.base.num_embeddings), 0)
+        out = self.base(safe_ids)
+        if not is_placeholder.any():
+            return out
+        vectors = self.vectors().to(out.dtype)
+        injected = vectors[match.float().argmax(-1)]
+        return torch.where(is_placeholder.unsqueeze(-1), injected, out)
+
+
+def add_placeholder_tokens(tokenizer, tokens: list[str]) -> list[int]:
+    """Add the placeholder tokens to the tokenizer; a clear error on a clash with existing vocabulary."""
+    vocab = tokenizer.get_vocab()
+    clash = [t for t in tokens if t in vocab or t.lower() in vocab]
+    if clash:
+        raise TwinActError(
+            f"Placeholder token(s) {clash} already exist in the tokenizer vocabulary, so they would not be new "
+            "tokens. Choose unused strings, e.g. action.placeholder_tokens='[<a1>,<a2>,<a3>]'."
+        )
+    if len(set(tokens)) != len(tokens):
+        raise TwinActError(f"Placeholder tokens must be distinct, got {tokens}.")
+    tokenizer.add_tokens(tokens)
+    ids = tokenizer.convert_tokens_to_ids(tokens)
+    for tok in tokens:  # a token the tokenizer splits would never reach the embedding as one id
+        if tokenizer(tok, add_special_tokens=False).input_ids != [tokenizer.convert_tokens_to_ids(tok)]:
+            raise TwinActError(f"Placeholder {tok!r} is not tokenized as one token; use a simple form like <a1>.")
+    return ids
+
+
+def init_word_embedding(tokenizer, table: torch.Tensor, word: str) -> torch.Tensor:
+    """The input embedding of `word` (its first word piece: the released code initializes from 'action')."""
+    ids = tokenizer(word, add_special_tokens=False).input_ids
+    if not ids:
+        raise TwinActError(f"action.init_word={word!r} tokenizes to nothing; pick a plain English word.")
+    return table[ids[0]].detach().float().clone()
+
+
+def offsets_for(kind: str, space, init_vector: torch.Tensor) -> torch.Tensor:
+    """[slots, D] offsets: `init_word` (released code), PCA `mean`, or `zero`."""
+    slots, _, dim = space.basis.shape
+    if kind == "init_word":
+        return init_vector.expand(slots, dim).clone()
+    if kind == "mean":
+        return space.mean.clone()
+    if kind == "zero":
+        return torch.zeros(slots, dim)
+    raise TwinActError(f"placeholder.offset={kind!r} is not one of init_word, mean, zero.")
+
+
+def install(text_encoder, token_ids: list[int], vectors: nn.Module) -> PlaceholderEmbedding:
+    """Wrap the text encoder's input embedding so `token_ids` read from `vectors`."""
+    wrapper = PlaceholderEmbedding(text_encoder.get_input_embeddings(), token_ids, vectors)
+    text_encoder.set_input_embeddings(wrapper)
+    return wrapper

@@ -1,0 +1,180 @@
+"""`train(cfg)`: build every piece from the composed config, fit, export, render. The testable core of train.py."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.utilities import rank_zero_only
+
+from twinact import action_space as spaces
+from twinact.action_encoder import ClipImageEncoder, build_action_feature, pil_to_tensor
+from twinact.assets import cache_dir
+from twinact.callbacks import SampleGrid
+from twinact.data import ActionDataModule, check_resolution, load_exemplars
+from twinact.errors import TwinActError
+from twinact.export import export_action
+from twinact.lora import add_lora
+from twinact.models import frozen_dtype, load_components
+from twinact.module import LossSettings, StageSchedule, TwinActModule, check_fingerprint
+from twinact.placeholder import SpaceVectors, add_placeholder_tokens, init_word_embedding, install, offsets_for
+from twinact.rundir import allocate_run_dir, attach_log_file, record_run
+from twinact.sampling import make_grid, make_pipeline, render
+
+log = logging.getLogger(__name__)
+
+
+def space_cache_root(cfg: DictConfig) -> Path:
+    return Path(cfg.cache_dir).expanduser() / "action_spaces" if cfg.cache_dir else cache_dir() / "action_spaces"
+
+
+def build_space(cfg: DictConfig, comps, num_slots: int) -> spaces.ActionSpace:
+    """The common action space of this model's embedding table (built once, then read from the cache)."""
+    a = cfg.action_space
+    table = comps.text_encoder.get_input_embeddings().weight
+    return spaces.build_action_space(
+        spaces.load_phrases(a.phrases), comps.tokenizer, table, comps.identity, slots=num_slots, mode=a.mode,
+        max_components=a.max_components, dedupe=a.dedupe, cache_root=space_cache_root(cfg),
+    )
+
+
+def build_module(cfg: DictConfig, comps, images) -> tuple[TwinActModule, dict]:
+    """Install placeholders and LoRA on the frozen parts and wrap them in the LightningModule."""
+    tokens = list(cfg.action.placeholder_tokens)
+    table = comps.text_encoder.get_input_embeddings().weight
+    init_vec = init_word_embedding(comps.tokenizer, table, cfg.action.init_word)
+    token_ids = add_placeholder_tokens(comps.tokenizer, tokens)
+    space = build_space(cfg, comps, len(tokens))
+    encoder = instantiate(cfg.action_encoder.encoder) if cfg.action_encoder.encoder is not None else None
+    feature = build_action_feature(encoder, images, dim=cfg.action_encoder.dim or 320, seed=cfg.seed)
+    offsets = offsets_for(cfg.action_space.offset, space, init_vec)
+    vectors = SpaceVectors(feature, space.basis, offsets, shared_mlp=cfg.action_space.shared_mlp)
+    install(comps.text_encoder, token_ids, vectors)
+    lora_cfg = None
+    if cfg.lora.enabled:
+        lora_cfg = add_lora(comps.unet, cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout, tuple(cfg.lora.targets),
+                            cfg.lora.init)
+    sim = cfg.loss.similarity
+    image_encoder = ClipImageEncoder(sim.encoder) if sim.weight > 0 else None
+    m = cfg.method
+    schedule = StageSchedule(
+        stage1_steps=m.stage1.steps, stage2_steps=m.stage2.steps if cfg.lora.enabled else 0, lr=m.stage1.lr,
+        lora_lr=m.stage2.lora_lr, warmup_steps=m.warmup_steps, weight_decay=m.weight_decay,
+        use_8bit_adam=m.use_8bit_adam,
+    )
+    losses = LossSettings(cfg.loss.min_snr_gamma, sim.weight, sim.start, sim.min_timestep, sim.decode)
+    fingerprint = {
+        "model": comps.identity, "action_space": space.fingerprint(), "tokens": tokens,
+        "feature": feature.source, "lora_rank": cfg.lora.rank if cfg.lora.enabled else 0,
+        "shared_mlp": bool(cfg.action_space.shared_mlp),
+    }
+    exemplars = torch.stack([pil_to_tensor(im) for im in images])
+    module = TwinActModule(vectors, comps, exemplars, schedule, losses, image_encoder, fingerprint,
+                           gradient_checkpointing=cfg.trainer.gradient_checkpointing)
+    return module, {"space": space, "lora_config": lora_cfg, "tokens": tokens}
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Trainer:
+    t, c = cfg.trainer, cfg.callbacks
+    logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger is not None else False
+    callbacks = [
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step:06d}", auto_insert_metric_name=False,
+                        every_n_epochs=c.checkpoint_every_n_steps, save_top_k=-1, save_last=True),
+        SampleGrid(str(run_dir / "samples"), [p.format(" ".join(cfg.action.placeholder_tokens))
+                                              for p in cfg.action.eval_prompts],
+                   every_n_steps=c.samples_every_n_steps, num_images=c.samples_num_images, steps=c.sample_steps,
+                   guidance_scale=c.guidance_scale, resolution=cfg.data.resolution, seed=cfg.seed),
+    ]
+    if logger:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    return pl.Trainer(
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+        precision=t.precision, accumulate_grad_batches=t.accumulate_grad_batches,
+        gradient_clip_val=t.gradient_clip_val, max_epochs=total_steps, max_steps=total_steps,
+        fast_dev_run=t.fast_dev_run, enable_progress_bar=t.enable_progress_bar, logger=logger, callbacks=callbacks,
+        log_every_n_steps=1, num_sanity_val_steps=0, limit_val_batches=0, use_distributed_sampler=False,
+        default_root_dir=str(run_dir), enable_model_summary=False, deterministic=t.deterministic,
+    )
+
+
+def check_ckpt(path: str | None, fingerprint: dict) -> str | None:
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise TwinActError(f"ckpt_path={path} does not exist. Point it at <run>/checkpoints/last.ckpt of a run.")
+    try:  # our own checkpoints hold tensors and plain containers only, so the safe loader reads them
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise TwinActError(f"ckpt_path={path} is not a readable twinact checkpoint ({type(err).__name__}).") from None
+    check_fingerprint(ckpt.get("twinact_fingerprint"), fingerprint)
+    return path
+
+
+def train(cfg: DictConfig) -> Path:
+    """Train an action end to end; returns the run directory (config, log, checkpoints, export, samples)."""
+    pl.seed_everything(cfg.seed, workers=True)
+    if cfg.lora.enabled and cfg.lora.rank <= 0:
+        raise TwinActError(f"lora.rank={cfg.lora.rank} must be a positive integer; use lora=none to train without LoRA.")
+    dtype = frozen_dtype(cfg.model.dtype, cfg.trainer.precision)
+    comps = load_components(cfg.model.pretrained, revision=cfg.model.revision, variant=cfg.model.variant,
+                            dtype=dtype, prediction_type=cfg.model.prediction_type)
+    check_resolution(cfg.data.resolution, comps.vae_scale_factor)
+    images, paths = load_exemplars(cfg.action.image_dir, cfg.data.resolution)
+    module, parts = build_module(cfg, comps, images)
+    ckpt_path = check_ckpt(cfg.ckpt_path, module.fingerprint)
+    run_dir = allocate_run_dir(cfg.run_dir)
+    handler = attach_log_file(run_dir)
+    try:
+        _save_run_header(run_dir, cfg, paths, parts["space"])
+        log.info("Run dir %s: %d exemplars, action space K=%d, %d + %d steps", run_dir, len(images),
+                 parts["space"].num_components, module.schedule.stage1_steps, module.schedule.stage2_steps)
+        datamodule = ActionDataModule(_stream_kwargs(cfg, module, len(images)), cfg.data.batch_size,
+                                      cfg.trainer.accumulate_grad_batches, cfg.data.num_workers)
+        trainer = build_trainer(cfg, run_dir, module.schedule.total_steps)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        if trainer.is_global_zero and cfg.export:
+            _export_and_render(cfg, run_dir, module, parts)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    return run_dir
+
+
+def _stream_kwargs(cfg: DictConfig, module: TwinActModule, num_images: int) -> dict:
+    return {
+        "num_images": num_images, "stage1_steps": module.schedule.stage1_steps,
+        "templates": list(cfg.action.templates), "caption": cfg.action.caption,
+        "placeholder": " ".join(cfg.action.placeholder_tokens), "flip_p": cfg.data.flip_p,
+        "num_train_timesteps": module.noise_scheduler.config.num_train_timesteps, "seed": cfg.seed,
+    }
+
+
+@rank_zero_only
+def _save_run_header(run_dir: Path, cfg: DictConfig, paths: list[Path], space) -> None:
+    record_run(run_dir, cfg)
+    (run_dir / "exemplars.txt").write_text("\n".join(str(p) for p in paths) + "\n")
+    plot = space_cache_root(cfg) / space.fingerprint() / "action_space.png"
+    if plot.is_file():
+        shutil.copy(plot, run_dir / "action_space.png")
+
+
+def _export_and_render(cfg: DictConfig, run_dir: Path, module: TwinActModule, parts: dict) -> None:
+    meta = {"action": cfg.action.name, "model": OmegaConf.to_container(cfg.model, resolve=True),
+            "action_space": parts["space"].meta, "fingerprint": module.fingerprint,
+            "config": OmegaConf.to_container(cfg, resolve=True)}
+    export_action(run_dir / "export", tokens=parts["tokens"], vectors=module.vectors, unet=module.unet,
+                  lora_config=parts["lora_config"], meta=meta)
+    if not cfg.sample_at_end or cfg.trainer.fast_dev_run:
+        return
+    prompts = [p.format(" ".join(parts["tokens"])) for p in cfg.action.eval_prompts]
+    c = cfg.callbacks
+    images = render(make_pipeline(module.comps), prompts, num_images=c.samples_num_images, steps=c.sample_steps,
+                    guidance_scale=c.guidance_scale, resolution=cfg.data.resolution, seed=cfg.seed)
+    make_grid(images, cols=c.samples_num_images).save(run_dir / "samples_final.png")
+    log.info("Wrote %s", run_dir / "samples_final.png")
