@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import math
+import time
+from pathlib import Path
 
 import torch
 from diffusers import DDIMScheduler, StableDiffusionPipeline
+from omegaconf import OmegaConf
 from PIL import Image
+
+from twinact.errors import TwinActError
 
 
 def make_pipeline(comps, unet=None, text_encoder=None) -> StableDiffusionPipeline:
@@ -44,3 +49,37 @@ def make_grid(images: list[Image.Image], cols: int | None = None) -> Image.Image
     for i, im in enumerate(images):
         grid.paste(im, ((i % cols) * w, (i // cols) * h))
     return grid
+
+
+def sample_run(run_dir: str, prompts: list[str] | None = None, *, num_images: int = 4, seed: int = 0,
+               steps: int = 25, guidance_scale: float = 7.5, out_dir: str | None = None) -> Path:
+    """Render prompts with a finished run's export, loaded into a fresh pipeline by plain diffusers calls.
+
+    Args:
+        run_dir: a training run directory (holds `config.yaml` and `export/`).
+        prompts: prompts using the placeholder tokens; None renders the action's eval prompts.
+        out_dir: where images and `grid.png` go; default `<run>/samples/<timestamp>` (never overwritten).
+    """
+    from twinact.export import load_into_pipeline
+    from twinact.models import frozen_dtype, load_components
+    from twinact.rundir import allocate_run_dir
+
+    run = Path(run_dir)
+    if not (run / "config.yaml").is_file() or not (run / "export" / "twinact.json").is_file():
+        raise TwinActError(f"{run} is not a finished twinact run (needs config.yaml and export/). Pass run=<run dir>.")
+    cfg = OmegaConf.load(run / "config.yaml")
+    m = cfg.model
+    dtype = frozen_dtype(m.dtype, cfg.trainer.precision if torch.cuda.is_available() else "32-true")
+    comps = load_components(m.pretrained, revision=m.revision, variant=m.variant, dtype=dtype,
+                            prediction_type=m.prediction_type)
+    pipe = make_pipeline(comps).to("cuda" if torch.cuda.is_available() else "cpu")
+    tokens = load_into_pipeline(pipe, run / "export")
+    prompts = list(prompts or [p.format(" ".join(tokens)) for p in cfg.action.eval_prompts])
+    images = render(pipe, prompts, num_images=num_images, seed=seed, steps=steps, guidance_scale=guidance_scale,
+                    resolution=cfg.data.resolution)
+    out = allocate_run_dir(out_dir or run / "samples" / time.strftime("%Y-%m-%d_%H-%M-%S"))
+    for i, im in enumerate(images):
+        im.save(out / f"{i // num_images:02d}_{i % num_images:02d}.png")
+    make_grid(images, cols=num_images).save(out / "grid.png")
+    (out / "prompts.txt").write_text("\n".join(prompts) + "\n")
+    return out

@@ -1,0 +1,33 @@
+# twinact: `make demo` runs the CPU demo, `make test` the test suite; both install what they need first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.twinact-installed
+# The CPU wheel here; a GPU user installs their own torch into .venv first and it is kept.
+TORCH_SPEC ?= torch==2.13.0
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install assets demo test test-all clean-cache
+
+install: $(STAMP) assets
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Offline assets (the real CLIP tokenizer, from the open-clip-torch wheel) into $$TWINACT_CACHE or ~/.cache/twinact.
+assets: $(STAMP)
+	$(PY) -m twinact.assets
+
+demo: install
+	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) train.py experiment=demo
+
+test: install
+	WANDB_MODE=offline $(PY) -m pytest -q -m "not slow"
+
+test-all: install
+	WANDB_MODE=offline $(PY) -m pytest -q
+
+clean-cache:
+	rm -rf $${TWINACT_CACHE:-$$HOME/.cache/twinact}/action_spaces

@@ -1,0 +1,20 @@
+"""Render a trained action: `python sample.py run=<run dir> prompt="a polar bear <a1> <a2> <a3> ..." num_images=4`."""
+
+import hydra
+from omegaconf import ListConfig
+
+from twinact.cli import user_errors
+from twinact.sampling import sample_run
+
+
+@hydra.main(config_path="conf", config_name="sample", version_base="1.3")
+def main(cfg) -> None:
+    prompts = None if cfg.prompt is None else list(cfg.prompt) if isinstance(cfg.prompt, ListConfig) else [cfg.prompt]
+    with user_errors():
+        out = sample_run(cfg.run, prompts, num_images=cfg.num_images, seed=cfg.seed, steps=cfg.steps,
+                         guidance_scale=cfg.guidance_scale, out_dir=cfg.out_dir)
+    print(f"Wrote {out}/grid.png")
+
+
+if __name__ == "__main__":
+    main()
