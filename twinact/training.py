@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -28,6 +30,8 @@ from twinact.rundir import allocate_run_dir, attach_log_file, record_run
 from twinact.sampling import make_grid, make_pipeline, render
 
 log = logging.getLogger(__name__)
+# Frozen parts are in eval mode on purpose; LambdaLR schedules are rebuilt from config, not pickled.
+warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
 
 
 def space_cache_root(cfg: DictConfig) -> Path:
@@ -82,7 +86,10 @@ def build_module(cfg: DictConfig, comps, images) -> tuple[TwinActModule, dict]:
 
 def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Trainer:
     t, c = cfg.trainer, cfg.callbacks
-    logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger is not None else False
+    # stop_after_steps ends this process early (job time limits); the schedule still spans total_steps.
+    stop = min(total_steps, t.stop_after_steps) if t.stop_after_steps else total_steps
+    has_logger = cfg.get("logger") and "_target_" in cfg.logger  # logger=none composes to an empty node
+    logger = instantiate(cfg.logger, save_dir=str(run_dir)) if has_logger else False
     callbacks = [
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step:06d}", auto_insert_metric_name=False,
                         every_n_epochs=c.checkpoint_every_n_steps, save_top_k=-1, save_last=True),
@@ -96,7 +103,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Traine
     return pl.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
         precision=t.precision, accumulate_grad_batches=t.accumulate_grad_batches,
-        gradient_clip_val=t.gradient_clip_val, max_epochs=total_steps, max_steps=total_steps,
+        gradient_clip_val=t.gradient_clip_val, max_epochs=stop, max_steps=stop,
         fast_dev_run=t.fast_dev_run, enable_progress_bar=t.enable_progress_bar, logger=logger, callbacks=callbacks,
         log_every_n_steps=1, num_sanity_val_steps=0, limit_val_batches=0, use_distributed_sampler=False,
         default_root_dir=str(run_dir), enable_model_summary=False, deterministic=t.deterministic,
@@ -116,8 +123,15 @@ def check_ckpt(path: str | None, fingerprint: dict) -> str | None:
     return path
 
 
-def train(cfg: DictConfig) -> Path:
-    """Train an action end to end; returns the run directory (config, log, checkpoints, export, samples)."""
+@dataclass
+class TrainResult:
+    run_dir: Path  # config, log, checkpoints, export, samples
+    module: TwinActModule
+    trainer: pl.Trainer
+
+
+def train(cfg: DictConfig) -> TrainResult:
+    """Train an action end to end: build, fit, save the final checkpoint, export and render."""
     pl.seed_everything(cfg.seed, workers=True)
     if cfg.lora.enabled and cfg.lora.rank <= 0:
         raise TwinActError(f"lora.rank={cfg.lora.rank} must be a positive integer; use lora=none to train without LoRA.")
@@ -138,12 +152,14 @@ def train(cfg: DictConfig) -> Path:
                                       cfg.trainer.accumulate_grad_batches, cfg.data.num_workers)
         trainer = build_trainer(cfg, run_dir, module.schedule.total_steps)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        if not cfg.trainer.fast_dev_run:  # the final state, whatever the checkpoint interval
+            trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
         if trainer.is_global_zero and cfg.export:
             _export_and_render(cfg, run_dir, module, parts)
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
-    return run_dir
+    return TrainResult(run_dir, module, trainer)
 
 
 def _stream_kwargs(cfg: DictConfig, module: TwinActModule, num_images: int) -> dict:
