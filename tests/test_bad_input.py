@@ -1,0 +1,61 @@
+"""Bad input gets one TwinActError that names the problem and the fix, before anything is written."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from twinact.errors import TwinActError
+from twinact.training import train
+
+
+def _images(folder, n=3, size=80):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (size, size + 10 * i), (40 * i, 100, 200)).save(folder / f"im{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize("override,message", [
+    ("data.resolution=60", "multiple of 8"),
+    ("lora.rank=0", "lora.rank=0 must be a positive"),
+    ('action.placeholder_tokens=[action,"<a2>","<a3>"]', "already exist in the tokenizer"),
+    ('action.placeholder_tokens=["<a1>","<a1>","<a3>"]', "distinct"),
+    ("action_space.offset=median", "init_word, mean, zero"),
+    ("loss.similarity.decode=noise", None),
+])
+def test_config_mistakes(tiny_cfg, tmp_path, override, message):
+    cfg = tiny_cfg(override, "trainer.fast_dev_run=true", "loss.similarity.start=0",
+                   "loss.similarity.min_timestep=-1")
+    if message is None:  # only detected once the similarity loss runs
+        with pytest.raises(TwinActError, match="loss.decode"):
+            train(cfg)
+        return
+    with pytest.raises(TwinActError, match=message):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_image_folder_problems(tiny_cfg, tmp_path):
+    with pytest.raises(TwinActError, match="does not exist"):
+        train(tiny_cfg(f"action.image_dir={tmp_path / 'nope'}"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TwinActError, match="is empty"):
+        train(tiny_cfg(f"action.image_dir={tmp_path / 'empty'}"))
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.txt").write_text("hello")
+    with pytest.raises(TwinActError, match="has no images"):
+        train(tiny_cfg(f"action.image_dir={tmp_path / 'docs'}"))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.png").write_bytes(b"\x89PNG garbage")
+    with pytest.raises(TwinActError, match="corrupt"):
+        train(tiny_cfg(f"action.image_dir={bad}"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_user_photos_of_any_size_train(tiny_cfg, tmp_path):
+    folder = _images(tmp_path / "photos")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    result = train(tiny_cfg(f"action.image_dir={folder}", "trainer.fast_dev_run=true"))
+    assert len((result.run_dir / "exemplars.txt").read_text().split()) == 3
