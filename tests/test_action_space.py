@@ -99,18 +99,25 @@ def test_changed_table_is_not_served_from_stale_cache(model, phrases, tmp_path, 
         build((tokenizer, changed, identity), phrases, cache_root=tmp_path)
 
 
-def test_cache_key_depends_on_table_settings_and_phrases(model, phrases):
-    _, table, identity = model
+def test_cache_key_depends_on_table_settings_phrases_and_tokenizer(model, phrases):
+    tokenizer, table, identity = model
     settings = {"slots": 3, "mode": "per_slot", "max_components": 8, "dedupe": True, "version": 1}
-    base = space_key(phrases, table, identity, settings)
-    assert space_key(phrases, table.clone(), identity, dict(settings)) == base
+    base = space_key(phrases, tokenizer, table, identity, settings)
+    assert space_key(phrases, tokenizer, table.clone(), identity, dict(settings)) == base
 
     changed = table.clone()
     changed[-1, -1] += 1e-4
-    assert space_key(phrases, changed, identity, settings) != base
+    assert space_key(phrases, tokenizer, changed, identity, settings) != base
     for name, value in [("slots", 2), ("mode", "pooled"), ("max_components", 9), ("dedupe", False)]:
-        assert space_key(phrases, table, identity, {**settings, name: value}) != base, name
-    assert space_key(phrases[:-1], table, identity, settings) != base
+        assert space_key(phrases, tokenizer, table, identity, {**settings, name: value}) != base, name
+    assert space_key(phrases[:-1], tokenizer, table, identity, settings) != base
+
+    class Shifted:  # same vocabulary size, different word pieces
+        def __call__(self, text, add_special_tokens=False):
+            ids = tokenizer(text, add_special_tokens=add_special_tokens).input_ids
+            return type("Out", (), {"input_ids": [i + 1 for i in ids]})()
+
+    assert space_key(phrases, Shifted(), table, identity, settings) != base
 
 
 def test_sidecar_and_plot_written(model, phrases, tmp_path):

@@ -212,3 +212,11 @@ def test_sampler_reads_epoch_when_iteration_starts():
     assert list(sampler) == [[0, 1]]
     epoch["value"] = 5
     assert list(sampler) == [[10, 11]]
+
+
+def test_16_bit_grayscale_is_rescaled_not_clipped(tmp_path):
+    path = tmp_path / "depth.png"
+    Image.fromarray(np.full((40, 50), 30000, dtype=np.uint16)).save(path)
+    assert Image.open(path).mode.startswith("I")
+    pixel = np.asarray(load_image(path, 32))[0, 0]
+    assert abs(int(pixel[0]) - round(30000 / 65535 * 255)) <= 1 and len(set(pixel)) == 1

@@ -98,10 +98,11 @@ def fit_pca(rows: torch.Tensor, max_components: int, dedupe: bool, seed: int = 0
     return pca.components_, pca.mean_, pca.explained_variance_ratio_
 
 
-def space_key(phrases: list[tuple[str, str]], table: torch.Tensor, identity: str, cfg: dict) -> str:
-    """Cache key over the phrase list, the exact embedding table and the builder settings."""
+def space_key(phrases: list[tuple[str, str]], tokenizer, table: torch.Tensor, identity: str, cfg: dict) -> str:
+    """Cache key over the phrase list as this tokenizer splits it, the exact embedding table and the settings."""
     h = hashlib.sha256()
     h.update("\n".join(f"{g}\t{p}" for g, p in phrases).encode())
+    h.update(json.dumps([tokenizer(p, add_special_tokens=False).input_ids for _, p in phrases]).encode())
     h.update(table.detach().float().cpu().numpy().tobytes())
     h.update(json.dumps(cfg, sort_keys=True).encode())
     return f"{identity.replace('/', '_')[:40]}-{h.hexdigest()[:16]}"
@@ -125,7 +126,7 @@ def build_action_space(phrases: list[tuple[str, str]], tokenizer, table: torch.T
         plot: write the explained-variance / projection PNG next to the cache entry.
     """
     settings = {"slots": slots, "mode": mode, "max_components": max_components, "dedupe": dedupe, "version": 1}
-    key = space_key(phrases, table, identity, settings)
+    key = space_key(phrases, tokenizer, table, identity, settings)
     entry = cache_root / key if cache_root is not None else None
     if entry is not None and (entry / "meta.json").is_file():
         return load_action_space(entry)

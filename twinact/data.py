@@ -34,6 +34,10 @@ def load_image(path: Path, resolution: int) -> Image.Image:
     """Open any mode (RGB, RGBA, L, P, CMYK), apply EXIF rotation, resize the short side and centre-crop."""
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)
+        if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit / float: rescale, convert() would clip
+            arr = np.asarray(im, dtype=np.float64)
+            peak = 65535.0 if im.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+            im = Image.fromarray(np.clip(arr / peak * 255.0, 0, 255).astype(np.uint8), mode="L")
         if im.mode in ("RGBA", "LA", "P"):  # transparent areas become white, not black
             im = im.convert("RGBA")
             canvas = Image.new("RGBA", im.size, (255, 255, 255, 255))
