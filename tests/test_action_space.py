@@ -154,3 +154,16 @@ def test_custom_phrase_file_round_trip(tmp_path):
     path = tmp_path / "phrases.tsv"
     path.write_text("head\tlooking down \nwhole_body\tjumping\n", encoding="utf-8")
     assert load_phrases(str(path)) == [("head", "looking down"), ("whole_body", "jumping")]
+
+
+def test_build_space_command_copies_the_space(tmp_path):
+    from conftest import compose
+
+    from twinact.training import build_space_command
+
+    cfg = compose([f"cache_dir={tmp_path / 'cache'}", f"out={tmp_path / 'out'}", "action_space=pooled", "slots=2"],
+                  config_name="build_space")
+    space = build_space_command(cfg)
+    assert space.basis.shape[0] == 2 and space.meta["mode"] == "pooled"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["action_space.png", "basis.safetensors",
+                                                                    "meta.json"]

@@ -48,6 +48,21 @@ def build_space(cfg: DictConfig, comps, num_slots: int) -> spaces.ActionSpace:
     )
 
 
+def build_space_command(cfg: DictConfig) -> spaces.ActionSpace:
+    """`python build_space.py model=... action_space=...`: build (or find) the space and copy it to `cfg.out`."""
+    comps = load_components(cfg.model.pretrained, revision=cfg.model.revision, variant=cfg.model.variant,
+                            dtype=frozen_dtype(cfg.model.dtype, "32-true"), prediction_type=cfg.model.prediction_type)
+    space = build_space(cfg, comps, cfg.slots)
+    entry = space_cache_root(cfg) / space.fingerprint()
+    if cfg.out:
+        out = allocate_run_dir(cfg.out)
+        shutil.copytree(entry, out, dirs_exist_ok=True)
+        entry = out
+    log.info("Action space K=%d (explained variance per slot %s) in %s", space.num_components,
+             ", ".join(f"{v:.3f}" for v in space.meta["explained_variance"]), entry)
+    return space
+
+
 def build_module(cfg: DictConfig, comps, images) -> tuple[TwinActModule, dict]:
     """Install placeholders and LoRA on the frozen parts and wrap them in the LightningModule."""
     tokens = list(cfg.action.placeholder_tokens)
@@ -151,6 +166,7 @@ def train(cfg: DictConfig) -> TrainResult:
         datamodule = ActionDataModule(_stream_kwargs(cfg, module, len(images)), cfg.data.batch_size,
                                       cfg.trainer.accumulate_grad_batches, cfg.data.num_workers)
         trainer = build_trainer(cfg, run_dir, module.schedule.total_steps)
+        _log_space_plot(trainer, run_dir)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         if not cfg.trainer.fast_dev_run:  # the final state, whatever the checkpoint interval
             trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
@@ -178,6 +194,13 @@ def _save_run_header(run_dir: Path, cfg: DictConfig, paths: list[Path], space) -
     plot = space_cache_root(cfg) / space.fingerprint() / "action_space.png"
     if plot.is_file():
         shutil.copy(plot, run_dir / "action_space.png")
+
+
+@rank_zero_only
+def _log_space_plot(trainer: pl.Trainer, run_dir: Path) -> None:
+    log_image = getattr(trainer.logger, "log_image", None)
+    if callable(log_image) and (run_dir / "action_space.png").is_file():
+        log_image(key="action_space", images=[str(run_dir / "action_space.png")])
 
 
 def _export_and_render(cfg: DictConfig, run_dir: Path, module: TwinActModule, parts: dict) -> None:

@@ -1,0 +1,16 @@
+"""Build the common action space of a model: `python build_space.py model=sd15 action_space=pooled out=space/`."""
+
+import hydra
+
+from twinact.cli import user_errors
+from twinact.training import build_space_command
+
+
+@hydra.main(config_path="conf", config_name="build_space", version_base="1.3")
+def main(cfg) -> None:
+    with user_errors():
+        build_space_command(cfg)
+
+
+if __name__ == "__main__":
+    main()
