@@ -102,7 +102,8 @@ def test_corrupt_image_skipped_with_warning(tmp_path, caplog):
     save(tmp_path, "c_good.jpg", Image.new("RGB", (40, 40), BLUE))
     (tmp_path / "readme.txt").write_text("not an image")
     with caplog.at_level(logging.WARNING, logger="twinact.data"):
-        images, paths = load_exemplars(str(tmp_path), RES)
+        exemplars = load_exemplars(str(tmp_path), RES)
+        images, paths = [e.image for e in exemplars], [e.path for e in exemplars]
     assert [p.name for p in paths] == ["b_good.png", "c_good.jpg"]
     assert len(images) == 2 and all(im.size == (RES, RES) and im.mode == "RGB" for im in images)
     assert any("a_bad.png" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
@@ -116,7 +117,8 @@ def test_only_corrupt_images_raise(tmp_path):
 
 
 def test_packaged_action_folder_loads():
-    images, paths = load_exemplars("pkg://actions/three_point_landing", RES)
+    exemplars = load_exemplars("pkg://actions/three_point_landing", RES)
+    images, paths = [e.image for e in exemplars], [e.path for e in exemplars]
     assert len(images) >= 4
     assert len(paths) == len(images) and all(p.is_file() for p in paths)
     assert all(im.size == (RES, RES) and im.mode == "RGB" for im in images)

@@ -34,7 +34,7 @@ def test_export_loads_into_plain_pipeline_and_matches_training(tiny_cfg, tmp_pat
     assert (after - before).abs().max() > 1e-3
 
     # The loaded token rows are exactly the trained placeholder vectors.
-    vectors = load_file(export / "twinact_state.safetensors")["embeddings"]
+    vectors = load_file(export / "twinact_state.safetensors")["embeddings.0"]
     ids = pipe.tokenizer.convert_tokens_to_ids(["<a1>", "<a2>", "<a3>"])
     assert torch.allclose(pipe.text_encoder.get_input_embeddings().weight[ids], vectors)
 

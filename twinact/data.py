@@ -8,6 +8,7 @@ resumed run sees exactly the samples an uninterrupted run would, and N ranks see
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -30,8 +31,23 @@ def resolve_image_dir(image_dir: str) -> Path:
     return Path(image_dir).expanduser()
 
 
+@dataclass
+class Exemplar:
+    """One exemplar image at training resolution, with what SDXL's micro-conditioning needs to know about it."""
+
+    image: Image.Image
+    path: Path
+    original_size: tuple[int, int]  # (h, w) after EXIF rotation
+    crop_top_left: tuple[int, int]  # (top, left) of the crop in the resized image
+
+
 def load_image(path: Path, resolution: int) -> Image.Image:
-    """Open any mode (RGB, RGBA, L, P, CMYK), apply EXIF rotation, resize the short side and centre-crop."""
+    """Open any mode (RGB, RGBA, L, P, CMYK, 16-bit), apply EXIF rotation, resize the short side, centre-crop."""
+    return load_exemplar(path, resolution).image
+
+
+def load_exemplar(path: Path, resolution: int) -> Exemplar:
+    """`load_image` plus the original size and crop position."""
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)
         if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit / float: rescale, convert() would clip
@@ -43,10 +59,15 @@ def load_image(path: Path, resolution: int) -> Image.Image:
             canvas = Image.new("RGBA", im.size, (255, 255, 255, 255))
             im = Image.alpha_composite(canvas, im)
         im = im.convert("RGB")
-    return ImageOps.fit(im, (resolution, resolution), method=Image.Resampling.BICUBIC)
+    w, h = im.size
+    scale = resolution / min(w, h)
+    rw, rh = max(resolution, round(w * scale)), max(resolution, round(h * scale))
+    top, left = (rh - resolution) // 2, (rw - resolution) // 2
+    im = im.resize((rw, rh), Image.Resampling.BICUBIC).crop((left, top, left + resolution, top + resolution))
+    return Exemplar(im, Path(path), (h, w), (top, left))
 
 
-def load_exemplars(image_dir: str, resolution: int) -> tuple[list[Image.Image], list[Path]]:
+def load_exemplars(image_dir: str, resolution: int) -> list[Exemplar]:
     """Load every image in a folder; skip corrupt ones with a warning, fail with a clear message if none remain."""
     folder = resolve_image_dir(image_dir)
     if not folder.is_dir():
@@ -60,16 +81,15 @@ def load_exemplars(image_dir: str, resolution: int) -> tuple[list[Image.Image], 
             f"Image folder {folder} has no images (found {', '.join(p.name for p in files[:5])}). "
             f"Supported: {', '.join(sorted(IMAGE_SUFFIXES))}."
         )
-    images, paths = [], []
+    exemplars = []
     for path in candidates:
         try:
-            images.append(load_image(path, resolution))
-            paths.append(path)
+            exemplars.append(load_exemplar(path, resolution))
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
             log.warning("Skipping unreadable image %s (%s)", path, err)
-    if not images:
+    if not exemplars:
         raise TwinActError(f"No readable image in {folder}: all {len(candidates)} files are corrupt. Replace them.")
-    return images, paths
+    return exemplars
 
 
 def check_resolution(resolution: int, vae_scale_factor: int) -> None:

@@ -1,9 +1,9 @@
 """Export a trained action as files plain diffusers loads: a LoRA and textual-inversion embeddings.
 
-Once trained, the coefficients are fixed, so each placeholder collapses to one embedding vector:
-`export/textual_inversion/<token>.safetensors` (diffusers' one-key format), `export/pytorch_lora_weights.safetensors`
-(diffusers LoRA format with its adapter metadata), and `export/twinact_state.safetensors` + `twinact.json` (the MLPs,
-action feature, coefficients and a reference to the basis) for space operations and resuming analysis.
+Once trained, the coefficients are fixed, so each placeholder collapses to one embedding vector per text encoder:
+`export/textual_inversion/<token>.safetensors` (SD1.5: diffusers' one-key format; SDXL: `clip_l` + `clip_g` keys, the
+usual SDXL embedding layout), `export/pytorch_lora_weights.safetensors` (diffusers LoRA format with its adapter
+metadata), and `export/twinact_state.safetensors` + `twinact.json` (MLPs, action feature, coefficients, basis key).
 """
 
 from __future__ import annotations
@@ -13,45 +13,69 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from twinact.lora import lora_state_dict
+
+SDXL_KEYS = ("clip_l", "clip_g")  # first and second text encoder
 
 
 def token_filename(token: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", token).strip("_") or "token"
 
 
+def pipeline_class(is_xl: bool):
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    return StableDiffusionXLPipeline if is_xl else StableDiffusionPipeline
+
+
 @torch.no_grad()
-def export_action(out_dir: Path, *, tokens: list[str], vectors, unet, lora_config, meta: dict) -> Path:
-    """Write the export folder; returns it."""
+def export_action(out_dir: Path, *, tokens: list[str], vectors, embeddings: list[torch.Tensor], unet, lora_config,
+                  meta: dict) -> Path:
+    """Write the export folder; returns it.
+
+    Args:
+        vectors: the trainable vector modules (their state and coefficients go to `twinact_state.safetensors`).
+        embeddings: [slots, D_i] per text encoder, the final placeholder embeddings.
+    """
     out_dir.mkdir(parents=True, exist_ok=False)
-    embeds = vectors().detach().float().cpu()
+    is_xl = len(embeddings) > 1
     ti_dir = out_dir / "textual_inversion"
     ti_dir.mkdir()
-    for token, vec in zip(tokens, embeds):
-        save_file({token: vec.contiguous()}, str(ti_dir / f"{token_filename(token)}.safetensors"))
+    for slot, token in enumerate(tokens):
+        rows = [e[slot].detach().float().cpu().contiguous() for e in embeddings]
+        content = dict(zip(SDXL_KEYS, rows)) if is_xl else {token: rows[0]}
+        save_file(content, str(ti_dir / f"{token_filename(token)}.safetensors"))
     if lora_config is not None:
-        from diffusers import StableDiffusionPipeline
-
-        StableDiffusionPipeline.save_lora_weights(
+        pipeline_class(is_xl).save_lora_weights(
             out_dir, unet_lora_layers=lora_state_dict(unet), safe_serialization=True,
             unet_lora_adapter_metadata=lora_config.to_dict(),
         )
     state = {f"vectors.{k}": v.detach().cpu().contiguous() for k, v in vectors.state_dict().items()}
-    state["coefficients"] = vectors.coefficients().detach().float().cpu().contiguous()
-    state["embeddings"] = embeds.contiguous()
+    for i, source in enumerate(vectors):
+        state[f"coefficients.{i}"] = source.coefficients().detach().float().cpu().contiguous()
+    for i, emb in enumerate(embeddings):
+        state[f"embeddings.{i}"] = emb.detach().float().cpu().contiguous()
     save_file(state, str(out_dir / "twinact_state.safetensors"))
-    (out_dir / "twinact.json").write_text(json.dumps({"tokens": tokens, **meta}, indent=2, default=str))
+    (out_dir / "twinact.json").write_text(json.dumps({"tokens": tokens, "sdxl": is_xl, **meta}, indent=2, default=str))
     return out_dir
 
 
 def load_into_pipeline(pipe, export_dir: Path) -> list[str]:
-    """Load an export into any SD pipeline with plain diffusers calls; returns the placeholder tokens."""
+    """Load an export into an SD or SDXL pipeline with plain diffusers calls; returns the placeholder tokens."""
     export_dir = Path(export_dir)
-    tokens = json.loads((export_dir / "twinact.json").read_text())["tokens"]
-    for token in tokens:
-        pipe.load_textual_inversion(str(export_dir / "textual_inversion" / f"{token_filename(token)}.safetensors"))
+    info = json.loads((export_dir / "twinact.json").read_text())
+    for token in info["tokens"]:
+        path = export_dir / "textual_inversion" / f"{token_filename(token)}.safetensors"
+        if info.get("sdxl"):
+            rows = load_file(str(path))
+            pipe.load_textual_inversion(rows["clip_l"], token=token, text_encoder=pipe.text_encoder,
+                                        tokenizer=pipe.tokenizer)
+            pipe.load_textual_inversion(rows["clip_g"], token=token, text_encoder=pipe.text_encoder_2,
+                                        tokenizer=pipe.tokenizer_2)
+        else:
+            pipe.load_textual_inversion(str(path))
     if (export_dir / "pytorch_lora_weights.safetensors").is_file():
         pipe.load_lora_weights(str(export_dir))
-    return tokens
+    return info["tokens"]

@@ -1,8 +1,9 @@
-"""The frozen text-to-image model: a tiny one built in code, or any SD1.5-family diffusers folder / hub id.
+"""The frozen text-to-image model: tiny ones built in code, or SD1.5 / SDXL diffusers folders and hub ids.
 
-Both come back as the same `Components`, so nothing downstream knows which one it got. The tiny model exists so
-every test and the CPU demo run offline; the pretrained path is the one users run on GPUs, and tests exercise it by
-saving the tiny model with `save_pretrained` and loading it back through `from_pretrained`.
+All come back as the same `Components`; the only family difference downstream is that SDXL has a second tokenizer
+and text encoder (see `conditioning.py`). The tiny models exist so every test and the CPU demo run offline; the
+pretrained path is the one users run on GPUs, and tests exercise it by saving a tiny model with `save_pretrained`
+and loading it back through `from_pretrained`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from twinact.assets import clip_tokenizer_dir
 from twinact.errors import TwinActError
@@ -31,6 +32,20 @@ class Components:
     unet: UNet2DConditionModel
     noise_scheduler: DDPMScheduler
     identity: str  # what the checkpoint fingerprint and action-space cache are keyed on
+    tokenizer_2: CLIPTokenizer | None = None  # SDXL only
+    text_encoder_2: CLIPTextModelWithProjection | None = None  # SDXL only (its pooled, projected output conditions)
+
+    @property
+    def is_xl(self) -> bool:
+        return self.text_encoder_2 is not None
+
+    @property
+    def tokenizers(self) -> list[CLIPTokenizer]:
+        return [self.tokenizer] + ([self.tokenizer_2] if self.is_xl else [])
+
+    @property
+    def text_encoders(self) -> list[CLIPTextModel]:
+        return [self.text_encoder] + ([self.text_encoder_2] if self.is_xl else [])
 
     @property
     def vae_scale_factor(self) -> int:
@@ -54,6 +69,20 @@ def _noise_scheduler(prediction_type: str) -> DDPMScheduler:
     )
 
 
+def _tiny_text_config(vocab_size: int, hidden: int, eos_token_id: int = 49407, **kw) -> CLIPTextConfig:
+    return CLIPTextConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+                          num_attention_heads=4, max_position_embeddings=77, bos_token_id=49406,
+                          eos_token_id=eos_token_id, pad_token_id=49407, **kw)
+
+
+def _tiny_vae() -> AutoencoderKL:
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64), layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=32,
+        sample_size=64,
+    )
+
+
 def build_tiny(prediction_type: str = "epsilon", seed: int = 0) -> Components:
     """A CPU-sized SD-shaped model with random weights (fixed by `seed`) and the real CLIP tokenizer.
 
@@ -63,16 +92,8 @@ def build_tiny(prediction_type: str = "epsilon", seed: int = 0) -> Components:
     tokenizer = CLIPTokenizer.from_pretrained(str(clip_tokenizer_dir()))
     # eos_token_id set to the real id: with the legacy value 2 the pooled output is taken at argmax(input_ids),
     # which lands on added placeholder ids.
-    text_config = CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
-    )
-    text_encoder = CLIPTextModel(text_config)
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64), layers_per_block=1,
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=32,
-        sample_size=64,
-    )
+    text_encoder = CLIPTextModel(_tiny_text_config(len(tokenizer), 32))
+    vae = _tiny_vae()
     unet = UNet2DConditionModel(
         sample_size=32, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
@@ -81,42 +102,90 @@ def build_tiny(prediction_type: str = "epsilon", seed: int = 0) -> Components:
     return Components(tokenizer, text_encoder, vae, unet, _noise_scheduler(prediction_type), identity=f"tiny-seed{seed}")
 
 
-def load_pretrained(path: str, revision: str | None = None, variant: str | None = None,
-                    dtype: torch.dtype = torch.float32) -> Components:
-    """Load an SD1.5-layout diffusers model (hub id or local folder) with `from_pretrained`, in the frozen dtype."""
+def build_tiny_xl(prediction_type: str = "epsilon", seed: int = 0) -> Components:
+    """A CPU-sized SDXL-shaped model: two text encoders of different widths (32 + 48, so slicing bugs show), the
+    second with a projection and SDXL's legacy `eos_token_id=2`, and a `text_time` UNet taking pooled text + time ids.
+    """
+    torch.manual_seed(seed)
+    tokenizer = CLIPTokenizer.from_pretrained(str(clip_tokenizer_dir()))
+    tokenizer_2 = CLIPTokenizer.from_pretrained(str(clip_tokenizer_dir()), pad_token="!")  # SDXL's second tokenizer
+    text_encoder = CLIPTextModel(_tiny_text_config(len(tokenizer), 32))
+    text_encoder_2 = CLIPTextModelWithProjection(_tiny_text_config(len(tokenizer), 48, eos_token_id=2, projection_dim=32))
+    unet = UNet2DConditionModel(
+        sample_size=32, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32 + 48, attention_head_dim=(2, 4), norm_num_groups=32, transformer_layers_per_block=(1, 2),
+        addition_embed_type="text_time", addition_time_embed_dim=8, projection_class_embeddings_input_dim=32 + 6 * 8,
+        use_linear_projection=True,
+    )
+    comps = Components(tokenizer, text_encoder, _tiny_vae(), unet, _noise_scheduler(prediction_type),
+                       identity=f"tiny_xl-seed{seed}", tokenizer_2=tokenizer_2, text_encoder_2=text_encoder_2)
+    return comps
+
+
+def load_pretrained(path: str, family: str = "sd15", revision: str | None = None, variant: str | None = None,
+                    dtype: torch.dtype = torch.float32, vae: str | None = None) -> Components:
+    """Load an SD1.5- or SDXL-layout diffusers model (hub id or folder) with `from_pretrained`, in the frozen dtype.
+
+    Both SDXL text encoders are loaded whole, the second with its final norm and projection (the released code left
+    the pooled embedding random). `vae` names a separate VAE folder or id (e.g. the fp16-fix SDXL VAE).
+    """
     kw = {"revision": revision, "variant": variant}
     try:
         tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", revision=revision)
         text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", dtype=dtype, **kw)
-        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype, **kw)
+        extra = {}
+        if family == "sdxl":
+            extra["tokenizer_2"] = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer_2", revision=revision)
+            extra["text_encoder_2"] = CLIPTextModelWithProjection.from_pretrained(
+                path, subfolder="text_encoder_2", dtype=dtype, **kw)
+        if vae:
+            autoencoder = AutoencoderKL.from_pretrained(vae, torch_dtype=dtype)
+        else:
+            autoencoder = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype, **kw)
         unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype, **kw)
         scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler", revision=revision)
     except (OSError, ValueError) as err:
         raise TwinActError(
-            f"Could not load the model {path!r} ({type(err).__name__}: {str(err).splitlines()[0]}). "
+            f"Could not load the {family} model {path!r} ({type(err).__name__}: {str(err).splitlines()[0]}). "
             "Give a diffusers folder or a hub id in model.pretrained, and log in / go online for hub ids."
         ) from None
+    if family == "sdxl" and unet.config.addition_embed_type != "text_time":
+        raise TwinActError(f"{path} is not an SDXL model (its UNet takes no text_time conditioning); use model=sd15.")
     identity = f"{path}@{revision or 'main'}"
-    return Components(tokenizer, text_encoder, vae, unet, scheduler, identity=identity)
+    return Components(tokenizer, text_encoder, autoencoder, unet, scheduler, identity=identity, **extra)
 
 
-def load_components(pretrained: str | None, *, revision: str | None = None, variant: str | None = None,
-                    dtype: torch.dtype = torch.float32, prediction_type: str = "epsilon") -> Components:
-    """Frozen components in `dtype`, no gradients: the tiny model when `pretrained` is None."""
-    comps = build_tiny(prediction_type) if pretrained is None else load_pretrained(pretrained, revision, variant, dtype)
-    for module in (comps.text_encoder, comps.vae, comps.unet):
+def load_components(pretrained: str | None, *, family: str = "sd15", revision: str | None = None,
+                    variant: str | None = None, dtype: torch.dtype = torch.float32, prediction_type: str = "epsilon",
+                    vae: str | None = None) -> Components:
+    """Frozen components in `dtype`, no gradients: the tiny model of the family when `pretrained` is None."""
+    if family not in ("sd15", "sdxl"):
+        raise TwinActError(f"model.family={family!r} is not sd15 or sdxl.")
+    if pretrained is None:
+        comps = (build_tiny_xl if family == "sdxl" else build_tiny)(prediction_type)
+    else:
+        comps = load_pretrained(pretrained, family, revision, variant, dtype, vae)
+    for module in (*comps.text_encoders, comps.vae, comps.unet):
         module.requires_grad_(False)
         module.eval()
-        module.to(dtype)
+        if module.dtype != dtype:
+            module.to(dtype)
     return comps
 
 
-def save_as_pipeline(comps: Components, out_dir: str) -> None:
-    """Write the components as a plain `StableDiffusionPipeline` folder (what `model=sd15` loads)."""
-    from diffusers import StableDiffusionPipeline
+def load_model(model_cfg, precision: str = "32-true") -> Components:
+    """`load_components` from a `model=` config node."""
+    m = model_cfg
+    return load_components(m.pretrained, family=m.get("family", "sd15"), revision=m.revision, variant=m.variant,
+                           dtype=frozen_dtype(m.dtype, precision), prediction_type=m.prediction_type,
+                           vae=m.get("vae"))
 
-    pipe = StableDiffusionPipeline(
-        vae=comps.vae, text_encoder=comps.text_encoder, tokenizer=comps.tokenizer, unet=comps.unet,
-        scheduler=comps.noise_scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
+
+def save_as_pipeline(comps: Components, out_dir: str) -> None:
+    """Write the components as a plain diffusers pipeline folder (what `model=sd15` / `model=sdxl` load)."""
+    from twinact.sampling import make_pipeline
+
+    pipe = make_pipeline(comps)
+    pipe.scheduler = comps.noise_scheduler
     pipe.save_pretrained(out_dir)

@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from twinact.conditioning import added_conditioning, encode_captions
 from twinact.errors import TwinActError
 from twinact.losses import action_similarity_loss, diffusion_loss, diffusion_target, predicted_x0
 
@@ -65,28 +66,39 @@ class LossSettings:
 
 class TwinActModule(pl.LightningModule):
     """Args:
-    vectors: the placeholder-vector module (already installed in `text_encoder`).
+    vectors: the placeholder-vector modules (already installed in the text encoders).
     comps: frozen `Components` (text encoder wrapped, UNet with or without a LoRA adapter).
     exemplars: [N, 3, H, W] exemplar pixels in [-1, 1].
     schedule, losses: recipe.
     image_encoder: frozen image encoder for the similarity loss (None disables it).
     fingerprint: identity of the frozen parts, stored in checkpoints and checked on resume.
+    time_ids: [N, 2, 6] SDXL micro-conditioning per exemplar and flip (None for SD1.5).
     """
 
-    def __init__(self, vectors: nn.Module, comps, exemplars: torch.Tensor, schedule: StageSchedule,
+    def __init__(self, vectors: nn.ModuleList, comps, exemplars: torch.Tensor, schedule: StageSchedule,
                  losses: LossSettings, image_encoder: nn.Module | None, fingerprint: dict,
-                 gradient_checkpointing: bool = False):
+                 time_ids: torch.Tensor | None = None, gradient_checkpointing: bool = False):
         super().__init__()
         self.vectors = vectors  # registered first so its parameters are named `vectors.*`
-        self.text_encoder, self.vae, self.unet = comps.text_encoder, comps.vae, comps.unet
+        self.text_encoders = nn.ModuleList(comps.text_encoders)
+        self.vae, self.unet = comps.vae, comps.unet
         self.image_encoder = image_encoder
         self.tokenizer, self.noise_scheduler, self.comps = comps.tokenizer, comps.noise_scheduler, comps
         self.register_buffer("exemplars", exemplars, persistent=False)
+        self.register_buffer("time_ids", time_ids, persistent=False)
         self.schedule, self.losses, self.fingerprint = schedule, losses, fingerprint
         self.strict_loading = False  # checkpoints carry trainable weights only
         self.has_lora = any("lora_" in n for n, _ in self.unet.named_parameters())
         if gradient_checkpointing:
             self.unet.enable_gradient_checkpointing()
+
+    @property
+    def text_encoder(self):
+        return self.comps.text_encoder
+
+    def placeholder_embeddings(self) -> list[torch.Tensor]:
+        """[slots, D_i] per text encoder: what the placeholders currently embed to."""
+        return [enc.get_input_embeddings().placeholder_vectors() for enc in self.comps.text_encoders]
 
     # ----- trainable state -------------------------------------------------------------------------------------
     def lora_parameters(self) -> list[nn.Parameter]:
@@ -120,10 +132,6 @@ class TwinActModule(pl.LightningModule):
             self.reference = self.image_encoder.embed_pixels(flat.float()).view(*views.shape[:2], -1)
 
     # ----- training --------------------------------------------------------------------------------------------
-    def tokenize(self, captions: list[str]) -> torch.Tensor:
-        return self.tokenizer(list(captions), padding="max_length", max_length=self.tokenizer.model_max_length,
-                              truncation=True, return_tensors="pt").input_ids.to(self.device)
-
     def sample_noise(self, seeds: torch.Tensor, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample (latent draw, diffusion noise) from each sample's own seed: independent of rank and batch."""
         draws = []
@@ -139,8 +147,10 @@ class TwinActModule(pl.LightningModule):
         latent_eps, noise = self.sample_noise(batch["noise_seed"], mean.shape[1:])
         latents = (mean + std * latent_eps) * self.vae.config.scaling_factor
         noisy = self.noise_scheduler.add_noise(latents, noise, t)
-        hidden = self.text_encoder(self.tokenize(batch["caption"]))[0]
-        pred = self.unet(noisy.to(self.unet.dtype), t, hidden.to(self.unet.dtype)).sample
+        hidden, pooled = encode_captions(self.comps, batch["caption"], self.device)
+        ids = self.time_ids[idx, flip] if self.time_ids is not None else None
+        added = added_conditioning(pooled, ids, self.unet.dtype)
+        pred = self.unet(noisy.to(self.unet.dtype), t, hidden.to(self.unet.dtype), added_cond_kwargs=added).sample
         target = diffusion_target(self.noise_scheduler, latents, noise, t)
         mse = diffusion_loss(pred, target, self.noise_scheduler, t, self.losses.min_snr_gamma)
         sim = self.similarity(noisy, pred, t, idx, flip, step)

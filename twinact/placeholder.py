@@ -70,13 +70,28 @@ class SpaceVectors(nn.Module):
 
 
 class PlaceholderEmbedding(nn.Module):
-    """Drop-in replacement for the text encoder's `token_embedding` that injects placeholder vectors."""
+    """Drop-in replacement for the text encoder's `token_embedding` that injects placeholder vectors.
 
-    def __init__(self, base: nn.Embedding, token_ids: list[int], vectors: nn.Module):
+    Args:
+        base: the frozen embedding table module.
+        token_ids: the placeholder ids, in slot order.
+        vectors: module returning [slots, D'] vectors.
+        span: (start, end) columns of `vectors()` this encoder reads (SDXL: one MLP set over the joint
+            768 + 1280 space feeds both encoders); None reads all.
+    """
+
+    def __init__(self, base: nn.Embedding, token_ids: list[int], vectors: nn.Module,
+                 span: tuple[int, int] | None = None):
         super().__init__()
         self.base = base
         self.vectors = vectors
+        self.span = span
         self.register_buffer("token_ids", torch.tensor(token_ids, dtype=torch.long), persistent=False)
+
+    def placeholder_vectors(self) -> torch.Tensor:
+        """[slots, D] the embeddings this encoder sees for its placeholders."""
+        v = self.vectors()
+        return v if self.span is None else v[:, self.span[0] : self.span[1]]
 
     @property
     def weight(self) -> torch.Tensor:  # some HF utilities read `.weight` of the input embeddings
@@ -90,7 +105,7 @@ class PlaceholderEmbedding(nn.Module):
         out = self.base(safe_ids)
         if not is_placeholder.any():
             return out
-        vectors = self.vectors().to(out.dtype)
+        vectors = self.placeholder_vectors().to(out.dtype)
         injected = vectors[match.float().argmax(-1)]
         return torch.where(is_placeholder.unsqueeze(-1), injected, out)
 
@@ -134,8 +149,14 @@ def offsets_for(kind: str, space, init_vector: torch.Tensor) -> torch.Tensor:
     raise TwinActError(f"placeholder.offset={kind!r} is not one of init_word, mean, zero.")
 
 
-def install(text_encoder, token_ids: list[int], vectors: nn.Module) -> PlaceholderEmbedding:
+def install(text_encoder, token_ids: list[int], vectors: nn.Module, span: tuple[int, int] | None = None,
+            eos_token_id: int = 49407) -> PlaceholderEmbedding:
     """Wrap the text encoder's input embedding so `token_ids` read from `vectors`."""
-    wrapper = PlaceholderEmbedding(text_encoder.get_input_embeddings(), token_ids, vectors)
+    wrapper = PlaceholderEmbedding(text_encoder.get_input_embeddings(), token_ids, vectors, span)
     text_encoder.set_input_embeddings(wrapper)
+    # Configs with the legacy eos_token_id=2 (SD1.5's and SDXL's CLIP) pool at argmax(input_ids), which lands on the
+    # added placeholder ids. Pooling at the first real EOS gives the same result for every other prompt.
+    core = getattr(text_encoder, "text_model", text_encoder)  # transformers 5: CLIPTextModel is its own text model
+    if getattr(core, "eos_token_id", None) == 2:
+        core.eos_token_id = eos_token_id
     return wrapper

@@ -7,19 +7,24 @@ import time
 from pathlib import Path
 
 import torch
-from diffusers import DDIMScheduler, StableDiffusionPipeline
+from diffusers import DDIMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 from omegaconf import OmegaConf
 from PIL import Image
 
 from twinact.errors import TwinActError
 
 
-def make_pipeline(comps, unet=None, text_encoder=None) -> StableDiffusionPipeline:
-    """A `StableDiffusionPipeline` on the given parts with a DDIM sampler (no safety checker: research use)."""
+def make_pipeline(comps):
+    """An SD or SDXL pipeline on the given parts with a DDIM sampler (no safety checker: research use)."""
+    scheduler = DDIMScheduler.from_config(comps.noise_scheduler.config)
+    if comps.is_xl:
+        return StableDiffusionXLPipeline(
+            vae=comps.vae, text_encoder=comps.text_encoder, text_encoder_2=comps.text_encoder_2,
+            tokenizer=comps.tokenizer, tokenizer_2=comps.tokenizer_2, unet=comps.unet, scheduler=scheduler,
+        )
     return StableDiffusionPipeline(
-        vae=comps.vae, text_encoder=text_encoder or comps.text_encoder, tokenizer=comps.tokenizer,
-        unet=unet or comps.unet, scheduler=DDIMScheduler.from_config(comps.noise_scheduler.config),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        vae=comps.vae, text_encoder=comps.text_encoder, tokenizer=comps.tokenizer, unet=comps.unet,
+        scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
 
 
@@ -61,17 +66,14 @@ def sample_run(run_dir: str, prompts: list[str] | None = None, *, num_images: in
         out_dir: where images and `grid.png` go; default `<run>/samples/<timestamp>` (never overwritten).
     """
     from twinact.export import load_into_pipeline
-    from twinact.models import frozen_dtype, load_components
+    from twinact.models import load_model
     from twinact.rundir import allocate_run_dir
 
     run = Path(run_dir)
     if not (run / "config.yaml").is_file() or not (run / "export" / "twinact.json").is_file():
         raise TwinActError(f"{run} is not a finished twinact run (needs config.yaml and export/). Pass run=<run dir>.")
     cfg = OmegaConf.load(run / "config.yaml")
-    m = cfg.model
-    dtype = frozen_dtype(m.dtype, cfg.trainer.precision if torch.cuda.is_available() else "32-true")
-    comps = load_components(m.pretrained, revision=m.revision, variant=m.variant, dtype=dtype,
-                            prediction_type=m.prediction_type)
+    comps = load_model(cfg.model, cfg.trainer.precision if torch.cuda.is_available() else "32-true")
     pipe = make_pipeline(comps).to("cuda" if torch.cuda.is_available() else "cpu")
     tokens = load_into_pipeline(pipe, run / "export")
     prompts = list(prompts or [p.format(" ".join(tokens)) for p in cfg.action.eval_prompts])

@@ -16,87 +16,19 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from twinact import action_space as spaces
-from twinact.action_encoder import ClipImageEncoder, build_action_feature, pil_to_tensor
-from twinact.assets import cache_dir
+from twinact.assembly import build_module, build_space, space_cache_root
 from twinact.callbacks import SampleGrid
 from twinact.data import ActionDataModule, check_resolution, load_exemplars
 from twinact.errors import TwinActError
 from twinact.export import export_action
-from twinact.lora import add_lora
-from twinact.models import frozen_dtype, load_components
-from twinact.module import LossSettings, StageSchedule, TwinActModule, check_fingerprint
-from twinact.placeholder import SpaceVectors, add_placeholder_tokens, init_word_embedding, install, offsets_for
+from twinact.models import load_model
+from twinact.module import TwinActModule, check_fingerprint
 from twinact.rundir import allocate_run_dir, attach_log_file, record_run
 from twinact.sampling import make_grid, make_pipeline, render
 
 log = logging.getLogger(__name__)
 # Frozen parts are in eval mode on purpose; LambdaLR schedules are rebuilt from config, not pickled.
 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
-
-
-def space_cache_root(cfg: DictConfig) -> Path:
-    return Path(cfg.cache_dir).expanduser() / "action_spaces" if cfg.cache_dir else cache_dir() / "action_spaces"
-
-
-def build_space(cfg: DictConfig, comps, num_slots: int) -> spaces.ActionSpace:
-    """The common action space of this model's embedding table (built once, then read from the cache)."""
-    a = cfg.action_space
-    table = comps.text_encoder.get_input_embeddings().weight
-    return spaces.build_action_space(
-        spaces.load_phrases(a.phrases), comps.tokenizer, table, comps.identity, slots=num_slots, mode=a.mode,
-        max_components=a.max_components, dedupe=a.dedupe, cache_root=space_cache_root(cfg),
-    )
-
-
-def build_space_command(cfg: DictConfig) -> spaces.ActionSpace:
-    """`python build_space.py model=... action_space=...`: build (or find) the space and copy it to `cfg.out`."""
-    comps = load_components(cfg.model.pretrained, revision=cfg.model.revision, variant=cfg.model.variant,
-                            dtype=frozen_dtype(cfg.model.dtype, "32-true"), prediction_type=cfg.model.prediction_type)
-    space = build_space(cfg, comps, cfg.slots)
-    entry = space_cache_root(cfg) / space.fingerprint()
-    if cfg.out:
-        out = allocate_run_dir(cfg.out)
-        shutil.copytree(entry, out, dirs_exist_ok=True)
-        entry = out
-    log.info("Action space K=%d (explained variance per slot %s) in %s", space.num_components,
-             ", ".join(f"{v:.3f}" for v in space.meta["explained_variance"]), entry)
-    return space
-
-
-def build_module(cfg: DictConfig, comps, images) -> tuple[TwinActModule, dict]:
-    """Install placeholders and LoRA on the frozen parts and wrap them in the LightningModule."""
-    tokens = list(cfg.action.placeholder_tokens)
-    table = comps.text_encoder.get_input_embeddings().weight
-    init_vec = init_word_embedding(comps.tokenizer, table, cfg.action.init_word)
-    token_ids = add_placeholder_tokens(comps.tokenizer, tokens)
-    space = build_space(cfg, comps, len(tokens))
-    encoder = instantiate(cfg.action_encoder.encoder) if cfg.action_encoder.encoder is not None else None
-    feature = build_action_feature(encoder, images, dim=cfg.action_encoder.dim or 320, seed=cfg.seed)
-    offsets = offsets_for(cfg.action_space.offset, space, init_vec)
-    vectors = SpaceVectors(feature, space.basis, offsets, shared_mlp=cfg.action_space.shared_mlp)
-    install(comps.text_encoder, token_ids, vectors)
-    lora_cfg = None
-    if cfg.lora.enabled:
-        lora_cfg = add_lora(comps.unet, cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout, tuple(cfg.lora.targets),
-                            cfg.lora.init)
-    sim = cfg.loss.similarity
-    image_encoder = ClipImageEncoder(sim.encoder) if sim.weight > 0 else None
-    m = cfg.method
-    schedule = StageSchedule(
-        stage1_steps=m.stage1.steps, stage2_steps=m.stage2.steps if cfg.lora.enabled else 0, lr=m.stage1.lr,
-        lora_lr=m.stage2.lora_lr, warmup_steps=m.warmup_steps, weight_decay=m.weight_decay,
-        use_8bit_adam=m.use_8bit_adam,
-    )
-    losses = LossSettings(cfg.loss.min_snr_gamma, sim.weight, sim.start, sim.min_timestep, sim.decode)
-    fingerprint = {
-        "model": comps.identity, "action_space": space.fingerprint(), "tokens": tokens,
-        "feature": feature.source, "lora_rank": cfg.lora.rank if cfg.lora.enabled else 0,
-        "shared_mlp": bool(cfg.action_space.shared_mlp),
-    }
-    exemplars = torch.stack([pil_to_tensor(im) for im in images])
-    module = TwinActModule(vectors, comps, exemplars, schedule, losses, image_encoder, fingerprint,
-                           gradient_checkpointing=cfg.trainer.gradient_checkpointing)
-    return module, {"space": space, "lora_config": lora_cfg, "tokens": tokens}
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Trainer:
@@ -125,6 +57,19 @@ def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Traine
     )
 
 
+def build_space_command(cfg: DictConfig) -> spaces.ActionSpace:
+    """`python build_space.py model=... action_space=...`: build (or find) the space and copy it to `cfg.out`."""
+    space = build_space(cfg, load_model(cfg.model), cfg.slots)
+    entry = space_cache_root(cfg) / space.fingerprint()
+    if cfg.out:
+        out = allocate_run_dir(cfg.out)
+        shutil.copytree(entry, out, dirs_exist_ok=True)
+        entry = out
+    log.info("Action space K=%d (explained variance per slot %s) in %s", space.num_components,
+             ", ".join(f"{v:.3f}" for v in space.meta["explained_variance"]), entry)
+    return space
+
+
 def check_ckpt(path: str | None, fingerprint: dict) -> str | None:
     if path is None:
         return None
@@ -150,20 +95,18 @@ def train(cfg: DictConfig) -> TrainResult:
     pl.seed_everything(cfg.seed, workers=True)
     if cfg.lora.enabled and cfg.lora.rank <= 0:
         raise TwinActError(f"lora.rank={cfg.lora.rank} must be a positive integer; use lora=none to train without LoRA.")
-    dtype = frozen_dtype(cfg.model.dtype, cfg.trainer.precision)
-    comps = load_components(cfg.model.pretrained, revision=cfg.model.revision, variant=cfg.model.variant,
-                            dtype=dtype, prediction_type=cfg.model.prediction_type)
+    comps = load_model(cfg.model, cfg.trainer.precision)
     check_resolution(cfg.data.resolution, comps.vae_scale_factor)
-    images, paths = load_exemplars(cfg.action.image_dir, cfg.data.resolution)
-    module, parts = build_module(cfg, comps, images)
+    exemplars = load_exemplars(cfg.action.image_dir, cfg.data.resolution)
+    module, parts = build_module(cfg, comps, exemplars)
     ckpt_path = check_ckpt(cfg.ckpt_path, module.fingerprint)
     run_dir = allocate_run_dir(cfg.run_dir)
     handler = attach_log_file(run_dir)
     try:
-        _save_run_header(run_dir, cfg, paths, parts["space"])
-        log.info("Run dir %s: %d exemplars, action space K=%d, %d + %d steps", run_dir, len(images),
+        _save_run_header(run_dir, cfg, [ex.path for ex in exemplars], parts["space"])
+        log.info("Run dir %s: %d exemplars, action space K=%d, %d + %d steps", run_dir, len(exemplars),
                  parts["space"].num_components, module.schedule.stage1_steps, module.schedule.stage2_steps)
-        datamodule = ActionDataModule(_stream_kwargs(cfg, module, len(images)), cfg.data.batch_size,
+        datamodule = ActionDataModule(_stream_kwargs(cfg, module, len(exemplars)), cfg.data.batch_size,
                                       cfg.trainer.accumulate_grad_batches, cfg.data.num_workers)
         trainer = build_trainer(cfg, run_dir, module.schedule.total_steps)
         _log_space_plot(trainer, run_dir)
@@ -207,8 +150,9 @@ def _export_and_render(cfg: DictConfig, run_dir: Path, module: TwinActModule, pa
     meta = {"action": cfg.action.name, "model": OmegaConf.to_container(cfg.model, resolve=True),
             "action_space": parts["space"].meta, "fingerprint": module.fingerprint,
             "config": OmegaConf.to_container(cfg, resolve=True)}
-    export_action(run_dir / "export", tokens=parts["tokens"], vectors=module.vectors, unet=module.unet,
-                  lora_config=parts["lora_config"], meta=meta)
+    export_action(run_dir / "export", tokens=parts["tokens"], vectors=module.vectors,
+                  embeddings=module.placeholder_embeddings(), unet=module.unet, lora_config=parts["lora_config"],
+                  meta=meta)
     if not cfg.sample_at_end or cfg.trainer.fast_dev_run:
         return
     prompts = [p.format(" ".join(parts["tokens"])) for p in cfg.action.eval_prompts]

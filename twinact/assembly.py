@@ -1,0 +1,107 @@
+"""Assemble the trainable pieces around the frozen model: action space, placeholder vectors, LoRA, the module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch import nn
+
+from twinact import action_space as spaces
+from twinact.action_encoder import ClipImageEncoder, build_action_feature, pil_to_tensor
+from twinact.assets import cache_dir
+from twinact.conditioning import time_ids
+from twinact.lora import add_lora
+from twinact.module import LossSettings, StageSchedule, TwinActModule
+from twinact.placeholder import SpaceVectors, add_placeholder_tokens, init_word_embedding, install, offsets_for
+
+
+def space_cache_root(cfg: DictConfig) -> Path:
+    return Path(cfg.cache_dir).expanduser() / "action_spaces" if cfg.cache_dir else cache_dir() / "action_spaces"
+
+
+def joint_table(comps) -> torch.Tensor:
+    """Input embedding rows of every text encoder side by side (SDXL: 768 + 1280 columns)."""
+    return torch.cat([enc.get_input_embeddings().weight.detach().float() for enc in comps.text_encoders], dim=1)
+
+
+def build_space(cfg: DictConfig, comps, num_slots: int) -> spaces.ActionSpace:
+    """The common action space of this model's embedding table(s) (built once, then read from the cache)."""
+    a = cfg.action_space
+    return spaces.build_action_space(
+        spaces.load_phrases(a.phrases), comps.tokenizer, joint_table(comps), comps.identity, slots=num_slots,
+        mode=a.mode, max_components=a.max_components, dedupe=a.dedupe, cache_root=space_cache_root(cfg),
+    )
+
+
+def install_placeholders(cfg: DictConfig, comps, space, feature, tokens: list[str]) -> nn.ModuleList:
+    """Add the tokens to every tokenizer and wrap every text encoder; returns the trainable vector modules.
+
+    SDXL: `action_space.mlp_per_encoder` gives each encoder its own MLPs over its slice of the joint basis (released
+    code); otherwise one set of MLPs produces the joint vector and each encoder reads its columns.
+    """
+    a = cfg.action_space
+    dims = [enc.get_input_embeddings().weight.shape[1] for enc in comps.text_encoders]
+    bounds = [(sum(dims[:i]), sum(dims[: i + 1])) for i in range(len(dims))]
+    init = torch.cat([init_word_embedding(tok, enc.get_input_embeddings().weight, cfg.action.init_word)
+                      for tok, enc in zip(comps.tokenizers, comps.text_encoders)])
+    offsets = offsets_for(a.offset, space, init)
+    if len(dims) > 1 and a.get("mlp_per_encoder", True):
+        sources = [SpaceVectors(feature, space.basis[..., lo:hi], offsets[:, lo:hi], a.shared_mlp) for lo, hi in bounds]
+        spans = [None] * len(dims)
+    else:
+        sources = [SpaceVectors(feature, space.basis, offsets, a.shared_mlp)]
+        spans = bounds if len(dims) > 1 else [None]
+    for i, (tok, enc) in enumerate(zip(comps.tokenizers, comps.text_encoders)):
+        ids = add_placeholder_tokens(tok, tokens)
+        install(enc, ids, sources[min(i, len(sources) - 1)], spans[i], eos_token_id=tok.eos_token_id)
+    return nn.ModuleList(sources)
+
+
+def exemplar_time_ids(exemplars, resolution: int) -> torch.Tensor:
+    """[N, 2, 6] SDXL time ids per exemplar, unflipped and flipped (a flip mirrors the crop's left edge)."""
+    out = []
+    for ex in exemplars:
+        h, w = ex.original_size
+        scale = resolution / min(h, w)
+        resized_w = max(resolution, round(w * scale))
+        top, left = ex.crop_top_left
+        size, target = (h, w), (resolution, resolution)
+        out.append(torch.stack([time_ids(size, (top, left), target),
+                                time_ids(size, (top, resized_w - left - resolution), target)]))
+    return torch.stack(out)
+
+
+def build_module(cfg: DictConfig, comps, exemplars) -> tuple[TwinActModule, dict]:
+    """Install placeholders and LoRA on the frozen parts and wrap them in the LightningModule."""
+    tokens = list(cfg.action.placeholder_tokens)
+    images = [ex.image for ex in exemplars]
+    space = build_space(cfg, comps, len(tokens))
+    encoder = instantiate(cfg.action_encoder.encoder) if cfg.action_encoder.encoder is not None else None
+    feature = build_action_feature(encoder, images, dim=cfg.action_encoder.dim or 320, seed=cfg.seed)
+    vectors = install_placeholders(cfg, comps, space, feature, tokens)
+    lora_cfg = None
+    if cfg.lora.enabled:
+        lora_cfg = add_lora(comps.unet, cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout, tuple(cfg.lora.targets),
+                            cfg.lora.init)
+    sim = cfg.loss.similarity
+    image_encoder = ClipImageEncoder(sim.encoder) if sim.weight > 0 else None
+    m = cfg.method
+    schedule = StageSchedule(
+        stage1_steps=m.stage1.steps, stage2_steps=m.stage2.steps if cfg.lora.enabled else 0, lr=m.stage1.lr,
+        lora_lr=m.stage2.lora_lr, warmup_steps=m.warmup_steps, weight_decay=m.weight_decay,
+        use_8bit_adam=m.use_8bit_adam,
+    )
+    losses = LossSettings(cfg.loss.min_snr_gamma, sim.weight, sim.start, sim.min_timestep, sim.decode)
+    fingerprint = {
+        "model": comps.identity, "action_space": space.fingerprint(), "tokens": tokens,
+        "feature": feature.source, "lora_rank": cfg.lora.rank if cfg.lora.enabled else 0,
+        "shared_mlp": bool(cfg.action_space.shared_mlp), "vector_modules": len(vectors),
+    }
+    pixels = torch.stack([pil_to_tensor(im) for im in images])
+    module = TwinActModule(vectors, comps, pixels, schedule, losses, image_encoder, fingerprint,
+                           time_ids=exemplar_time_ids(exemplars, cfg.data.resolution) if comps.is_xl else None,
+                           gradient_checkpointing=cfg.trainer.gradient_checkpointing)
+    return module, {"space": space, "lora_config": lora_cfg, "tokens": tokens}
