@@ -52,7 +52,8 @@ def export_action(out_dir: Path, *, tokens: list[str], vectors, embeddings: list
             out_dir, unet_lora_layers=lora_state_dict(unet), safe_serialization=True,
             unet_lora_adapter_metadata=lora_config.to_dict(),
         )
-    state = {f"vectors.{k}": v.detach().cpu().contiguous() for k, v in vectors.state_dict().items()}
+    # clone: SDXL's two MLP sets share one action feature, and safetensors refuses shared storage
+    state = {f"vectors.{k}": v.detach().cpu().clone() for k, v in vectors.state_dict().items()}
     for i, source in enumerate(vectors):
         state[f"coefficients.{i}"] = source.coefficients().detach().float().cpu().contiguous()
     for i, emb in enumerate(embeddings):
