@@ -160,7 +160,9 @@ class TwinActModule(pl.LightningModule):
         return loss
 
     def similarity(self, noisy, pred, t, idx, flip, step) -> torch.Tensor:
-        """Action-similarity loss on samples with t above the threshold, once the stage is far enough along."""
+        """Action-similarity loss, once the stage is far enough along: each sample with t above the threshold adds
+        1 - cos, the others 0, averaged over the batch (so the value does not depend on how a global batch is split
+        across devices)."""
         cfg = self.losses
         zero = pred.new_zeros((), dtype=torch.float32)
         if self.reference is None or self.schedule.progress(step) < cfg.similarity_start:
@@ -175,7 +177,9 @@ class TwinActModule(pl.LightningModule):
         else:
             raise TwinActError(f"loss.decode={cfg.decode!r} is not 'x0' or 'eps_raw'.")
         images = self.vae.decode((latent / self.vae.config.scaling_factor).to(self.vae.dtype)).sample
-        return action_similarity_loss(self.image_encoder.embed_pixels(images), self.reference[idx[mask], flip[mask]])
+        per_sample = action_similarity_loss(self.image_encoder.embed_pixels(images),
+                                            self.reference[idx[mask], flip[mask]])
+        return per_sample * mask.sum() / len(mask)
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         # LoRA starts stage 2 with a fresh optimizer state: in stage 1 it saw gradients but a learning rate of 0.

@@ -115,6 +115,9 @@ def train(cfg: DictConfig) -> TrainResult:
             trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
         if trainer.is_global_zero and cfg.export:
             _export_and_render(cfg, run_dir, module, parts)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # without this, DDP worker processes sometimes abort at interpreter exit
+            torch.distributed.destroy_process_group()
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
