@@ -6,7 +6,7 @@ STAMP := $(VENV)/.twinact-installed
 TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install assets demo test test-all clean-cache
+.PHONY: install assets demo test test-all clean-cache bench
 
 install: $(STAMP) assets
 
@@ -31,3 +31,11 @@ test-all: install
 
 clean-cache:
 	rm -rf $${TWINACT_CACHE:-$$HOME/.cache/twinact}/action_spaces
+
+# Step time of twinact vs the same step in bare PyTorch (see benchmarks/README.md); appends to benchmarks/results.jsonl.
+bench: install
+	$(PY) -m twinact.benchmark --model tiny --batch-size 4 --resolution 64 --steps 40 --out benchmarks/results.jsonl
+	$(PY) -m twinact.benchmark --model tiny_xl --batch-size 4 --resolution 64 --steps 40 --out benchmarks/results.jsonl
+	$(PY) -m twinact.benchmark --model sd15_random --batch-size 1 --resolution 256 --steps 6 --warmup 2 \
+		--out benchmarks/results.jsonl
+	$(PY) -m twinact.benchmark --table benchmarks/results.jsonl

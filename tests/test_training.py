@@ -119,7 +119,7 @@ def test_loss_falls_on_a_fixed_batch(tiny_cfg):
     opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=1e-2)
     module.log_dict = lambda *a, **k: None  # no trainer attached to log to
     losses = []
-    for _ in range(15):
+    for _ in range(30):
         loss = module.training_step(batch, 0)
         opt.zero_grad()
         loss.backward()

@@ -166,3 +166,13 @@ def load_action_space(entry: Path) -> ActionSpace:
     tensors = load_file(str(entry / "basis.safetensors"))
     meta = json.loads((entry / "meta.json").read_text())
     return ActionSpace(tensors["basis"], tensors["mean"], tensors["explained_variance_ratio"], meta)
+
+
+def random_like(space: ActionSpace, seed: int = 0) -> ActionSpace:
+    """Ablation: a random orthonormal basis of the same shape (same K, same mean), nothing learned from phrases."""
+    gen = torch.Generator().manual_seed(seed)
+    slots, k, dim = space.basis.shape
+    q, _ = torch.linalg.qr(torch.randn(slots, dim, k, generator=gen, dtype=torch.float64))
+    basis = q.transpose(1, 2).float()
+    meta = {**space.meta, "key": f"{space.meta['key']}-random{seed}", "basis": "random"}
+    return ActionSpace(basis, space.mean.clone(), torch.full((slots, k), 1.0 / k), meta)

@@ -15,7 +15,15 @@ from twinact.assets import cache_dir
 from twinact.conditioning import time_ids
 from twinact.lora import add_lora
 from twinact.module import LossSettings, StageSchedule, TwinActModule
-from twinact.placeholder import SpaceVectors, add_placeholder_tokens, init_word_embedding, install, offsets_for
+from twinact.errors import TwinActError
+from twinact.placeholder import (
+    FreeVectors,
+    SpaceVectors,
+    add_placeholder_tokens,
+    init_word_embedding,
+    install,
+    offsets_for,
+)
 
 
 def space_cache_root(cfg: DictConfig) -> Path:
@@ -30,30 +38,44 @@ def joint_table(comps) -> torch.Tensor:
 def build_space(cfg: DictConfig, comps, num_slots: int) -> spaces.ActionSpace:
     """The common action space of this model's embedding table(s) (built once, then read from the cache)."""
     a = cfg.action_space
-    return spaces.build_action_space(
+    space = spaces.build_action_space(
         spaces.load_phrases(a.phrases), comps.tokenizer, joint_table(comps), comps.identity, slots=num_slots,
         mode=a.mode, max_components=a.max_components, dedupe=a.dedupe, cache_root=space_cache_root(cfg),
     )
+    return spaces.random_like(space, seed=cfg.seed) if a.get("basis", "pca") == "random" else space
+
+
+def vector_sources(cfg: DictConfig, space, feature, init: torch.Tensor, dims: list[int]
+                   ) -> tuple[list[nn.Module], list[tuple[int, int] | None]]:
+    """The trainable vector module(s) and the column span each text encoder reads.
+
+    `method.vectors`: `space` (TwinAct: offset + coefficients @ basis), `free` (textual inversion: a free vector per
+    token), `fixed` (DreamBooth-LoRA: the init word's embedding, frozen). For SDXL, `action_space.mlp_per_encoder`
+    gives each encoder its own MLPs over its slice of the joint basis (released code); otherwise one set of MLPs
+    produces the joint vector and each encoder reads its columns.
+    """
+    a, kind, slots = cfg.action_space, cfg.method.vectors, len(cfg.action.placeholder_tokens)
+    bounds = [(sum(dims[:i]), sum(dims[: i + 1])) for i in range(len(dims))]
+    if kind in ("free", "fixed"):
+        rows = init.expand(slots, -1)
+        return [FreeVectors(rows[:, lo:hi], trainable=kind == "free") for lo, hi in bounds], [None] * len(dims)
+    if kind != "space":
+        raise TwinActError(f"method.vectors={kind!r} is not one of space, free, fixed.")
+    offsets = offsets_for(a.offset, space, init)
+    direct = cfg.method.coefficients == "direct"
+    if len(dims) > 1 and a.get("mlp_per_encoder", True):
+        return ([SpaceVectors(feature, space.basis[..., lo:hi], offsets[:, lo:hi], a.shared_mlp, direct)
+                 for lo, hi in bounds], [None] * len(dims))
+    return [SpaceVectors(feature, space.basis, offsets, a.shared_mlp, direct)], (bounds if len(dims) > 1 else [None])
 
 
 def install_placeholders(cfg: DictConfig, comps, space, feature, tokens: list[str]) -> nn.ModuleList:
-    """Add the tokens to every tokenizer and wrap every text encoder; returns the trainable vector modules.
-
-    SDXL: `action_space.mlp_per_encoder` gives each encoder its own MLPs over its slice of the joint basis (released
-    code); otherwise one set of MLPs produces the joint vector and each encoder reads its columns.
-    """
-    a = cfg.action_space
+    """Add the tokens to every tokenizer and wrap every text encoder; returns the vector modules."""
     dims = [enc.get_input_embeddings().weight.shape[1] for enc in comps.text_encoders]
-    bounds = [(sum(dims[:i]), sum(dims[: i + 1])) for i in range(len(dims))]
-    init = torch.cat([init_word_embedding(tok, enc.get_input_embeddings().weight, cfg.action.init_word)
+    word = cfg.method.get("init_word") or cfg.action.init_word  # DreamBooth-LoRA pins a rare word instead
+    init = torch.cat([init_word_embedding(tok, enc.get_input_embeddings().weight, word)
                       for tok, enc in zip(comps.tokenizers, comps.text_encoders)])
-    offsets = offsets_for(a.offset, space, init)
-    if len(dims) > 1 and a.get("mlp_per_encoder", True):
-        sources = [SpaceVectors(feature, space.basis[..., lo:hi], offsets[:, lo:hi], a.shared_mlp) for lo, hi in bounds]
-        spans = [None] * len(dims)
-    else:
-        sources = [SpaceVectors(feature, space.basis, offsets, a.shared_mlp)]
-        spans = bounds if len(dims) > 1 else [None]
+    sources, spans = vector_sources(cfg, space, feature, init, dims)
     for i, (tok, enc) in enumerate(zip(comps.tokenizers, comps.text_encoders)):
         ids = add_placeholder_tokens(tok, tokens)
         install(enc, ids, sources[min(i, len(sources) - 1)], spans[i], eos_token_id=tok.eos_token_id)
@@ -83,21 +105,24 @@ def build_module(cfg: DictConfig, comps, exemplars) -> tuple[TwinActModule, dict
     feature = build_action_feature(encoder, images, dim=cfg.action_encoder.dim or 320, seed=cfg.seed)
     vectors = install_placeholders(cfg, comps, space, feature, tokens)
     lora_cfg = None
-    if cfg.lora.enabled:
+    use_lora = cfg.lora.enabled and cfg.method.lora
+    if use_lora:
         lora_cfg = add_lora(comps.unet, cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout, tuple(cfg.lora.targets),
                             cfg.lora.init)
     sim = cfg.loss.similarity
-    image_encoder = ClipImageEncoder(sim.encoder) if sim.weight > 0 else None
+    sim_weight = sim.weight if cfg.method.similarity else 0.0
+    image_encoder = ClipImageEncoder(sim.encoder) if sim_weight > 0 else None
     m = cfg.method
     schedule = StageSchedule(
-        stage1_steps=m.stage1.steps, stage2_steps=m.stage2.steps if cfg.lora.enabled else 0, lr=m.stage1.lr,
+        stage1_steps=m.stage1.steps, stage2_steps=m.stage2.steps if use_lora else 0, lr=m.stage1.lr,
         lora_lr=m.stage2.lora_lr, warmup_steps=m.warmup_steps, weight_decay=m.weight_decay,
         use_8bit_adam=m.use_8bit_adam,
     )
-    losses = LossSettings(cfg.loss.min_snr_gamma, sim.weight, sim.start, sim.min_timestep, sim.decode)
+    losses = LossSettings(cfg.loss.min_snr_gamma, sim_weight, sim.start, sim.min_timestep, sim.decode)
     fingerprint = {
         "model": comps.identity, "action_space": space.fingerprint(), "tokens": tokens,
-        "feature": feature.source, "lora_rank": cfg.lora.rank if cfg.lora.enabled else 0,
+        "feature": feature.source, "lora_rank": cfg.lora.rank if use_lora else 0,
+        "method": cfg.method.name,
         "shared_mlp": bool(cfg.action_space.shared_mlp), "vector_modules": len(vectors),
     }
     pixels = torch.stack([pil_to_tensor(im) for im in images])

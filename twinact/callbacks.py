@@ -1,10 +1,13 @@
-"""Lightning callbacks: sample grids during training (rank 0 only)."""
+"""Lightning callbacks: sample grids during training (rank 0 only) and step timing."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import psutil
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.utilities import rank_zero_only
 
 from twinact.sampling import make_grid, make_pipeline, render
@@ -44,3 +47,32 @@ class SampleGrid(pl.Callback):
         log_image = getattr(trainer.logger, "log_image", None)
         if callable(log_image):
             log_image(key="samples", images=[str(path)], caption=[" | ".join(self.prompts)], step=step)
+
+
+class StepTimer(pl.Callback):
+    """Wall time of every optimizer step (data, Lightning, forward, backward, optimizer: everything in between)
+    and the time from process start to the first step; logged as `perf/*`, kept in `step_times`."""
+
+    def __init__(self):
+        self.step_times: list[float] = []
+        self.startup_s: float | None = None
+        self._last: float | None = None
+
+    @staticmethod
+    def _now(pl_module) -> float:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        return time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.startup_s is None:
+            self.startup_s = time.time() - psutil.Process().create_time()
+            self._last = self._now(pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if (batch_idx + 1) % trainer.accumulate_grad_batches:
+            return
+        now = self._now(pl_module)
+        self.step_times.append(now - self._last)
+        self._last = now
+        pl_module.log("perf/step_s", self.step_times[-1], on_step=True, batch_size=1)

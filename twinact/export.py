@@ -55,7 +55,8 @@ def export_action(out_dir: Path, *, tokens: list[str], vectors, embeddings: list
     # clone: SDXL's two MLP sets share one action feature, and safetensors refuses shared storage
     state = {f"vectors.{k}": v.detach().cpu().clone() for k, v in vectors.state_dict().items()}
     for i, source in enumerate(vectors):
-        state[f"coefficients.{i}"] = source.coefficients().detach().float().cpu().contiguous()
+        if hasattr(source, "coefficients"):  # action-space methods; baselines' free vectors have none
+            state[f"coefficients.{i}"] = source.coefficients().detach().float().cpu().contiguous()
     for i, emb in enumerate(embeddings):
         state[f"embeddings.{i}"] = emb.detach().float().cpu().contiguous()
     save_file(state, str(out_dir / "twinact_state.safetensors"))

@@ -96,7 +96,8 @@ def build_tiny(prediction_type: str = "epsilon", seed: int = 0) -> Components:
     vae = _tiny_vae()
     unet = UNet2DConditionModel(
         sample_size=32, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        # attention only at 16x16: at 32x32 self-attention costs most of a CPU step
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32,
     )
     return Components(tokenizer, text_encoder, vae, unet, _noise_scheduler(prediction_type), identity=f"tiny-seed{seed}")
@@ -156,14 +157,30 @@ def load_pretrained(path: str, family: str = "sd15", revision: str | None = None
     return Components(tokenizer, text_encoder, autoencoder, unet, scheduler, identity=identity, **extra)
 
 
-def load_components(pretrained: str | None, *, family: str = "sd15", revision: str | None = None,
-                    variant: str | None = None, dtype: torch.dtype = torch.float32, prediction_type: str = "epsilon",
-                    vae: str | None = None) -> Components:
-    """Frozen components in `dtype`, no gradients: the tiny model of the family when `pretrained` is None."""
+def _builders() -> dict:
+    from twinact.random_models import build_sd15_random, build_sdxl_random
+
+    return {"tiny": build_tiny, "tiny_xl": build_tiny_xl, "sd15_random": lambda _: build_sd15_random(),
+            "sdxl_random": lambda _: build_sdxl_random()}
+
+
+def load_components(pretrained: str | None, *, family: str = "sd15", builder: str | None = None,
+                    revision: str | None = None, variant: str | None = None, dtype: torch.dtype = torch.float32,
+                    prediction_type: str = "epsilon", vae: str | None = None) -> Components:
+    """Frozen components in `dtype`, no gradients.
+
+    Args:
+        pretrained: hub id or diffusers folder; None builds `builder` in code (default: the family's tiny model).
+        builder: tiny | tiny_xl | sd15_random | sdxl_random (random weights, real shapes: for measurements).
+    """
     if family not in ("sd15", "sdxl"):
         raise TwinActError(f"model.family={family!r} is not sd15 or sdxl.")
     if pretrained is None:
-        comps = (build_tiny_xl if family == "sdxl" else build_tiny)(prediction_type)
+        builders = _builders()
+        name = builder or ("tiny_xl" if family == "sdxl" else "tiny")
+        if name not in builders:
+            raise TwinActError(f"model.builder={name!r} is not one of {', '.join(builders)}.")
+        comps = builders[name](prediction_type)
     else:
         comps = load_pretrained(pretrained, family, revision, variant, dtype, vae)
     for module in (*comps.text_encoders, comps.vae, comps.unet):
@@ -177,9 +194,9 @@ def load_components(pretrained: str | None, *, family: str = "sd15", revision: s
 def load_model(model_cfg, precision: str = "32-true") -> Components:
     """`load_components` from a `model=` config node."""
     m = model_cfg
-    return load_components(m.pretrained, family=m.get("family", "sd15"), revision=m.revision, variant=m.variant,
-                           dtype=frozen_dtype(m.dtype, precision), prediction_type=m.prediction_type,
-                           vae=m.get("vae"))
+    return load_components(m.pretrained, family=m.get("family", "sd15"), builder=m.get("builder"),
+                           revision=m.revision, variant=m.variant, dtype=frozen_dtype(m.dtype, precision),
+                           prediction_type=m.prediction_type, vae=m.get("vae"))
 
 
 def save_as_pipeline(comps: Components, out_dir: str) -> None:

@@ -190,11 +190,16 @@ class TwinActModule(pl.LightningModule):
 
     def configure_optimizers(self):
         s = self.schedule
-        groups = [{"params": [p for p in self.vectors.parameters() if p.requires_grad], "name": "coefficients"}]
-        factors = [lambda step: s.lr_factor(step, lora=False)]
+        groups, factors = [], []
+        coefficient_params = [p for p in self.vectors.parameters() if p.requires_grad]
+        if coefficient_params:  # none for DreamBooth-LoRA's frozen token
+            groups.append({"params": coefficient_params, "name": "coefficients"})
+            factors.append(lambda step: s.lr_factor(step, lora=False))
         if self.has_lora:
             groups.append({"params": self.lora_parameters(), "name": "lora"})
             factors.append(lambda step: s.lr_factor(step, lora=True))
+        if not groups:
+            raise TwinActError("Nothing to train: the method has neither trainable tokens nor LoRA.")
         opt = make_adamw(groups, s)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factors)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

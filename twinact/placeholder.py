@@ -35,21 +35,24 @@ class CoefficientMLP(nn.Module):
 
 
 class SpaceVectors(nn.Module):
-    """Per-slot placeholder vectors `offset_k + MLP_k(f) @ B_k`.
+    """Per-slot placeholder vectors `offset_k + w_k @ B_k`, with w_k = MLP_k(f) (TwinAct) or free (`direct`).
 
     Args:
         feature: module returning the action feature [d] (frozen cached buffer or a learned vector).
         basis: [slots, K, D] orthonormal rows.
         offsets: [slots, D].
         shared_mlp: one MLP for all slots instead of one per slot (paper code: one per slot).
+        direct: ablation: train the coefficients themselves (zero-initialized), no MLP and no feature.
     """
 
-    def __init__(self, feature: nn.Module, basis: torch.Tensor, offsets: torch.Tensor, shared_mlp: bool = False):
+    def __init__(self, feature: nn.Module, basis: torch.Tensor, offsets: torch.Tensor, shared_mlp: bool = False,
+                 direct: bool = False):
         super().__init__()
         self.feature = feature
         slots, k, _ = basis.shape
         n_mlps = 1 if shared_mlp else slots
-        self.mlps = nn.ModuleList(CoefficientMLP(feature.dim, k) for _ in range(n_mlps))
+        self.direct = nn.Parameter(torch.zeros(slots, k)) if direct else None
+        self.mlps = nn.ModuleList([] if direct else [CoefficientMLP(feature.dim, k) for _ in range(n_mlps)])
         # Not persistent: checkpoints hold trainable state only; the basis is rebuilt from its cache and checked
         # against the fingerprint stored beside the weights.
         self.register_buffer("basis", basis.float().clone(), persistent=False)
@@ -61,12 +64,29 @@ class SpaceVectors(nn.Module):
 
     def coefficients(self) -> torch.Tensor:
         """[slots, K] coefficients for the current action feature."""
+        if self.direct is not None:
+            return self.direct
         f = self.feature()
         return torch.stack([self.mlps[k % len(self.mlps)](f) for k in range(self.num_slots)])
 
     def forward(self) -> torch.Tensor:
         """[slots, D] placeholder embeddings."""
         return self.offsets + torch.einsum("sk,skd->sd", self.coefficients(), self.basis)
+
+
+class FreeVectors(nn.Module):
+    """Baselines' placeholder vectors: free per-slot embeddings (textual inversion, pivotal tuning), or frozen ones
+    (`trainable=False`: DreamBooth-LoRA's fixed rare-token embedding)."""
+
+    def __init__(self, init: torch.Tensor, trainable: bool = True):
+        super().__init__()
+        if trainable:
+            self.vectors = nn.Parameter(init.float().clone())
+        else:
+            self.register_buffer("vectors", init.float().clone())
+
+    def forward(self) -> torch.Tensor:
+        return self.vectors
 
 
 class PlaceholderEmbedding(nn.Module):

@@ -17,7 +17,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from twinact import action_space as spaces
 from twinact.assembly import build_module, build_space, space_cache_root
-from twinact.callbacks import SampleGrid
+from twinact.callbacks import SampleGrid, StepTimer
 from twinact.data import ActionDataModule, check_resolution, load_exemplars
 from twinact.errors import TwinActError
 from twinact.export import export_action
@@ -45,6 +45,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Traine
                    every_n_steps=c.samples_every_n_steps, num_images=c.samples_num_images, steps=c.sample_steps,
                    guidance_scale=c.guidance_scale, resolution=cfg.data.resolution, seed=cfg.seed),
     ]
+    callbacks.append(StepTimer())
     if logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     return pl.Trainer(
