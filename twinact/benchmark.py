@@ -72,6 +72,7 @@ def measure_bare(args) -> dict:
 
     cfg = _compose(twinact_overrides(args))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.set_flush_denormal(True)  # as train() does
     comps = load_model(cfg.model, args.precision)
     module, _ = build_module(cfg, comps, load_exemplars(cfg.action.image_dir, args.resolution))
     module.to(device)
