@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Offline assets (the real CLIP tokenizer, from the open-clip-torch wheel) into $$TWINACT_CACHE or ~/.cache/twinact.
+# Offline assets (the real CLIP tokenizer from the open-clip-torch wheel, BlazePose from the mediapipe 0.10.21 wheel) into $$TWINACT_CACHE or ~/.cache/twinact.
 assets: $(STAMP)
 	$(PY) -m twinact.assets
+	$(PY) -m twinact.pose_assets
 
 demo: install
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) train.py experiment=demo

@@ -1,7 +1,7 @@
 """Render a trained action: `python sample.py run=<run dir> prompt="a polar bear <a1> <a2> <a3> ..." num_images=4`."""
 
 import hydra
-from omegaconf import ListConfig
+from omegaconf import ListConfig, OmegaConf
 
 from twinact.cli import user_errors
 from twinact.sampling import sample_run
@@ -12,7 +12,10 @@ def main(cfg) -> None:
     prompts = None if cfg.prompt is None else list(cfg.prompt) if isinstance(cfg.prompt, ListConfig) else [cfg.prompt]
     with user_errors():
         out = sample_run(cfg.run, prompts, num_images=cfg.num_images, seed=cfg.seed, steps=cfg.steps,
-                         guidance_scale=cfg.guidance_scale, out_dir=cfg.out_dir)
+                         guidance_scale=cfg.guidance_scale, out_dir=cfg.out_dir,
+                         compose=list(cfg.compose) if cfg.compose else None,
+                         weights=list(cfg.weights) if cfg.weights else None,
+                         adjust=OmegaConf.to_container(cfg.adjust))
     print(f"Wrote {out}/grid.png")
 
 

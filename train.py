@@ -1,8 +1,11 @@
 """Learn a customized action: `python train.py action=three_point_landing lora.rank=8` (see conf/train.yaml)."""
 
+import sys
+
 import hydra
 
 from twinact.cli import user_errors
+from twinact.rundir import remember_command_line
 from twinact.training import train
 
 
@@ -13,4 +16,5 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
+    remember_command_line(sys.argv[1:])
     main()

@@ -139,3 +139,15 @@ def test_mirrored_photo_keeps_anatomical_left_and_right(detector, astronaut):
     kp = detector.detect(astronaut.transpose(Image.FLIP_LEFT_RIGHT))
     assert kp is not None
     assert kp.xy[11, 0] > kp.xy[12, 0]
+
+
+def test_pose_action_encoder_feature_and_missing_person(detector, astronaut):
+    """The `pose` action encoder feeds the MLP a 99-d feature; an exemplar without a person is reported by index."""
+    from twinact.action_encoder import NoPersonError, PoseActionEncoder
+
+    encoder = PoseActionEncoder()
+    feats = encoder.encode([astronaut, astronaut])
+    assert feats.shape == (2, encoder.dim) and np.array_equal(feats[0].numpy(), feats[1].numpy())
+    with pytest.raises(NoPersonError) as err:
+        encoder.encode([astronaut, Image.new("RGB", (256, 256), "white")])
+    assert err.value.index == 1

@@ -45,7 +45,7 @@ def test_two_stages_change_only_trainable_weights(tiny_cfg):
     lora_b = [p for n, p in module.unet.named_parameters() if "lora_B" in n]
     assert any(p.abs().sum() > 0 for p in lora_b), "LoRA did not train in stage 2"
 
-    rows = list(csv.DictReader(open(result.run_dir / "logs" / "metrics.csv")))
+    rows = list(csv.DictReader(open(result.run_dir / "logs" / "version_0" / "metrics.csv")))
     lr_rows = [r for r in rows if r.get("lr-AdamW/lora")]
     lora_lr = {int(r["step"]): float(r["lr-AdamW/lora"]) for r in lr_rows}
     assert [lora_lr[s] for s in range(3)] == [0.0, 0.0, 0.0] and lora_lr[3] > 0
@@ -79,9 +79,10 @@ def test_resume_is_exact(tiny_cfg, tmp_path):
         for key in a:  # equal up to CPU kernels' float summation order (~1e-8 seen)
             torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=f"{name}: {key}")
     # ...while stopping half way is far from it, so the tolerance cannot hide a missed or repeated step.
-    half_b = load_file(half / "export" / "pytorch_lora_weights.safetensors")
-    full_b = load_file(straight / "export" / "pytorch_lora_weights.safetensors")
-    assert max((half_b[k] - full_b[k]).abs().max().item() for k in full_b) > 1e-4
+    assert not (half / "export").exists(), "a stopped run must not look finished"
+    half_state = torch.load(half / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    full_state = load_file(straight / "export" / "twinact_state.safetensors")
+    assert max((half_state[k] - full_state[k]).abs().max().item() for k in half_state if k.startswith("vectors.")) > 1e-4
 
 
 def test_resume_refuses_missing_or_foreign_checkpoint(tiny_cfg, tmp_path):
@@ -139,7 +140,7 @@ def test_training_variants_run(tiny_cfg, override):
 
 def test_similarity_loss_is_applied_when_due(tiny_cfg):
     cfg = tiny_cfg("logger=csv", "loss.similarity.start=0.5", "loss.similarity.min_timestep=-1", stage1=2, stage2=2)
-    rows = list(csv.DictReader(open(train(cfg).run_dir / "logs" / "metrics.csv")))
+    rows = list(csv.DictReader(open(train(cfg).run_dir / "logs" / "version_0" / "metrics.csv")))
     sims = [float(r["train/similarity"]) for r in rows if r.get("train/similarity")]
     # Per stage: off for the first half (steps 0 and 2), on after (steps 1 and 3).
     assert sims[0] == 0 and sims[2] == 0 and sims[1] > 0 and sims[3] > 0, sims

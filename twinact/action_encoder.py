@@ -116,3 +116,40 @@ def build_action_feature(encoder: ActionEncoder | None, images: list[Image.Image
         gen = torch.Generator().manual_seed(seed)
         return ActionFeature(torch.randn(dim, generator=gen), trainable=True, source="learned")
     return ActionFeature(encoder.encode(images).mean(0), trainable=False, source=encoder.name)
+
+
+class NoPersonError(TwinActError):
+    """An action encoder found no person in exemplar number `index`."""
+
+    def __init__(self, index: int):
+        super().__init__(f"no person found in exemplar {index}")
+        self.index = index
+
+
+class PoseActionEncoder:
+    """BlazePose keypoints -> a root-centred, torso-normalised feature with visibilities (99-d): actor-independent
+    by construction, the closest offline stand-in for the released code's OpenPose + ControlNet-stem feature.
+
+    Args:
+        min_confidence: person detector threshold.
+    """
+
+    name = "pose:blazepose_full"
+    dim = 99
+
+    def __init__(self, min_confidence: float = 0.5):
+        from twinact.pose import FEATURE_DIM, PoseDetector
+
+        self.detector = PoseDetector(min_confidence=min_confidence)
+        self.dim = FEATURE_DIM
+
+    def encode(self, images: list[Image.Image]) -> torch.Tensor:
+        from twinact.pose import pose_feature
+
+        feats = []
+        for i, im in enumerate(images):
+            kp = self.detector.detect(im)
+            if kp is None:
+                raise NoPersonError(i)
+            feats.append(torch.from_numpy(pose_feature(kp)).float())
+        return torch.stack(feats)

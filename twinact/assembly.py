@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from twinact import action_space as spaces
-from twinact.action_encoder import ClipImageEncoder, build_action_feature, pil_to_tensor
+from twinact.action_encoder import ClipImageEncoder, NoPersonError, build_action_feature, pil_to_tensor
 from twinact.assets import cache_dir
 from twinact.conditioning import time_ids
 from twinact.lora import add_lora
@@ -102,7 +102,13 @@ def build_module(cfg: DictConfig, comps, exemplars) -> tuple[TwinActModule, dict
     images = [ex.image for ex in exemplars]
     space = build_space(cfg, comps, len(tokens))
     encoder = instantiate(cfg.action_encoder.encoder) if cfg.action_encoder.encoder is not None else None
-    feature = build_action_feature(encoder, images, dim=cfg.action_encoder.dim or 320, seed=cfg.seed)
+    try:
+        feature = build_action_feature(encoder, images, dim=cfg.action_encoder.dim or 320, seed=cfg.seed)
+    except NoPersonError as err:
+        raise TwinActError(
+            f"action_encoder={cfg.action_encoder.name} found no person in {exemplars[err.index].path}. Remove that "
+            "image, or use action_encoder=clip_vision for actions without a human actor."
+        ) from None
     vectors = install_placeholders(cfg, comps, space, feature, tokens)
     lora_cfg = None
     use_lora = cfg.lora.enabled and cfg.method.lora

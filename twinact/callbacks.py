@@ -75,4 +75,5 @@ class StepTimer(pl.Callback):
         now = self._now(pl_module)
         self.step_times.append(now - self._last)
         self._last = now
-        pl_module.log("perf/step_s", self.step_times[-1], on_step=True, batch_size=1)
+        if trainer.global_step % trainer.log_every_n_steps == 0:
+            pl_module.log("perf/step_s", self.step_times[-1], on_step=True, batch_size=1)

@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -60,9 +61,10 @@ def versions() -> dict[str, str]:
 def record_run(run_dir: Path, cfg: DictConfig) -> None:
     """Write the resolved config and `meta.json` (git sha, versions, command, machine)."""
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    name = "meta.json" if not (run_dir / "meta.json").exists() else f"meta-resumed-{int(time.time())}.json"
     meta = {"git_sha": git_sha(), "versions": versions(), "command": sys.argv, "python": sys.version.split()[0],
             "platform": platform.platform()}
-    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+    (run_dir / name).write_text(json.dumps(meta, indent=2))
 
 
 def attach_log_file(run_dir: Path) -> logging.Handler:
@@ -71,3 +73,64 @@ def attach_log_file(run_dir: Path) -> logging.Handler:
     logging.getLogger().addHandler(handler)
     logging.getLogger().setLevel(logging.INFO)
     return handler
+
+
+COMMAND_LINE_ENV = "TWINACT_COMMAND_LINE"  # the launch command's overrides, inherited by launcher-started jobs
+_SWEEP_FUNCTIONS = ("range(", "choice(", "glob(", "interval(", "shuffle(", "sort(")
+
+
+def remember_command_line(argv: list[str]) -> None:
+    """Called by entry points before Hydra: jobs a launcher starts elsewhere can still tell what was swept."""
+    os.environ.setdefault(COMMAND_LINE_ENV, json.dumps(argv))
+
+
+def _is_sweep(value: str) -> bool:
+    if value.startswith(_SWEEP_FUNCTIONS):
+        return True
+    depth, quote = 0, None
+    for ch in value:  # a comma outside brackets and quotes separates sweep values
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[({":
+            depth += 1
+        elif ch in "])}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            return True
+    return False
+
+
+def swept_keys() -> list[str]:
+    """Keys the launch command sweeps over (`lora.rank=4,8` or `lora.rank=range(2,8)`)."""
+    keys = []
+    for arg in json.loads(os.environ.get(COMMAND_LINE_ENV, "[]")):
+        key, sep, value = arg.partition("=")
+        if sep and not arg.startswith("-") and not key.startswith("hydra") and _is_sweep(value):
+            keys.append(key.lstrip("+~"))
+    return keys
+
+
+def sweep_label(cfg: DictConfig) -> str:
+    """The run's name within its group: the swept keys with this job's values, e.g. `lora.rank=4,seed=1`."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        task = HydraConfig.get().overrides.task
+    except ValueError:  # not under a Hydra app (tests, notebooks)
+        task = []
+    values = dict(o.lstrip("+~").split("=", 1) for o in task if "=" in o)
+    label = ",".join(f"{k}={values[k]}" for k in swept_keys() if k in values)
+    return (label or cfg.run_name).replace("/", "_")
+
+
+def requested_run_dir(cfg: DictConfig) -> Path:
+    """`run_dir`, or for sweeps (run_dir: null) the stable `runs/<run_group>/<swept values>`."""
+    if cfg.run_dir:
+        return Path(cfg.run_dir)
+    return Path("runs") / (cfg.get("run_group") or "ungrouped") / sweep_label(cfg)
+
+
+def is_finished(run_dir: Path) -> bool:
+    return (run_dir / "export" / "twinact.json").is_file()

@@ -57,13 +57,19 @@ def make_grid(images: list[Image.Image], cols: int | None = None) -> Image.Image
 
 
 def sample_run(run_dir: str, prompts: list[str] | None = None, *, num_images: int = 4, seed: int = 0,
-               steps: int = 25, guidance_scale: float = 7.5, out_dir: str | None = None) -> Path:
+               steps: int = 25, guidance_scale: float = 7.5, out_dir: str | None = None,
+               compose: list[str] | None = None, weights: list[float] | None = None,
+               adjust: dict | None = None) -> Path:
     """Render prompts with a finished run's export, loaded into a fresh pipeline by plain diffusers calls.
 
     Args:
         run_dir: a training run directory (holds `config.yaml` and `export/`).
         prompts: prompts using the placeholder tokens; None renders the action's eval prompts.
         out_dir: where images and `grid.png` go; default `<run>/samples/<timestamp>` (never overwritten).
+        compose: run dirs whose actions to mix (sharing `run_dir`'s action space); their LoRAs mix with the same
+            weights. None renders `run_dir` alone.
+        weights: one weight per composed run (default: equal).
+        adjust: `{component: k, amount: a, slots: [..] | None}`: move the coefficients along principal component k.
     """
     from twinact.export import load_into_pipeline
     from twinact.models import load_model
@@ -75,7 +81,10 @@ def sample_run(run_dir: str, prompts: list[str] | None = None, *, num_images: in
     cfg = OmegaConf.load(run / "config.yaml")
     comps = load_model(cfg.model, cfg.trainer.precision if torch.cuda.is_available() else "32-true")
     pipe = make_pipeline(comps).to("cuda" if torch.cuda.is_available() else "cpu")
-    tokens = load_into_pipeline(pipe, run / "export")
+    if compose or (adjust and adjust.get("component") is not None):
+        tokens = _load_space_edit(pipe, comps, run, [Path(r) for r in compose or [run]], weights, adjust)
+    else:
+        tokens = load_into_pipeline(pipe, run / "export")
     prompts = list(prompts or [p.format(" ".join(tokens)) for p in cfg.action.eval_prompts])
     images = render(pipe, prompts, num_images=num_images, seed=seed, steps=steps, guidance_scale=guidance_scale,
                     resolution=cfg.data.resolution)
@@ -85,3 +94,28 @@ def sample_run(run_dir: str, prompts: list[str] | None = None, *, num_images: in
     make_grid(images, cols=num_images).save(out / "grid.png")
     (out / "prompts.txt").write_text("\n".join(prompts) + "\n")
     return out
+
+
+def _load_space_edit(pipe, comps, run: Path, runs: list[Path], weights: list[float] | None,
+                     adjust: dict | None) -> list[str]:
+    """Compose and/or adjust actions in the common space, then load the result like an export."""
+    from twinact import space_ops
+
+    weights = list(weights) if weights else [1.0 / len(runs)] * len(runs)
+    meta, coeffs = space_ops.compose(runs, weights)
+    if adjust and adjust.get("component") is not None:
+        coeffs = space_ops.adjust(coeffs, int(adjust["component"]), float(adjust.get("amount", 0.0)),
+                                  adjust.get("slots"))
+    rows = space_ops.run_space_embeddings(run, comps, coeffs)
+    pairs = list(zip(comps.tokenizers, comps.text_encoders))
+    for slot, token in enumerate(meta["tokens"]):
+        for (tok, enc), emb in zip(pairs, rows):
+            pipe.load_textual_inversion(emb[slot].clone(), token=token, text_encoder=enc, tokenizer=tok)
+    names = []
+    for i, r in enumerate(runs):
+        if (r / "export" / "pytorch_lora_weights.safetensors").is_file():
+            pipe.load_lora_weights(str(r / "export"), adapter_name=f"run{i}")
+            names.append((f"run{i}", weights[i]))
+    if names:
+        pipe.set_adapters([n for n, _ in names], adapter_weights=[w for _, w in names])
+    return meta["tokens"]

@@ -23,7 +23,14 @@ from twinact.errors import TwinActError
 from twinact.export import export_action
 from twinact.models import load_model
 from twinact.module import TwinActModule, check_fingerprint
-from twinact.rundir import allocate_run_dir, attach_log_file, record_run
+from twinact.rundir import (
+    allocate_run_dir,
+    attach_log_file,
+    is_finished,
+    record_run,
+    requested_run_dir,
+    sweep_label,
+)
 from twinact.sampling import make_grid, make_pipeline, render
 
 log = logging.getLogger(__name__)
@@ -36,7 +43,12 @@ def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Traine
     # stop_after_steps ends this process early (job time limits); the schedule still spans total_steps.
     stop = min(total_steps, t.stop_after_steps) if t.stop_after_steps else total_steps
     has_logger = cfg.get("logger") and "_target_" in cfg.logger  # logger=none composes to an empty node
-    logger = instantiate(cfg.logger, save_dir=str(run_dir)) if has_logger else False
+    logger = False
+    if has_logger:
+        named = {"name": sweep_label(cfg)} if cfg.logger._target_.endswith("WandbLogger") else {}
+        logger = instantiate(cfg.logger, save_dir=str(run_dir), **named)
+        # the whole resolved config, so runs can be grouped and filtered by any swept key
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     callbacks = [
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step:06d}", auto_insert_metric_name=False,
                         every_n_epochs=c.checkpoint_every_n_steps, save_top_k=-1, save_last=True),
@@ -53,7 +65,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Traine
         precision=t.precision, accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=t.gradient_clip_val, max_epochs=stop, max_steps=stop,
         fast_dev_run=t.fast_dev_run, enable_progress_bar=t.enable_progress_bar, logger=logger, callbacks=callbacks,
-        log_every_n_steps=1, num_sanity_val_steps=0, limit_val_batches=0, use_distributed_sampler=False,
+        log_every_n_steps=t.log_every_n_steps, num_sanity_val_steps=0, limit_val_batches=0, use_distributed_sampler=False,
         default_root_dir=str(run_dir), enable_model_summary=False, deterministic=t.deterministic,
     )
 
@@ -87,12 +99,21 @@ def check_ckpt(path: str | None, fingerprint: dict) -> str | None:
 @dataclass
 class TrainResult:
     run_dir: Path  # config, log, checkpoints, export, samples
-    module: TwinActModule
-    trainer: pl.Trainer
+    module: TwinActModule | None  # None when a finished sweep point was skipped
+    trainer: pl.Trainer | None
 
 
 def train(cfg: DictConfig) -> TrainResult:
-    """Train an action end to end: build, fit, save the final checkpoint, export and render."""
+    """Train an action end to end: build, fit, save the final checkpoint, export and render.
+
+    With `resume: auto` (sweeps) a run dir that already holds an export is skipped (`module` and `trainer` are None)
+    and one with a checkpoint continues from it.
+    """
+    if cfg.get("resume", "never") not in ("never", "auto"):
+        raise TwinActError(f"resume={cfg.resume!r} is not 'never' or 'auto'.")
+    if cfg.resume == "auto" and is_finished(requested_run_dir(cfg)):
+        log.info("%s is finished; skipping (resume: auto).", requested_run_dir(cfg))
+        return TrainResult(requested_run_dir(cfg), None, None)
     pl.seed_everything(cfg.seed, workers=True)
     # Denormal floats (tiny Adam moments, LoRA products) slow CPU kernels ~100x (seen in the test suite); flushing
     # them to zero changes no result that matters. No effect on GPUs.
@@ -103,8 +124,12 @@ def train(cfg: DictConfig) -> TrainResult:
     check_resolution(cfg.data.resolution, comps.vae_scale_factor)
     exemplars = load_exemplars(cfg.action.image_dir, cfg.data.resolution)
     module, parts = build_module(cfg, comps, exemplars)
-    ckpt_path = check_ckpt(cfg.ckpt_path, module.fingerprint)
-    run_dir = allocate_run_dir(cfg.run_dir)
+    run_dir, ckpt_path = requested_run_dir(cfg), cfg.ckpt_path
+    if cfg.resume == "auto" and (run_dir / "checkpoints" / "last.ckpt").is_file() and not ckpt_path:
+        ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")  # an interrupted sweep point continues in place
+    ckpt_path = check_ckpt(ckpt_path, module.fingerprint)
+    run_dir = run_dir if cfg.resume == "auto" else allocate_run_dir(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     handler = attach_log_file(run_dir)
     try:
         _save_run_header(run_dir, cfg, [ex.path for ex in exemplars], parts["space"])
@@ -117,7 +142,11 @@ def train(cfg: DictConfig) -> TrainResult:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         if not cfg.trainer.fast_dev_run:  # the final state, whatever the checkpoint interval
             trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
-        if trainer.is_global_zero and cfg.export:
+        finished = cfg.trainer.fast_dev_run or trainer.global_step >= module.schedule.total_steps
+        if not finished:  # an export marks a finished run (sweeps skip those), so a stopped one gets none
+            log.info("Stopped at step %d of %d; continue with ckpt_path=%s", trainer.global_step,
+                     module.schedule.total_steps, run_dir / "checkpoints" / "last.ckpt")
+        elif trainer.is_global_zero and cfg.export:
             _export_and_render(cfg, run_dir, module, parts)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             # without this, DDP worker processes sometimes abort at interpreter exit

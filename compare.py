@@ -1,0 +1,19 @@
+"""Compare runs: `python compare.py run_group=ablate_lora_rank` (or runs=[dir,...], source=wandb)."""
+
+import hydra
+
+from twinact.cli import user_errors
+from twinact.compare import compare
+
+
+@hydra.main(config_path="conf", config_name="compare", version_base="1.3")
+def main(cfg) -> None:
+    with user_errors():
+        table, out = compare(cfg.run_group, list(cfg.runs) if cfg.runs else None, cfg.source, cfg.root, cfg.out_dir,
+                             cfg.project, cfg.entity)
+    print(table)
+    print(f"Wrote {out}/compare.md, compare.csv, compare.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Compare runs: swept hyperparameters against final metrics, mean and 95% CI over seeds, as a table and a plot.
+
+Reads each run dir's own files (`config.yaml`, `eval/metrics.json` when evaluated, else the training log), so it
+works offline; `source=wandb` reads the same fields from the W&B API for synced runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from twinact.errors import TwinActError
+
+IGNORED = ("run_dir", "run_name", "ckpt_path", "cache_dir", "seed", "callbacks.", "logger.", "trainer.enable_progress")
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        elif not isinstance(value, list):
+            out[name] = value
+    return out
+
+
+def training_metrics(run_dir: Path, tail: float = 0.2) -> dict:
+    """Final training loss: mean of `train/mse` over the last `tail` fraction of logged steps (CSV logger)."""
+    values = []
+    for path in sorted(run_dir.glob("logs/*/metrics.csv")):
+        with open(path) as f:
+            values += [float(r["train/mse"]) for r in csv.DictReader(f) if r.get("train/mse")]
+    if not values:
+        return {}
+    last = values[-max(1, int(len(values) * tail)):]
+    return {"final_train_mse": sum(last) / len(last)}
+
+
+def load_local(run_dirs: list[Path]) -> list[dict]:
+    """One record per run: flattened config + metrics (evaluation metrics win over training ones)."""
+    records = []
+    for run in run_dirs:
+        if not (run / "config.yaml").is_file():
+            continue
+        config = flatten(OmegaConf.to_container(OmegaConf.load(run / "config.yaml"), resolve=False))
+        metrics = training_metrics(run)
+        if (run / "eval" / "metrics.json").is_file():
+            metrics.update(json.loads((run / "eval" / "metrics.json").read_text()).get("aggregate", {}))
+        records.append({"run": str(run), "config": config, "metrics": metrics})
+    return records
+
+
+def load_wandb(run_group: str, project: str, entity: str | None = None, api=None) -> list[dict]:
+    """The same records from W&B for runs of `run_group` that were synced (`api`: a `wandb.Api`, for tests)."""
+    if api is None:
+        import wandb
+
+        api = wandb.Api()
+    path = f"{entity}/{project}" if entity else project
+    records = []
+    for run in api.runs(path, filters={"group": run_group}):
+        metrics = {k: v for k, v in dict(run.summary).items() if isinstance(v, (int, float)) and not k.startswith("_")}
+        records.append({"run": run.name, "config": flatten(dict(run.config)), "metrics": metrics})
+    return records
+
+
+def swept_keys(records: list[dict]) -> list[str]:
+    """Config keys whose values differ between runs (seeds and bookkeeping excluded)."""
+    keys = sorted({k for r in records for k in r["config"]})
+    varying = [k for k in keys if len({json.dumps(r["config"].get(k), default=str) for r in records}) > 1]
+    return [k for k in varying if not k.startswith(IGNORED)]
+
+
+def mean_ci95(values: list[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95% t-interval (0 for one value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    from scipy.stats import t
+
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, float(t.ppf(0.975, n - 1) * std / math.sqrt(n))
+
+
+def summarize(records: list[dict]) -> tuple[list[str], list[str], list[dict]]:
+    """Group runs by swept values (seeds pooled): (swept keys, metric names, rows with mean/ci/n per metric)."""
+    if not records:
+        raise TwinActError("No runs to compare: give run_group=<name> (under runs/) or runs=[<run dir>, ...].")
+    keys = swept_keys(records)
+    metric_names = sorted({m for r in records for m in r["metrics"]})
+    groups = defaultdict(list)
+    for r in records:
+        groups[tuple(json.dumps(r["config"].get(k), default=str) for k in keys)].append(r)
+    rows = []
+    for values, members in sorted(groups.items()):
+        row = {k: json.loads(v) for k, v in zip(keys, values)} | {"n": len(members)}
+        for m in metric_names:
+            got = [r["metrics"][m] for r in members if m in r["metrics"]]
+            if got:
+                row[m], row[f"{m}_ci95"] = mean_ci95(got)
+        rows.append(row)
+    return keys, metric_names, rows
+
+
+def write_outputs(keys: list[str], metrics: list[str], rows: list[dict], out_dir: Path) -> Path:
+    """compare.md, compare.csv and compare.png (each metric against the first numeric swept key, a line per
+    method)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    head = keys + ["n"] + metrics
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for row in rows:
+        cells = [str(row.get(k)) for k in keys + ["n"]]
+        cells += [f"{row[m]:.4f} ± {row[m + '_ci95']:.4f}" if m in row else "" for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    (out_dir / "compare.md").write_text("\n".join(lines) + "\n")
+    with open(out_dir / "compare.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=head + [m + "_ci95" for m in metrics])
+        writer.writeheader()
+        writer.writerows(rows)
+    _plot(keys, metrics, rows, out_dir / "compare.png")
+    return out_dir
+
+
+def _plot(keys: list[str], metrics: list[str], rows: list[dict], path: Path) -> None:
+    from twinact.plots import plt
+
+    numeric = [k for k in keys if k != "method.name" and all(isinstance(r.get(k), (int, float)) for r in rows)]
+    x_key = numeric[0] if numeric else None
+    fig, axes = plt.subplots(1, max(1, len(metrics)), figsize=(5 * max(1, len(metrics)), 4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        lines = defaultdict(list)
+        for i, row in enumerate(rows):
+            if metric in row:
+                lines[row.get("method.name", "runs")].append((row.get(x_key, i), row[metric], row[metric + "_ci95"]))
+        for method, pts in sorted(lines.items()):
+            pts.sort()
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
+                        label=str(method))
+        ax.set(xlabel=x_key or "run", ylabel=metric, title=metric)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def compare(run_group: str | None = None, runs: list[str] | None = None, source: str = "local",
+            root: str = "runs", out_dir: str | None = None, project: str = "twinact",
+            entity: str | None = None) -> tuple[str, Path]:
+    """Build the comparison; returns (markdown table, output dir)."""
+    if source == "wandb":
+        records = load_wandb(run_group, project, entity)
+    elif source == "local":
+        dirs = [Path(r) for r in runs] if runs else sorted(p.parent for p in Path(root, run_group or "").glob("*/config.yaml"))
+        records = load_local(dirs)
+    else:
+        raise TwinActError(f"source={source!r} is not 'local' or 'wandb'.")
+    keys, metrics, rows = summarize(records)
+    out = write_outputs(keys, metrics, rows, Path(out_dir or Path(root) / (run_group or "compare") / "_compare"))
+    return (out / "compare.md").read_text(), out
