@@ -43,10 +43,9 @@ def detector():
         pose_bundle_path()
     except TwinActError as exc:
         pytest.skip(str(exc))
-    from twinact.pose import PoseDetector
+    from twinact.pose import shared_detector
 
-    with PoseDetector() as det:
-        yield det
+    return shared_detector()  # the process-wide one (see its docstring for why not a fresh detector per test)
 
 
 @pytest.fixture(scope="module")

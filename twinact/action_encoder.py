@@ -138,9 +138,9 @@ class PoseActionEncoder:
     dim = 99
 
     def __init__(self, min_confidence: float = 0.5):
-        from twinact.pose import FEATURE_DIM, PoseDetector
+        from twinact.pose import FEATURE_DIM, shared_detector
 
-        self.detector = PoseDetector(min_confidence=min_confidence)
+        self.detector = shared_detector(min_confidence)
         self.dim = FEATURE_DIM
 
     def encode(self, images: list[Image.Image]) -> torch.Tensor:

@@ -7,6 +7,9 @@ about 30 ms on a CPU core.
 
 from __future__ import annotations
 
+import functools
+import signal
+import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,3 +132,15 @@ def pose_feature(kp: Keypoints) -> np.ndarray:
     vis = kp.visibility.astype(np.float64)[:, None]
     rel = (xy - root) / scale * vis
     return np.concatenate([rel, vis], axis=1).reshape(-1).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def shared_detector(min_confidence: float = 0.5) -> PoseDetector:
+    """One detector per process and threshold, closed at exit (building the native graph costs ~0.5 s)."""
+    detector = PoseDetector(min_confidence=min_confidence)
+    # mediapipe's runtime arms a one-shot profiling timer (ITIMER_PROF) without a handler: seconds of CPU time later
+    # (mid-training, say) its SIGPROF killed the whole process ("Profiling timer expired"). Ignore it unless someone
+    # installed a handler; signal handlers can only be set from the main thread.
+    if signal.getsignal(signal.SIGPROF) == signal.SIG_DFL and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGPROF, signal.SIG_IGN)
+    return detector

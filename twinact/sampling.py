@@ -72,16 +72,12 @@ def sample_run(run_dir: str, prompts: list[str] | None = None, *, num_images: in
         adjust: `{component: k, amount: a, slots: [..] | None}`: move the coefficients along principal component k.
     """
     from twinact.export import load_into_pipeline
-    from twinact.models import load_model
     from twinact.rundir import allocate_run_dir
 
     run = Path(run_dir)
-    if not (run / "config.yaml").is_file() or not (run / "export" / "twinact.json").is_file():
-        raise TwinActError(f"{run} is not a finished twinact run (needs config.yaml and export/). Pass run=<run dir>.")
-    cfg = OmegaConf.load(run / "config.yaml")
-    comps = load_model(cfg.model, cfg.trainer.precision if torch.cuda.is_available() else "32-true")
-    pipe = make_pipeline(comps).to("cuda" if torch.cuda.is_available() else "cpu")
-    if compose or (adjust and adjust.get("component") is not None):
+    edit = compose or (adjust and adjust.get("component") is not None)
+    pipe, cfg, comps = base_pipeline(run)
+    if edit:
         tokens = _load_space_edit(pipe, comps, run, [Path(r) for r in compose or [run]], weights, adjust)
     else:
         tokens = load_into_pipeline(pipe, run / "export")
@@ -94,6 +90,17 @@ def sample_run(run_dir: str, prompts: list[str] | None = None, *, num_images: in
     make_grid(images, cols=num_images).save(out / "grid.png")
     (out / "prompts.txt").write_text("\n".join(prompts) + "\n")
     return out
+
+
+def base_pipeline(run: Path):
+    """(pipeline on the run's frozen base model, the run's config, the components) for a finished run."""
+    from twinact.models import load_model
+
+    if not (run / "config.yaml").is_file() or not (run / "export" / "twinact.json").is_file():
+        raise TwinActError(f"{run} is not a finished twinact run (needs config.yaml and export/). Pass run=<run dir>.")
+    cfg = OmegaConf.load(run / "config.yaml")
+    comps = load_model(cfg.model, cfg.trainer.precision if torch.cuda.is_available() else "32-true")
+    return make_pipeline(comps).to("cuda" if torch.cuda.is_available() else "cpu"), cfg, comps
 
 
 def _load_space_edit(pipe, comps, run: Path, runs: list[Path], weights: list[float] | None,

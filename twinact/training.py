@@ -148,6 +148,10 @@ def train(cfg: DictConfig) -> TrainResult:
                      module.schedule.total_steps, run_dir / "checkpoints" / "last.ckpt")
         elif trainer.is_global_zero and cfg.export:
             _export_and_render(cfg, run_dir, module, parts)
+            if cfg.get("eval"):
+                from twinact.evaluation import evaluate
+
+                evaluate(run_dir, cfg.benchmark, device=str(module.device))
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             # without this, DDP worker processes sometimes abort at interpreter exit
             torch.distributed.destroy_process_group()

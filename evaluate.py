@@ -1,0 +1,19 @@
+"""Score a trained action: `python evaluate.py run=<run dir> benchmark=demo` (writes <run>/eval/)."""
+
+import hydra
+
+from twinact.cli import user_errors
+from twinact.evaluation import evaluate
+
+
+@hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
+def main(cfg) -> None:
+    with user_errors():
+        result = evaluate(cfg.run, cfg.benchmark, pose=cfg.pose, device=cfg.device)
+    for name, value in result["aggregate"].items():
+        if not name.endswith("_ci95"):
+            print(f"{name:16s} {value:.4f} ± {result['aggregate'][name + '_ci95']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
