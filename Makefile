@@ -6,7 +6,7 @@ STAMP := $(VENV)/.twinact-installed
 TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install assets demo test test-all clean-cache bench
+.PHONY: install assets demo test test-all lint clean-cache bench
 
 install: $(STAMP) assets
 
@@ -26,6 +26,9 @@ demo: install
 
 test: install
 	WANDB_MODE=offline $(PY) -m pytest -q -m "not slow"
+
+lint: install
+	$(PY) -m ruff check twinact tests *.py
 
 test-all: install
 	WANDB_MODE=offline $(PY) -m pytest -q

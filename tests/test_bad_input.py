@@ -23,6 +23,8 @@ def _images(folder, n=3, size=80):
     ('action.placeholder_tokens=["<a1>","<a1>","<a3>"]', "distinct"),
     ("action_space.offset=median", "init_word, mean, zero"),
     ("loss.similarity.decode=noise", None),
+    ("method.vectors=magic", "method.vectors='magic' is not one of"),
+    ("resume=sometimes", "resume='sometimes'"),
 ])
 def test_config_mistakes(tiny_cfg, tmp_path, override, message):
     cfg = tiny_cfg(override, "trainer.fast_dev_run=true", "loss.similarity.start=0",
@@ -59,3 +61,14 @@ def test_user_photos_of_any_size_train(tiny_cfg, tmp_path):
     (folder / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     result = train(tiny_cfg(f"action.image_dir={folder}", "trainer.fast_dev_run=true"))
     assert len((result.run_dir / "exemplars.txt").read_text().split()) == 3
+
+
+def test_8bit_adam_without_bitsandbytes_is_a_clear_error(tiny_cfg):
+    try:
+        import bitsandbytes  # noqa: F401
+
+        pytest.skip("bitsandbytes is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(TwinActError, match="pip install bitsandbytes"):
+        train(tiny_cfg("method.use_8bit_adam=true", "trainer.fast_dev_run=true"))

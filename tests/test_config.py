@@ -60,3 +60,16 @@ def test_user_error_prints_one_line_and_exit_code_2(tmp_path):
 def test_sample_refuses_a_folder_that_is_not_a_run(tmp_path):
     out = _run(f"run={tmp_path}", script="sample.py")
     assert out.returncode == 2 and "is not a finished twinact run" in out.stderr
+
+
+def test_slurm_launcher_composes_with_one_task_per_device():
+    """SLURM starts trainer.devices tasks per node on trainer.num_nodes nodes, so Lightning can join them."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra_compose("train", ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"],
+                            return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes) == (4, 4, 2)

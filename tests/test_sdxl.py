@@ -6,9 +6,9 @@ import torch
 from diffusers import DDIMScheduler, StableDiffusionXLPipeline
 from safetensors.torch import load_file
 
+from twinact.assembly import exemplar_time_ids
 from twinact.conditioning import encode_captions
 from twinact.data import Exemplar
-from twinact.assembly import exemplar_time_ids
 from twinact.models import build_tiny_xl, save_as_pipeline
 from twinact.placeholder import add_placeholder_tokens, install
 from twinact.training import train

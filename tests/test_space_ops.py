@@ -47,8 +47,9 @@ def test_adjust_moves_along_one_basis_direction(two_runs):
     comps = build_tiny()
     before = space_ops.run_space_embeddings(a, comps, coeffs)[0]
     after = space_ops.run_space_embeddings(a, comps, moved)[0]
-    from twinact.assembly import build_space
     from omegaconf import OmegaConf
+
+    from twinact.assembly import build_space
 
     basis = build_space(OmegaConf.load(a / "config.yaml"), comps, 3).basis
     torch.testing.assert_close(after[1] - before[1], 0.5 * basis[1, 3], atol=1e-6, rtol=1e-5)
@@ -72,8 +73,8 @@ def test_composed_and_adjusted_actions_render(two_runs):
                        weights=[0.5, 0.5])
     moved = sample_run(str(a), ["a robot <a1> <a2> <a3>"], num_images=1, steps=2,
                        adjust={"component": 0, "amount": 2.0, "slots": None})
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     img = lambda d: np.asarray(Image.open(d / "00_00.png"), dtype=np.float32)  # noqa: E731
     assert np.abs(img(mixed) - img(plain)).max() > 0 and np.abs(img(moved) - img(plain)).max() > 0

@@ -57,7 +57,8 @@ class ClipImageEncoder(nn.Module):
             try:
                 model = CLIPVisionModel.from_pretrained(pretrained, dtype=dtype)
             except OSError as err:
-                raise TwinActError(f"Could not load the CLIP vision model {pretrained!r}: {err}".splitlines()[0]) from None
+                message = f"Could not load the CLIP vision model {pretrained!r}: {err}"
+                raise TwinActError(message.splitlines()[0]) from None
         self.model = model.to(dtype).eval().requires_grad_(False)
         self.dim = model.config.hidden_size
         self.image_size = model.config.image_size

@@ -54,7 +54,8 @@ def load_phrases(path: str | None = None) -> list[tuple[str, str]]:
         text = resources.files("twinact").joinpath("data/action_phrases.tsv").read_text(encoding="utf-8")
     else:
         if not Path(path).is_file():
-            raise TwinActError(f"Phrase list {path} does not exist; set action_space.phrases to a group<TAB>phrase file.")
+            raise TwinActError(f"Phrase list {path} does not exist; set action_space.phrases to a "
+                               "group<TAB>phrase file.")
         text = Path(path).read_text(encoding="utf-8")
     pairs = []
     for n, line in enumerate(text.splitlines(), 1):

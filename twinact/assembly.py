@@ -13,9 +13,9 @@ from twinact import action_space as spaces
 from twinact.action_encoder import ClipImageEncoder, NoPersonError, build_action_feature, pil_to_tensor
 from twinact.assets import cache_dir
 from twinact.conditioning import time_ids
+from twinact.errors import TwinActError
 from twinact.lora import add_lora
 from twinact.module import LossSettings, StageSchedule, TwinActModule
-from twinact.errors import TwinActError
 from twinact.placeholder import (
     FreeVectors,
     SpaceVectors,

@@ -157,7 +157,8 @@ def compare(run_group: str | None = None, runs: list[str] | None = None, source:
     if source == "wandb":
         records = load_wandb(run_group, project, entity)
     elif source == "local":
-        dirs = [Path(r) for r in runs] if runs else sorted(p.parent for p in Path(root, run_group or "").glob("*/config.yaml"))
+        found = Path(root, run_group or "").glob("*/config.yaml")
+        dirs = [Path(r) for r in runs] if runs else sorted(p.parent for p in found)
         records = load_local(dirs)
     else:
         raise TwinActError(f"source={source!r} is not 'local' or 'wandb'.")

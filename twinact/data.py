@@ -71,7 +71,8 @@ def load_exemplars(image_dir: str, resolution: int) -> list[Exemplar]:
     """Load every image in a folder; skip corrupt ones with a warning, fail with a clear message if none remain."""
     folder = resolve_image_dir(image_dir)
     if not folder.is_dir():
-        raise TwinActError(f"Image folder {folder} does not exist. Set action.image_dir to a folder of exemplar images.")
+        raise TwinActError(f"Image folder {folder} does not exist. Set action.image_dir to a folder of exemplar "
+                           "images.")
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise TwinActError(f"Image folder {folder} is empty. Put 3-10 exemplar images of the action in it.")

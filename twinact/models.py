@@ -100,7 +100,8 @@ def build_tiny(prediction_type: str = "epsilon", seed: int = 0) -> Components:
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32,
     )
-    return Components(tokenizer, text_encoder, vae, unet, _noise_scheduler(prediction_type), identity=f"tiny-seed{seed}")
+    return Components(tokenizer, text_encoder, vae, unet, _noise_scheduler(prediction_type),
+                      identity=f"tiny-seed{seed}")
 
 
 def build_tiny_xl(prediction_type: str = "epsilon", seed: int = 0) -> Components:
@@ -111,7 +112,8 @@ def build_tiny_xl(prediction_type: str = "epsilon", seed: int = 0) -> Components
     tokenizer = CLIPTokenizer.from_pretrained(str(clip_tokenizer_dir()))
     tokenizer_2 = CLIPTokenizer.from_pretrained(str(clip_tokenizer_dir()), pad_token="!")  # SDXL's second tokenizer
     text_encoder = CLIPTextModel(_tiny_text_config(len(tokenizer), 32))
-    text_encoder_2 = CLIPTextModelWithProjection(_tiny_text_config(len(tokenizer), 48, eos_token_id=2, projection_dim=32))
+    config_2 = _tiny_text_config(len(tokenizer), 48, eos_token_id=2, projection_dim=32)
+    text_encoder_2 = CLIPTextModelWithProjection(config_2)
     unet = UNet2DConditionModel(
         sample_size=32, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),

@@ -83,7 +83,7 @@ class TwinActModule(pl.LightningModule):
         self.text_encoders = nn.ModuleList(comps.text_encoders)
         self.vae, self.unet = comps.vae, comps.unet
         self.image_encoder = image_encoder
-        self.tokenizer, self.noise_scheduler, self.comps = comps.tokenizer, comps.noise_scheduler, comps
+        self.noise_scheduler, self.comps = comps.noise_scheduler, comps
         self.register_buffer("exemplars", exemplars, persistent=False)
         self.register_buffer("time_ids", time_ids, persistent=False)
         self.schedule, self.losses, self.fingerprint = schedule, losses, fingerprint
@@ -107,9 +107,6 @@ class TwinActModule(pl.LightningModule):
     @staticmethod
     def is_trainable_key(key: str) -> bool:
         return key.startswith("vectors.") or ("lora_" in key and key.startswith("unet."))
-
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in self.state_dict().items() if self.is_trainable_key(k)}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if self.is_trainable_key(k)}
@@ -220,7 +217,8 @@ def make_adamw(groups: list[dict], s: StageSchedule) -> torch.optim.Optimizer:
 def check_fingerprint(saved: dict | None, current: dict) -> None:
     """Refuse a checkpoint made for another model, action space or trainable layout."""
     if saved is None:
-        raise TwinActError("ckpt_path is not a twinact checkpoint (no fingerprint). Pass a checkpoints/*.ckpt of a run.")
+        raise TwinActError("ckpt_path is not a twinact checkpoint (no fingerprint). Pass a checkpoints/*.ckpt of a "
+                           "run.")
     diff = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
     if diff:
         detail = "; ".join(f"{k}: checkpoint {a!r} vs run {b!r}" for k, (a, b) in diff.items())

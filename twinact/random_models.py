@@ -14,9 +14,9 @@ from twinact.assets import clip_tokenizer_dir
 
 
 def _clip_text(hidden: int, layers: int, heads: int, act: str, projection: int | None = None):
-    config = CLIPTextConfig(vocab_size=49408, hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
-                            num_attention_heads=heads, max_position_embeddings=77, hidden_act=act, bos_token_id=49406,
-                            eos_token_id=2, projection_dim=projection or hidden)
+    config = CLIPTextConfig(vocab_size=49408, hidden_size=hidden, intermediate_size=4 * hidden,
+                            num_hidden_layers=layers, num_attention_heads=heads, max_position_embeddings=77,
+                            hidden_act=act, bos_token_id=49406, eos_token_id=2, projection_dim=projection or hidden)
     return CLIPTextModelWithProjection(config) if projection else CLIPTextModel(config)
 
 

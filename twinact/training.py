@@ -65,7 +65,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Traine
         precision=t.precision, accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=t.gradient_clip_val, max_epochs=stop, max_steps=stop,
         fast_dev_run=t.fast_dev_run, enable_progress_bar=t.enable_progress_bar, logger=logger, callbacks=callbacks,
-        log_every_n_steps=t.log_every_n_steps, num_sanity_val_steps=0, limit_val_batches=0, use_distributed_sampler=False,
+        log_every_n_steps=t.log_every_n_steps, num_sanity_val_steps=0, limit_val_batches=0,
+        use_distributed_sampler=False,
         default_root_dir=str(run_dir), enable_model_summary=False, deterministic=t.deterministic,
     )
 
@@ -119,7 +120,8 @@ def train(cfg: DictConfig) -> TrainResult:
     # them to zero changes no result that matters. No effect on GPUs.
     torch.set_flush_denormal(True)
     if cfg.lora.enabled and cfg.lora.rank <= 0:
-        raise TwinActError(f"lora.rank={cfg.lora.rank} must be a positive integer; use lora=none to train without LoRA.")
+        raise TwinActError(f"lora.rank={cfg.lora.rank} must be a positive integer; use lora=none to train "
+                           "without LoRA.")
     comps = load_model(cfg.model, cfg.trainer.precision)
     check_resolution(cfg.data.resolution, comps.vae_scale_factor)
     exemplars = load_exemplars(cfg.action.image_dir, cfg.data.resolution)
