@@ -103,3 +103,19 @@ def test_evaluate_at_end_of_training(tiny_cfg):
 
     run = train(tiny_cfg("eval=true", "benchmark.steps=2", "benchmark.seeds=[0]", stage1=1, stage2=1)).run_dir
     assert (run / "eval" / "report.md").is_file()
+
+
+def test_evaluation_of_a_wandb_run_is_logged_as_an_eval_job(tiny_cfg, monkeypatch, tmp_path):
+    from conftest import compose
+
+    from twinact.evaluation import evaluate
+    from twinact.training import train
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    run = train(tiny_cfg("logger=wandb", "run_group=g", stage1=1, stage2=0)).run_dir
+    bench = compose([], config_name="evaluate").benchmark
+    bench.steps, bench.seeds = 2, [0]
+    evaluate(run, bench, pose=False)
+    logged = list((run / "eval" / "wandb").glob("offline-run-*"))
+    assert logged, "no offline W&B eval run"

@@ -153,3 +153,10 @@ def test_wandb_logger_offline(tiny_cfg, monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     result = train(tiny_cfg("logger=wandb", stage1=1, stage2=1))
     assert list((result.run_dir / "wandb").glob("offline-run-*")), "no offline W&B run was written"
+
+
+def test_metrics_are_logged_every_n_steps(tiny_cfg):
+    run = train(tiny_cfg("logger=csv", "trainer.log_every_n_steps=2", stage1=2, stage2=2)).run_dir
+    rows = list(csv.DictReader(open(run / "logs" / "version_0" / "metrics.csv")))
+    steps = sorted({int(r["step"]) for r in rows if r.get("train/loss")})
+    assert steps == [1, 3], steps

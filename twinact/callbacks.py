@@ -75,5 +75,5 @@ class StepTimer(pl.Callback):
         now = self._now(pl_module)
         self.step_times.append(now - self._last)
         self._last = now
-        if trainer.global_step % trainer.log_every_n_steps == 0:
+        if trainer._logger_connector.should_update_logs:
             pl_module.log("perf/step_s", self.step_times[-1], on_step=True, batch_size=1)

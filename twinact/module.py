@@ -152,7 +152,8 @@ class TwinActModule(pl.LightningModule):
         mse = diffusion_loss(pred, target, self.noise_scheduler, t, self.losses.min_snr_gamma)
         sim = self.similarity(noisy, pred, t, idx, flip, step)
         loss = mse + self.losses.similarity_weight * sim
-        if self._trainer is None or step % self.trainer.log_every_n_steps == 0:  # Lightning's logging costs ~4 ms
+        # Lightning's logging costs ~4 ms a call, so only on the steps it will write (its own callbacks ask the same).
+        if self._trainer is None or self.trainer._logger_connector.should_update_logs:
             self.log_dict({"train/loss": loss, "train/mse": mse, "train/similarity": sim,
                            "train/stage": float(self.schedule.stage(step))}, prog_bar=True, batch_size=len(idx))
         return loss

@@ -34,8 +34,10 @@ from twinact.rundir import (
 from twinact.sampling import make_grid, make_pipeline, render
 
 log = logging.getLogger(__name__)
-# Frozen parts are in eval mode on purpose; LambdaLR schedules are rebuilt from config, not pickled.
+# Frozen parts are in eval mode on purpose; an epoch is one optimizer step by design (see data.py), so Lightning's
+# "fewer batches than the logging interval" does not apply: logging counts steps across epochs.
 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
+warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Trainer:
@@ -126,12 +128,7 @@ def train(cfg: DictConfig) -> TrainResult:
     check_resolution(cfg.data.resolution, comps.vae_scale_factor)
     exemplars = load_exemplars(cfg.action.image_dir, cfg.data.resolution)
     module, parts = build_module(cfg, comps, exemplars)
-    run_dir, ckpt_path = requested_run_dir(cfg), cfg.ckpt_path
-    if cfg.resume == "auto" and (run_dir / "checkpoints" / "last.ckpt").is_file() and not ckpt_path:
-        ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")  # an interrupted sweep point continues in place
-    ckpt_path = check_ckpt(ckpt_path, module.fingerprint)
-    run_dir = run_dir if cfg.resume == "auto" else allocate_run_dir(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir, ckpt_path = _run_dir_and_checkpoint(cfg, module.fingerprint)
     handler = attach_log_file(run_dir)
     try:
         _save_run_header(run_dir, cfg, [ex.path for ex in exemplars], parts["space"])
@@ -161,6 +158,18 @@ def train(cfg: DictConfig) -> TrainResult:
         logging.getLogger().removeHandler(handler)
         handler.close()
     return TrainResult(run_dir, module, trainer)
+
+
+def _run_dir_and_checkpoint(cfg: DictConfig, fingerprint: dict) -> tuple[Path, str | None]:
+    """Where this run writes and what it resumes from. Normally a fresh dir (never a used one); with `resume: auto`
+    the sweep point's own dir, continuing from its last checkpoint if it has one."""
+    run_dir, ckpt_path = requested_run_dir(cfg), cfg.ckpt_path
+    if cfg.resume == "auto" and (run_dir / "checkpoints" / "last.ckpt").is_file() and not ckpt_path:
+        ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
+    ckpt_path = check_ckpt(ckpt_path, fingerprint)  # before any dir is made: a refused run leaves nothing behind
+    run_dir = run_dir if cfg.resume == "auto" else allocate_run_dir(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir, ckpt_path
 
 
 def _stream_kwargs(cfg: DictConfig, module: TwinActModule, num_images: int) -> dict:
