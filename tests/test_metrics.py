@@ -119,3 +119,23 @@ def test_evaluation_of_a_wandb_run_is_logged_as_an_eval_job(tiny_cfg, monkeypatc
     evaluate(run, bench, pose=False)
     logged = list((run / "eval" / "wandb").glob("offline-run-*"))
     assert logged, "no offline W&B eval run"
+
+
+def test_customized_actor_gets_image_similarity(tiny_cfg):
+    """An actor with reference photos (`images:`) is also scored image-to-image (S_Actor, image)."""
+    from conftest import compose
+
+    from twinact.evaluation import evaluate
+    from twinact.training import train
+
+    run = train(tiny_cfg(stage1=1, stage2=0)).run_dir
+    bench = compose([], config_name="evaluate").benchmark
+    bench.steps, bench.seeds = 2, [0]
+    from omegaconf import open_dict
+
+    with open_dict(bench):
+        bench.actors[0].images = "pkg://actions/three_point_landing"  # stands in for a customized actor's photos
+    result = evaluate(run, bench, pose=False)
+    assert "s_actor_image" in result["aggregate"]
+    scored = [row for row in result["per_image"] if row["s_actor_image"] == row["s_actor_image"]]  # not NaN
+    assert {row["actor"] for row in scored} == {bench.actors[0].name}
