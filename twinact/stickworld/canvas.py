@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -67,3 +68,42 @@ class Canvas:
 def rot90(v: np.ndarray) -> np.ndarray:
     """``v`` turned a quarter clockwise: the "right" of an "up" vector."""
     return np.array([v[1], -v[0]])
+
+
+class Extent:
+    """A stand-in for :class:`Canvas` that draws nothing and records the bounding box of what would be drawn.
+
+    Rendering draws a figure twice, once here to place and scale it so nothing (hat, tail, cape) leaves the image.
+    """
+
+    def __init__(self):
+        self.box = [math.inf, math.inf, -math.inf, -math.inf]  # x0, y0, x1, y1; floats beat numpy at this size
+
+    @property
+    def lo(self) -> np.ndarray:
+        return np.array(self.box[:2])
+
+    @property
+    def hi(self) -> np.ndarray:
+        return np.array(self.box[2:])
+
+    def _add(self, p: Sequence[float], r: float = 0.0) -> None:
+        x, y, b = float(p[0]), float(p[1]), self.box
+        b[0], b[1], b[2], b[3] = min(b[0], x - r), min(b[1], y - r), max(b[2], x + r), max(b[3], y + r)
+
+    def disc(self, p, r, color) -> None:
+        self._add(p, r)
+
+    def ellipse(self, p, rx, ry, color) -> None:
+        self._add(p, max(rx, ry))
+
+    def capsule(self, a, b, width, color) -> None:
+        self._add(a, width / 2)
+        self._add(b, width / 2)
+
+    def poly(self, points, color) -> None:
+        for p in points:
+            self._add(p)
+
+    def line(self, points, width, color) -> None:
+        self.poly(points, color)

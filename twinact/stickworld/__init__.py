@@ -1,0 +1,18 @@
+"""StickWorld: a procedural world of articulated actors doing named actions, with exact labels.
+
+Every image is drawn from a 14-joint skeleton (:mod:`.skeleton`) posed by an action (:mod:`.actions`) and dressed
+as an actor (:mod:`.actors`), so a small diffusion model can be pretrained on captions like "a robot squatting"
+and a customization method judged on held-out actions against ground-truth joints.
+
+Images come from :mod:`twinact.stickworld.render` (``render``, ``sample``, ``caption``); it is not imported here so
+that ``python -m twinact.stickworld.render`` runs it exactly once.
+"""
+
+from twinact.stickworld.actions import ACTIONS, HELDOUT_ACTIONS, KNOWN_ACTIONS, Action, get_action
+from twinact.stickworld.actors import ACTORS, Actor, get_actor
+from twinact.stickworld.skeleton import JOINTS, Build, Pose, forward_kinematics
+
+__all__ = [
+    "ACTIONS", "ACTORS", "Action", "Actor", "Build", "HELDOUT_ACTIONS", "JOINTS", "KNOWN_ACTIONS", "Pose",
+    "forward_kinematics", "get_action", "get_actor",
+]
