@@ -193,5 +193,8 @@ def evaluate(run_dir: str | Path, bench: DictConfig, *, pose: bool = True, devic
     write_figures(out, run, bench, todo, exemplars, overall)
     if cfg.get("logger") and str(cfg.logger.get("_target_", "")).endswith("WandbLogger"):
         log_to_wandb(run, cfg, rows, overall, out)
+    for name in METRIC_NOTES:
+        if name in overall:
+            log.info("%-15s %.4f ± %.4f  %s", name, overall[name], overall[name + "_ci95"], METRIC_NOTES[name])
     log.info("Wrote %s/report.md, metrics.json, grid.png, bars.png", out)
     return result

@@ -211,4 +211,4 @@ def _export_and_render(cfg: DictConfig, run_dir: Path, module: TwinActModule, pa
     images = render(make_pipeline(module.comps), prompts, num_images=c.samples_num_images, steps=c.sample_steps,
                     guidance_scale=c.guidance_scale, resolution=cfg.data.resolution, seed=cfg.seed)
     make_grid(images, cols=c.samples_num_images).save(run_dir / "samples_final.png")
-    log.info("Wrote %s", run_dir / "samples_final.png")
+    log.info("Wrote %s and %s", run_dir / "export", run_dir / "samples_final.png")

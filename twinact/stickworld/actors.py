@@ -54,8 +54,6 @@ class Actor:
         parts: ``(part, colour)`` pairs drawn by :data:`twinact.stickworld.parts.PARTS`.
         head_shape: "round", "box", "wide" or "helmet".
         torso_shape: "box" (shoulders wider than hips) or "oval" (barrel-bodied animals).
-        reach: How far beyond the head, in head radii, ears or hats go: keeps them inside the image.
-        tail: How far a tail reaches from the pelvis, for the same reason.
         eye_size: Eye radius in head radii (cat's eyes and eye sockets are big).
     """
 
@@ -67,12 +65,9 @@ class Actor:
     parts: tuple[tuple[str, RGB], ...] = ()
     head_shape: str = "round"
     torso_shape: str = "box"
-    reach: float = 1.3
-    tail: float = 0.0
     eye_size: float = 0.15
 
 
-ADULT = Build()
 CHILD = Build(torso=0.24, head=0.11, upper_arm=0.14, forearm=0.14, thigh=0.17, shin=0.17, shoulder_width=0.075,
               hip_width=0.05, chest=0.06, limb=0.048)
 SLENDER = Build(head=0.095, limb=0.04, chest=0.055, shoulder_width=0.07, hip_width=0.045)
@@ -103,12 +98,11 @@ ACTORS: dict[str, Actor] = {a.name: a for a in (
           Palette((180, 186, 196), (160, 166, 178), (105, 110, 122), (105, 110, 122), (70, 75, 85),
                   (105, 110, 122), (105, 110, 122), (70, 75, 85), eye=(0, 230, 255)),
           Build(limb=0.06, chest=0.08, shoulder_width=0.1, hip_width=0.06),
-          parts=(("antenna", (230, 40, 40)), ("panel", (60, 200, 230))), head_shape="box", reach=1.9),
+          parts=(("antenna", (230, 40, 40)), ("panel", (60, 200, 230))), head_shape="box", eye_size=0.2),
     Actor("black_cat", "a black cat", "cat", fur(BLACK, eye=(240, 210, 40)), SLENDER,
-          parts=(("cat_ears", PINK), ("cat_tail", BLACK), ("whiskers", (200, 200, 200))), reach=1.7, tail=0.3),
+          parts=(("cat_ears", PINK), ("cat_tail", BLACK), ("whiskers", (200, 200, 200))), eye_size=0.2),
     Actor("fox", "a fox", "fox", fur((225, 110, 30), (60, 35, 25)), SLENDER,
-          parts=(("fox_ears", (60, 35, 25)), ("fox_tail", (225, 110, 30)), ("muzzle", WHITE)), reach=1.8,
-          tail=0.3),
+          parts=(("fox_ears", (60, 35, 25)), ("fox_tail", (225, 110, 30)), ("muzzle", WHITE))),
     Actor("polar_bear", "a polar bear", "bear", fur((240, 238, 226)), CHUNKY,
           parts=(("bear_ears", (240, 238, 226)), ("muzzle", (250, 250, 245)), ("nose", BLACK)),
           torso_shape="oval"),
@@ -118,7 +112,8 @@ ACTORS: dict[str, Actor] = {a.name: a for a in (
     Actor("parrot", "a green parrot", "bird",
           Palette((40, 175, 70), (40, 175, 70), (40, 175, 70), (40, 95, 210), (40, 95, 210), (120, 120, 120),
                   (120, 120, 120), (90, 90, 90)), BIRD,
-          parts=(("tail_feathers", (40, 95, 210)), ("crest", (225, 30, 40)), ("beak", (250, 200, 40))), torso_shape="oval", reach=1.7, tail=0.25),
+          parts=(("tail_feathers", (40, 95, 210)), ("crest", (225, 30, 40)), ("beak", (250, 200, 40))),
+          torso_shape="oval"),
     Actor("penguin", "a penguin", "bird", Palette(BLACK, BLACK, BLACK, BLACK, BLACK, BLACK, BLACK, (245, 140, 30),
                                                   eye=WHITE),
           Build(torso=0.3, head=0.095, upper_arm=0.13, forearm=0.12, thigh=0.09, shin=0.08, shoulder_width=0.085,
@@ -131,22 +126,20 @@ ACTORS: dict[str, Actor] = {a.name: a for a in (
     Actor("knight", "a knight in armour", "person",
           Palette((160, 168, 182), (150, 158, 172), (150, 158, 172), (120, 128, 142), (90, 95, 105),
                   (150, 158, 172), (120, 128, 142), (90, 95, 105), eye=None), SUITED,
-          parts=(("plume", (210, 30, 40)), ("visor_slit", (20, 20, 25)), ("tabard", (30, 60, 160))), reach=2.0),
+          parts=(("plume", (210, 30, 40)), ("visor_slit", (20, 20, 25)), ("tabard", (30, 60, 160)))),
     Actor("wizard", "a wizard", "person",
           outfit(SKIN_LIGHT, (95, 45, 160), (95, 45, 160), (60, 40, 30)),
-          parts=(("robe", (95, 45, 160)), ("beard", (240, 240, 240)), ("wizard_hat", (70, 30, 130))),
-          reach=2.6),
+          parts=(("robe", (95, 45, 160)), ("beard", (240, 240, 240)), ("wizard_hat", (70, 30, 130)))),
     Actor("superhero", "a superhero with a red cape", "person",
           Palette(SKIN_TAN, (30, 80, 205), (30, 80, 205), (30, 80, 205), (215, 30, 40), (30, 80, 205),
                   (215, 30, 40), (215, 30, 40)),
           parts=(("cape", (215, 30, 40)), ("mask", (30, 80, 205)), ("belt", (250, 210, 40)))),
     Actor("frog", "a frog", "frog", fur((90, 175, 50), eye=None), SLENDER,
-          parts=(("belly", (225, 235, 150)), ("frog_eyes", WHITE), ("smile", (40, 80, 20))), head_shape="wide",
-          reach=1.6),
+          parts=(("belly", (225, 235, 150)), ("frog_eyes", WHITE), ("smile", (40, 80, 20))), head_shape="wide"),
     Actor("rabbit", "a white rabbit", "rabbit", fur(WHITE, eye=(200, 40, 60)), SLENDER,
-          parts=(("rabbit_ears", PINK), ("bunny_tail", WHITE), ("nose", PINK)), reach=3.3, tail=0.1),
+          parts=(("rabbit_ears", PINK), ("bunny_tail", WHITE), ("nose", PINK))),
     Actor("skeleton", "a skeleton", "skeleton", fur((235, 230, 212), eye=BLACK), BONY,
-          parts=(("ribs", (60, 55, 50)), ("teeth", (60, 55, 50))), head_shape="round"),
+          parts=(("ribs", (60, 55, 50)), ("teeth", (60, 55, 50))), eye_size=0.28),
 )}
 
 
