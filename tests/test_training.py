@@ -122,12 +122,19 @@ def test_loss_falls_on_a_fixed_batch(tiny_cfg):
     opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=1e-2)
     module.log_dict = lambda *a, **k: None  # no trainer attached to log to
     losses = []
-    for _ in range(30):
-        loss = module.training_step(batch, 0)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    # One thread: this loop drives Adam into denormal floats, and `set_flush_denormal` only reaches the calling
+    # thread, not an OpenMP pool started earlier in the session (seen: 100x slower steps when run after other tests).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(30):
+            loss = module.training_step(batch, 0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    finally:
+        torch.set_num_threads(threads)
     assert losses[-1] < 0.9 * losses[0], losses
 
 
