@@ -1,0 +1,89 @@
+"""StickWorld judges: predict's contract, exact save/load, and (if committed) the trained weights' accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from twinact.stickworld import ACTORS, JOINTS, judges
+from twinact.stickworld.render import sample
+
+# Far from training's seeds (0 and step-derived [0, step]) and from the sidecar's evaluation seed.
+TEST_SEED = 7_777_777
+MARGIN = 0.04  # 200 images: one standard error of a ~95% rate is ~1.5 points, so this is ~2.5 sigma
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _images(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return [sample(rng, "heldout" if i % 2 else "known") for i in range(n)]
+
+
+def test_predict_shapes_and_probabilities():
+    torch.manual_seed(0)
+    model = judges.Judge(width=8)
+    imgs = [s["image"] for s in _images(5)]
+    imgs[0] = imgs[0].resize((32, 32))  # other sizes are resized, not refused
+    joints, probs = judges.predict(imgs, model, batch_size=2)
+    assert joints.shape == (5, len(JOINTS), 2) and joints.dtype == np.float32
+    assert probs.shape == (5, len(ACTORS)) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert (probs >= 0).all()
+    # Eval mode: a prediction does not depend on its batch-mates.
+    j1, p1 = judges.predict(imgs[1:2], model)
+    np.testing.assert_allclose(j1[0], joints[1], atol=1e-5)
+    np.testing.assert_allclose(p1[0], probs[1], atol=1e-5)
+    assert model.training  # predict restores the mode it found
+
+
+def test_predict_empty():
+    joints, probs = judges.predict([], judges.Judge(width=8))
+    assert joints.shape == (0, len(JOINTS), 2) and probs.shape == (0, len(ACTORS))
+
+
+def test_save_load_round_trip_is_exact(tmp_path):
+    torch.manual_seed(1)
+    model = judges.Judge(width=8)
+    model.train()
+    x = judges.to_tensor([s["image"] for s in _images(4)])
+    model(x)  # move BatchNorm running stats off their init so the buffers are checked too
+    path = tmp_path / "j.safetensors"
+    judges.save(model, path, {"metrics": {"actor_acc": 0.5}})
+    loaded = judges.load(path)
+    assert loaded.width == 8 and not loaded.training
+    for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b), k
+    model.eval()
+    with torch.no_grad():
+        for a, b in zip(model(x), loaded(x)):
+            assert torch.equal(a, b)
+    assert judges.load_meta(path) == {"metrics": {"actor_acc": 0.5}}
+
+
+def test_load_missing_raises(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train_judges"):
+        judges.load(tmp_path / "nope.safetensors")
+
+
+@pytest.mark.skipif(not judges.DEFAULT_WEIGHTS.exists(), reason="no committed judge weights")
+def test_committed_weights_meet_recorded_accuracy():
+    from twinact.stickworld.train_judges import POSE_TOL
+
+    meta = judges.load_meta()
+    assert TEST_SEED != meta["eval_seed"] and TEST_SEED != meta["seed"]
+    samples = _images(200, TEST_SEED)
+    joints, probs = judges.predict([s["image"] for s in samples], judges.load())
+    err = np.linalg.norm(joints - np.stack([s["joints"] for s in samples]), axis=-1).mean(-1)
+    actor_acc = float((probs.argmax(1) == np.array([s["actor_id"] for s in samples])).mean())
+    pose_acc = float((err < POSE_TOL).mean())
+    recorded = meta["metrics"]
+    assert actor_acc >= recorded["actor_acc"] - MARGIN, (actor_acc, recorded)
+    assert pose_acc >= recorded["pose_acc"] - MARGIN, (pose_acc, recorded)
