@@ -119,11 +119,12 @@ METRIC_NOTES = {
 }
 
 
-def write_report(out: Path, run: Path, bench: DictConfig, rows: list[dict], overall: dict, notes: list[str]) -> None:
+def write_report(out: Path, run: Path, bench: DictConfig, rows: list[dict], overall: dict, notes: list[str],
+                 clip: str) -> None:
     names = [m for m in METRIC_NOTES if m in overall]
     lines = [f"# Evaluation of {run.name} on benchmark `{bench.name}`", "",
              f"{len(bench.actors)} actors x {len(bench.templates)} prompts x {len(bench.seeds)} seeds; "
-             f"CLIP judge `{bench.clip}`.", "", "| metric | mean | 95% CI | meaning |", "| --- | --- | --- | --- |"]
+             f"CLIP judge `{clip}`.", "", "| metric | mean | 95% CI | meaning |", "| --- | --- | --- | --- |"]
     lines += [f"| {m} | {overall[m]:.4f} | ± {overall[m + '_ci95']:.4f} | {METRIC_NOTES[m]} |" for m in names]
     lines += ["", "| actor | prompt | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 2)]
     for r in rows:
@@ -179,17 +180,18 @@ def evaluate(run_dir: str | Path, bench: DictConfig, *, pose: bool = True, devic
     render_missing(run, todo, bench, cfg.data.resolution)
     exemplars = [e.image for e in load_exemplars(cfg.action.image_dir, cfg.data.resolution)]
     pose_judge, why_not = pose_judge_or_none(pose)
-    per_image = score(run, todo, bench, exemplars, ClipJudge(bench.clip, device), pose_judge)
+    clip = cfg.model.clip_vision if bench.clip == "auto" else bench.clip
+    per_image = score(run, todo, bench, exemplars, ClipJudge(clip, device), pose_judge)
     rows, overall = aggregate(todo, per_image)
     notes = [f"pose metrics {why_not}" for _ in [0] if why_not]
-    if bench.clip == "tiny":
+    if clip == "tiny":
         notes.append("CLIP judge is the tiny random model: the numbers test the pipeline, they mean nothing.")
     out = run / "eval"
     result = {"benchmark": OmegaConf.to_container(bench, resolve=True), "aggregate": overall, "per_prompt": rows,
               "per_image": [{**j, **{k: v[i] for k, v in per_image.items()}} for i, j in enumerate(todo)],
               "notes": notes}
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
-    write_report(out, run, bench, rows, overall, notes)
+    write_report(out, run, bench, rows, overall, notes, clip)
     write_figures(out, run, bench, todo, exemplars, overall)
     if cfg.get("logger") and str(cfg.logger.get("_target_", "")).endswith("WandbLogger"):
         log_to_wandb(run, cfg, rows, overall, out)
