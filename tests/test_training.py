@@ -55,7 +55,7 @@ def test_two_stages_change_only_trainable_weights(tiny_cfg):
         assert (result.run_dir / "checkpoints" / name).is_file()
 
 
-def test_stage1_only_leaves_lora_at_identity(tiny_cfg):
+def test_lora_none_runs_stage1_only(tiny_cfg):
     module = train(tiny_cfg("lora=none", stage1=2, stage2=5)).module
     assert module.schedule.total_steps == 2 and not module.has_lora
 

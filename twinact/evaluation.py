@@ -75,12 +75,12 @@ def score(run: Path, todo: list[dict], bench: DictConfig, exemplars: list[Image.
             [bench.actor_text.format(actor=j["actor"]) for j in todo])),
         "leakage_text": TextImageSimilarity.scores(img_emb, judge.text_embeddings([bench.exemplar_actor] * len(todo))),
     }
-    references = {a.name: a.get("images") for a in bench.actors if a.get("images")}
+    references = {a.name: EmbeddingSimilarity(judge.image_embeddings(
+        [e.image for e in load_exemplars(a.images, images[0].width)])) for a in bench.actors if a.get("images")}
     if references:  # customized actors: image-image similarity to their reference photos
         per_image["s_actor_image"] = torch.tensor([
-            float(EmbeddingSimilarity(judge.image_embeddings(
-                [e.image for e in load_exemplars(references[j["actor"]], images[0].width)])).scores(img_emb[i:i + 1]))
-            if j["actor"] in references else float("nan") for i, j in enumerate(todo)])
+            float(references[j["actor"]].scores(img_emb[i:i + 1])) if j["actor"] in references else float("nan")
+            for i, j in enumerate(todo)])
     if pose is not None:
         metric = PoseActionScore(pose.features(exemplars))
         per_image["s_action_pose"] = metric.scores(pose.features(images))
@@ -183,7 +183,7 @@ def evaluate(run_dir: str | Path, bench: DictConfig, *, pose: bool = True, devic
     clip = cfg.model.clip_vision if bench.clip == "auto" else bench.clip
     per_image = score(run, todo, bench, exemplars, ClipJudge(clip, device), pose_judge)
     rows, overall = aggregate(todo, per_image)
-    notes = [f"pose metrics {why_not}" for _ in [0] if why_not]
+    notes = [f"pose metrics {why_not}"] if why_not else []
     if clip == "tiny":
         notes.append("CLIP judge is the tiny random model: the numbers test the pipeline, they mean nothing.")
     out = run / "eval"

@@ -63,6 +63,10 @@ class LossSettings:
     similarity_min_timestep: int = 800
     decode: str = "x0"  # "x0": decode the predicted clean latent; "eps_raw": decode the raw prediction (released code)
 
+    def __post_init__(self) -> None:
+        if self.decode not in ("x0", "eps_raw"):
+            raise TwinActError(f"loss.decode={self.decode!r} is not 'x0' or 'eps_raw'.")
+
 
 class TwinActModule(pl.LightningModule):
     """Args:
@@ -171,10 +175,8 @@ class TwinActModule(pl.LightningModule):
             return zero
         if cfg.decode == "x0":
             latent = predicted_x0(self.noise_scheduler, noisy[mask], pred[mask], t[mask])
-        elif cfg.decode == "eps_raw":  # the released code decodes the noise prediction itself
+        else:  # "eps_raw": the released code decodes the noise prediction itself
             latent = pred[mask].float()
-        else:
-            raise TwinActError(f"loss.decode={cfg.decode!r} is not 'x0' or 'eps_raw'.")
         images = self.vae.decode((latent / self.vae.config.scaling_factor).to(self.vae.dtype)).sample
         per_sample = action_similarity_loss(self.image_encoder.embed_pixels(images),
                                             self.reference[idx[mask], flip[mask]])

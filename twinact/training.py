@@ -114,9 +114,9 @@ def train(cfg: DictConfig) -> TrainResult:
     """
     if cfg.get("resume", "never") not in ("never", "auto"):
         raise TwinActError(f"resume={cfg.resume!r} is not 'never' or 'auto'.")
-    if cfg.resume == "auto" and is_finished(requested_run_dir(cfg)):
-        log.info("%s is finished; skipping (resume: auto).", requested_run_dir(cfg))
-        return TrainResult(requested_run_dir(cfg), None, None)
+    if cfg.resume == "auto" and is_finished(point := requested_run_dir(cfg)):
+        log.info("%s is finished; skipping (resume: auto).", point)
+        return TrainResult(point, None, None)
     pl.seed_everything(cfg.seed, workers=True)
     # Denormal floats (tiny Adam moments, LoRA products) slow CPU kernels ~100x (seen in the test suite); flushing
     # them to zero changes no result that matters. No effect on GPUs.

@@ -64,12 +64,17 @@ def whiskers(cv: Canvas, fig: Figure, color) -> None:
             cv.line([fig.h(x, y), fig.h(x + s * 0.9, y + dy)], 0.008, color)
 
 
+def _lower_face(cv: Canvas, fig: Figure, color, side: tuple[float, float, float], width: float, height: float) -> None:
+    """A disc (x, y, radius) on the face in profile, a wide oval across the lower face from the front."""
+    if fig.side:
+        cv.disc(fig.h(side[0], side[1]), side[2] * fig.hr, color)
+    else:
+        cv.poly(oval(fig.h(0, -0.42), width * fig.hr * fig.right, height * fig.hr * fig.up, 10), color)
+
+
 @part("muzzle", "head")
 def muzzle(cv: Canvas, fig: Figure, color) -> None:
-    if fig.side:
-        cv.disc(fig.h(0.78, -0.32), 0.42 * fig.hr, color)
-    else:
-        cv.poly(oval(fig.h(0, -0.42), 0.5 * fig.hr * fig.right, 0.38 * fig.hr * fig.up, 10), color)
+    _lower_face(cv, fig, color, (0.78, -0.32, 0.42), 0.5, 0.38)
 
 
 @part("nose", "head")
@@ -91,10 +96,7 @@ def crest(cv: Canvas, fig: Figure, color) -> None:
 
 @part("cheeks", "head")
 def cheeks(cv: Canvas, fig: Figure, color) -> None:
-    if fig.side:
-        cv.disc(fig.h(0.35, -0.35), 0.45 * fig.hr, color)
-    else:
-        cv.poly(oval(fig.h(0, -0.42), 0.62 * fig.hr * fig.right, 0.42 * fig.hr * fig.up, 10), color)
+    _lower_face(cv, fig, color, (0.35, -0.35, 0.45), 0.62, 0.42)
 
 
 @part("frog_eyes", "head")
