@@ -53,10 +53,13 @@ def load_phrases(path: str | None = None) -> list[tuple[str, str]]:
     if path is None:
         text = resources.files("twinact").joinpath("data/action_phrases.tsv").read_text(encoding="utf-8")
     else:
-        if not Path(path).is_file():
+        from twinact.data import package_path
+
+        path = package_path(path)
+        if not path.is_file():
             raise TwinActError(f"Phrase list {path} does not exist; set action_space.phrases to a "
                                "group<TAB>phrase file.")
-        text = Path(path).read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     pairs = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():

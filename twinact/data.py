@@ -25,10 +25,12 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".g
 PACKAGE_PREFIX = "pkg://"  # image folders shipped inside the package, e.g. pkg://actions/three_point_landing
 
 
-def resolve_image_dir(image_dir: str) -> Path:
-    if image_dir.startswith(PACKAGE_PREFIX):
-        return Path(str(resources.files("twinact").joinpath("data", image_dir[len(PACKAGE_PREFIX):])))
-    return Path(image_dir).expanduser()
+def package_path(path: str) -> Path:
+    """`pkg://x/y` -> the file or folder `twinact/data/x/y` shipped in the package; anything else as a local path."""
+    if path.startswith(PACKAGE_PREFIX):
+        return Path(str(resources.files("twinact").joinpath("data", path[len(PACKAGE_PREFIX):])))
+    return Path(path).expanduser()
+
 
 
 @dataclass
@@ -69,7 +71,7 @@ def load_exemplar(path: Path, resolution: int) -> Exemplar:
 
 def load_exemplars(image_dir: str, resolution: int) -> list[Exemplar]:
     """Load every image in a folder; skip corrupt ones with a warning, fail with a clear message if none remain."""
-    folder = resolve_image_dir(image_dir)
+    folder = package_path(image_dir)
     if not folder.is_dir():
         raise TwinActError(f"Image folder {folder} does not exist. Set action.image_dir to a folder of exemplar "
                            "images.")

@@ -88,6 +88,24 @@ def score(run: Path, todo: list[dict], bench: DictConfig, exemplars: list[Image.
     return {k: [float(x) for x in v] for k, v in per_image.items()}
 
 
+def score_stickworld(run: Path, todo: list[dict], bench: DictConfig, cfg: DictConfig) -> dict[str, list[float]]:
+    """Per-image StickWorld scores: pose vs the true action on each requested actor, actor probabilities."""
+    from twinact.errors import TwinActError
+    from twinact.stickworld import ACTIONS
+    from twinact.stickworld.exemplars import load_meta
+    from twinact.stickworld.scoring import score_images
+
+    if cfg.action.name not in ACTIONS:
+        raise TwinActError(f"benchmark=stickworld scores StickWorld actions; {cfg.action.name!r} is not one "
+                           f"(use action=stickworld action.name=<one of {', '.join(ACTIONS)}>).")
+    ids = {a.name: a.id for a in bench.actors}
+    images = [Image.open(run / "eval" / "images" / j["file"]).convert("RGB") for j in todo]
+    exemplar_actors = load_meta(cfg.action.image_dir).get("actors", [])
+    scores = score_images(images, [ids[j["actor"]] for j in todo], cfg.action.name, exemplar_actors)
+    return {k: [float(x) for x in scores[k]] for k in ("s_action", "s_actor", "leakage", "actor_correct")
+            if k in scores}
+
+
 def aggregate(todo: list[dict], per_image: dict[str, list[float]]) -> tuple[list[dict], dict]:
     """Per prompt: mean and CI95 over seeds. Overall: per-seed means (over prompts), then mean and CI95 over seeds."""
     prompts, by_seed = defaultdict(lambda: defaultdict(list)), defaultdict(lambda: defaultdict(list))
@@ -110,6 +128,10 @@ def aggregate(todo: list[dict], per_image: dict[str, list[float]]) -> tuple[list
 
 
 METRIC_NOTES = {
+    "s_action": "S_Action: StickWorld pose similarity to the true action, exp(-d^2/2k^2) (higher better)",
+    "s_actor": "S_Actor: judge probability of the requested actor (higher better)",
+    "leakage": "Leakage: judge probability of the exemplars' actor(s) (lower better)",
+    "actor_correct": "fraction of generations whose most probable actor is the requested one",
     "s_action_pose": "S_Action (pose): keypoint similarity to the exemplars, detected images only (higher better)",
     "detection_rate": "fraction of generations where the pose judge found a person",
     "s_action_embed": "S_Action (embedding): CLIP image cosine to the exemplars (higher better)",
@@ -120,11 +142,11 @@ METRIC_NOTES = {
 
 
 def write_report(out: Path, run: Path, bench: DictConfig, rows: list[dict], overall: dict, notes: list[str],
-                 clip: str) -> None:
+                 judge: str) -> None:
     names = [m for m in METRIC_NOTES if m in overall]
     lines = [f"# Evaluation of {run.name} on benchmark `{bench.name}`", "",
              f"{len(bench.actors)} actors x {len(bench.templates)} prompts x {len(bench.seeds)} seeds; "
-             f"CLIP judge `{clip}`.", "", "| metric | mean | 95% CI | meaning |", "| --- | --- | --- | --- |"]
+             f"judge: {judge}.", "", "| metric | mean | 95% CI | meaning |", "| --- | --- | --- | --- |"]
     lines += [f"| {m} | {overall[m]:.4f} | ± {overall[m + '_ci95']:.4f} | {METRIC_NOTES[m]} |" for m in names]
     lines += ["", "| actor | prompt | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 2)]
     for r in rows:
@@ -179,19 +201,25 @@ def evaluate(run_dir: str | Path, bench: DictConfig, *, pose: bool = True, devic
     todo = jobs(bench, placeholder)
     render_missing(run, todo, bench, cfg.data.resolution)
     exemplars = [e.image for e in load_exemplars(cfg.action.image_dir, cfg.data.resolution)]
-    pose_judge, why_not = pose_judge_or_none(pose)
-    clip = cfg.model.clip_vision if bench.clip == "auto" else bench.clip
-    per_image = score(run, todo, bench, exemplars, ClipJudge(clip, device), pose_judge)
+    notes = []
+    if bench.get("judge") == "stickworld":
+        judge = "StickWorld judges (twinact/data/stickworld/judges.safetensors)"
+        per_image = score_stickworld(run, todo, bench, cfg)
+    else:
+        pose_judge, why_not = pose_judge_or_none(pose)
+        clip = cfg.model.clip_vision if bench.clip == "auto" else bench.clip
+        per_image = score(run, todo, bench, exemplars, ClipJudge(clip, device), pose_judge)
+        judge = f"CLIP `{clip}`"
+        notes += [f"pose metrics {why_not}"] if why_not else []
+        if clip == "tiny":
+            notes.append("CLIP judge is the tiny random model: the numbers test the pipeline, they mean nothing.")
     rows, overall = aggregate(todo, per_image)
-    notes = [f"pose metrics {why_not}"] if why_not else []
-    if clip == "tiny":
-        notes.append("CLIP judge is the tiny random model: the numbers test the pipeline, they mean nothing.")
     out = run / "eval"
     result = {"benchmark": OmegaConf.to_container(bench, resolve=True), "aggregate": overall, "per_prompt": rows,
               "per_image": [{**j, **{k: v[i] for k, v in per_image.items()}} for i, j in enumerate(todo)],
               "notes": notes}
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
-    write_report(out, run, bench, rows, overall, notes, clip)
+    write_report(out, run, bench, rows, overall, notes, judge)
     write_figures(out, run, bench, todo, exemplars, overall)
     if cfg.get("logger") and str(cfg.logger.get("_target_", "")).endswith("WandbLogger"):
         log_to_wandb(run, cfg, rows, overall, out)

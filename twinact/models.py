@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pathlib import Path
+
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
@@ -195,8 +197,16 @@ def load_components(pretrained: str | None, *, family: str = "sd15", builder: st
 
 def load_model(model_cfg, precision: str = "32-true") -> Components:
     """`load_components` from a `model=` config node."""
+    from twinact.data import PACKAGE_PREFIX, package_path
+
     m = model_cfg
-    return load_components(m.pretrained, family=m.get("family", "sd15"), builder=m.get("builder"),
+    pretrained = m.pretrained
+    if pretrained and pretrained.startswith(PACKAGE_PREFIX):  # a model shipped in the package (model=stickworld)
+        pretrained = str(package_path(pretrained))
+        if not Path(pretrained, "model_index.json").is_file():
+            raise TwinActError(f"model.pretrained={m.pretrained} is not built yet ({pretrained} has no "
+                               "model_index.json); for model=stickworld run `make stickworld`.")
+    return load_components(pretrained, family=m.get("family", "sd15"), builder=m.get("builder"),
                            revision=m.revision, variant=m.variant, dtype=frozen_dtype(m.dtype, precision),
                            prediction_type=m.prediction_type, vae=m.get("vae"))
 

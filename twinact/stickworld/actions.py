@@ -147,3 +147,21 @@ def get_action(action: str | Action) -> Action:
         return ACTIONS[action]
     except KeyError:
         raise KeyError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}") from None
+
+
+# Word -> body-part group of the common action space's phrase list (the groups of twinact.action_space.GROUPS).
+_GROUP_WORDS = (("head", ("head", "shrugging", "bowing")), ("foot", ("leg", "knee", "kick", "toes", "hopping")),
+                ("hand", ("arm", "hand", "biceps", "pointing", "saluting", "clapping", "punch", "praying", "ball")))
+
+
+def phrase_list() -> list[tuple[str, str]]:
+    """(group, phrase) of every known action: the StickWorld model's common action space, what it can draw.
+
+    Held-out phrases are left out, as the paper keeps only phrases the base model renders. This is what
+    ``twinact/data/stickworld/action_phrases.tsv`` holds (a test keeps the two equal).
+    """
+    out = []
+    for action in KNOWN_ACTIONS.values():
+        group = next((g for g, words in _GROUP_WORDS if any(w in action.phrase for w in words)), "whole_body")
+        out.append((group, action.phrase))
+    return out

@@ -1,0 +1,78 @@
+"""Score StickWorld generations against the exact answer: which pose, which actor.
+
+The judges (:mod:`twinact.stickworld.judges`) read an image back into 14 joints and actor probabilities. Poses
+are compared after removing what an action does not fix: position and size in the frame (joints centred on their
+mean and scaled to unit RMS radius). The reference is the action's canonical pose on the *requested* actor's body,
+so a bear's short arms are not counted as a wrong pose.
+
+- S_Action = exp(-d^2 / (2 kappa^2)), d the RMS joint distance between the normalised generated and true poses.
+- S_Actor = the judge's probability of the requested actor; Leakage = its probability of the exemplars' actor(s)
+  (summed when there are two).
+- Action / actor "correct": the nearest known action (by d) is the prompted one; the most probable actor is the
+  prompted one. These make the base model's quality bar.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from PIL import Image
+
+from twinact.stickworld import judges
+from twinact.stickworld.actions import get_action
+from twinact.stickworld.actors import ACTORS, get_actor
+from twinact.stickworld.skeleton import forward_kinematics
+
+KAPPA = 0.15  # in RMS-radius units; one limb off by 90 degrees moves d by about 0.15-0.25
+ACTOR_INDEX = {name: i for i, name in enumerate(ACTORS)}
+
+
+def normalize(joints: np.ndarray) -> np.ndarray:
+    """[..., 14, 2] joints -> centred on their mean, scaled to unit RMS distance from it."""
+    centred = joints - joints.mean(-2, keepdims=True)
+    radius = np.sqrt((centred**2).sum(-1).mean(-1))[..., None, None]
+    return centred / np.maximum(radius, 1e-6)
+
+
+@functools.lru_cache(maxsize=None)
+def canonical(actor: str, action: str) -> np.ndarray:
+    """Normalised joints of ``action``'s un-jittered pose on ``actor``'s body, in image orientation (y down)."""
+    joints = forward_kinematics(get_action(action).pose, get_actor(actor).build) * [1.0, -1.0]
+    return normalize(joints)
+
+
+def pose_distance(joints: np.ndarray, actor: str, action: str) -> np.ndarray:
+    """RMS joint distance of normalised ``joints`` [B, 14, 2] (image fractions) to the true pose: [B]."""
+    return np.sqrt(((normalize(joints) - canonical(actor, action)) ** 2).sum(-1).mean(-1))
+
+
+def pose_similarity(joints: np.ndarray, actor: str, action: str, kappa: float = KAPPA) -> np.ndarray:
+    """S_Action per image: exp(-d^2 / (2 kappa^2)), 1 for the exact pose."""
+    return np.exp(-pose_distance(joints, actor, action) ** 2 / (2 * kappa**2))
+
+
+def nearest_action(joints: np.ndarray, actor: str, candidates: list[str]) -> list[str]:
+    """For each of ``joints`` [B, 14, 2], the candidate action whose true pose on ``actor`` is nearest."""
+    d = np.stack([pose_distance(joints, actor, a) for a in candidates], axis=1)
+    return [candidates[i] for i in d.argmin(1)]
+
+
+def score_images(images: list[Image.Image], actors: list[str], action: str,
+                 exemplar_actors: list[str] = (), model: judges.Judge | None = None) -> dict[str, np.ndarray]:
+    """Per-image S_Action (vs ``action`` on each image's requested actor), S_Actor and Leakage.
+
+    Args:
+        images: Generations, any size (the judges resize to 64 px).
+        actors: The actor each image asked for (StickWorld actor names).
+        action: The action they should show (held-out or known).
+        exemplar_actors: Actors of the exemplars; Leakage is their summed probability (omitted when empty).
+    """
+    joints, probs = judges.predict(images, model)
+    s_action = np.array([pose_similarity(joints[i:i + 1], a, action)[0] for i, a in enumerate(actors)])
+    out = {"s_action": s_action, "s_actor": probs[np.arange(len(actors)), [ACTOR_INDEX[a] for a in actors]],
+           "joints": joints}
+    if exemplar_actors:
+        out["leakage"] = probs[:, [ACTOR_INDEX[a] for a in exemplar_actors]].sum(1)
+    out["actor_correct"] = (probs.argmax(1) == np.array([ACTOR_INDEX[a] for a in actors])).astype(np.float32)
+    return out
