@@ -1,4 +1,4 @@
-# twinact: `make demo` runs the CPU demo, `make test` the test suite; both install what they need first.
+# twinact: `make demo` runs the StickWorld CPU demo, `make test` the test suite; both install what they need first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.twinact-installed
@@ -6,7 +6,7 @@ STAMP := $(VENV)/.twinact-installed
 TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install assets demo test test-all lint clean-cache bench
+.PHONY: install assets demo demo-tiny test test-all lint clean-cache bench stickworld stickworld-benchmark
 
 install: $(STAMP) assets
 
@@ -21,8 +21,27 @@ assets: $(STAMP)
 	$(PY) -m twinact.assets
 	$(PY) -m twinact.pose_assets
 
+# Learn the held-out three_point_landing on the StickWorld base model with TwinAct and Textual Inversion, render it
+# with eight actors the exemplars do not show, print S_Action / S_Actor / Leakage, write the grid (~5 min on 2 cores).
+DEMO_DIR ?= runs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 demo: install
+	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m twinact.stickworld.benchmark --out $(DEMO_DIR) \
+		--actions three_point_landing --methods twinact textual_inversion
+
+# The whole recipe (two stages, LoRA, similarity loss) on the random tiny SD-shaped model: checks the plumbing only.
+demo-tiny: install
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) train.py experiment=demo
+
+# Pretrain the StickWorld base model (resumable: rerun after an interruption), then measure its quality bar.
+STICKWORLD_WORK ?= runs/stickworld_pretrain
+stickworld: install
+	$(PY) -m twinact.stickworld.pretrain --work $(STICKWORLD_WORK) --out twinact/data/stickworld/base \
+		--vae-steps 3000 --vae-lr 2e-3 --unet-steps 4500 --unet-lr 8e-4
+	$(PY) -m twinact.stickworld.quality --model twinact/data/stickworld/base
+
+# Every held-out action x twinact, textual_inversion, lora, ti_lora (resumable); table and grid into experiments/.
+stickworld-benchmark: install
+	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m twinact.stickworld.benchmark --out experiments/stickworld/benchmark
 
 test: install
 	WANDB_MODE=offline $(PY) -m pytest -q -m "not slow"

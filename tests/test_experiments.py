@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from twinact.training import train
 
 PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-SWEEPS = [name for name in PRESETS if name != "demo"]
+SWEEPS = [name for name in PRESETS if name not in ("demo", "stickworld")]  # single-run presets
 EXTRA = {"ablate_encoder": ["action_encoder=clip_vision"]}  # pose needs photos of people; clip_vision is the fast one
 
 

@@ -5,7 +5,13 @@ as an actor (:mod:`.actors`), so a small diffusion model can be pretrained on ca
 and a customization method judged on held-out actions against ground-truth joints.
 
 Images come from :mod:`twinact.stickworld.render` (``render``, ``sample``, ``caption``); it is not imported here so
-that ``python -m twinact.stickworld.render`` runs it exactly once.
+that ``python -m twinact.stickworld.render`` runs it exactly once. The rest, one command each:
+
+- :mod:`.judges` / :mod:`.train_judges`: the pose + actor CNN that reads generations back;
+- :mod:`.base_model` / :mod:`.pretrain`: the text-to-image model pretrained on known actions (``make stickworld``),
+  checked by :mod:`.quality`;
+- :mod:`.scoring`: S_Action, S_Actor, Leakage against the exact answer; :mod:`.encoder`: the judge as action encoder;
+- :mod:`.exemplars`: the shipped exemplar sets of the held-out actions; :mod:`.benchmark`: the method comparison.
 """
 
 from twinact.stickworld.actions import ACTIONS, HELDOUT_ACTIONS, KNOWN_ACTIONS, Action, get_action

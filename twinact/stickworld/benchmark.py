@@ -49,6 +49,19 @@ def point_overrides(action: str, method: str, seed: int, steps: int, run_dir: Pa
                    "resume=auto", "eval=true"]
 
 
+def check_settings(out: Path, settings: dict) -> None:
+    """Record the sweep's settings in ``<out>/benchmark.json``; refuse an ``out`` made with other ones, since its
+    finished runs would be skipped (resume) and silently mixed into the new table."""
+    from twinact.errors import TwinActError
+
+    path = out / "benchmark.json"
+    if path.is_file() and (old := json.loads(path.read_text())) != settings:
+        raise TwinActError(f"{out} holds a benchmark run with other settings ({old}); give another --out or the "
+                           "same --steps and overrides.")
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings) + "\n")
+
+
 def run_point(overrides: list[str]) -> dict:
     from twinact.training import train
 
@@ -141,7 +154,7 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("overrides", nargs="*", help="more Hydra overrides for every run, e.g. data.batch_size=8")
     args = p.parse_args(argv)
     command = "python -m twinact.stickworld.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    check_settings(args.out, {"steps": args.steps, "overrides": args.overrides})
     results, run_dirs = {}, {}
     for action in args.actions:
         for method in args.methods:
@@ -162,8 +175,13 @@ def main(argv: list[str] | None = None) -> Path:
     (args.out / "results.json").write_text(json.dumps(
         {"command": command, "rows": rows, "per_action": per_action}, indent=2) + "\n")
     print((args.out / "table.md").read_text())
+    print(f"Wrote {args.out}/table.md, table.csv, per_action.md, results.json and "
+          + ", ".join(f"grid_{a}.png" for a in args.grid_actions if a in run_dirs))
     return args.out / "table.md"
 
 
 if __name__ == "__main__":
-    main()
+    from twinact.cli import user_errors
+
+    with user_errors():
+        main()

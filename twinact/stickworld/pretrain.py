@@ -3,7 +3,7 @@
 ``python -m twinact.stickworld.pretrain --work runs/stickworld_pretrain --out twinact/data/stickworld/base``
 (what ``make stickworld`` runs) trains in two stages, each resumable at any checkpoint:
 
-1. the VAE (L1 + MSE reconstruction, a tiny KL), then its latent scale (1 / std of latents, as SD's 0.18215);
+1. the VAE (L1 + MSE reconstruction of the posterior mean, a tiny KL), then its latent scale (1 / std of latents, as SD's 0.18215);
 2. the UNet and the text encoder together on the frozen VAE's latents (noise-prediction MSE, 10% of captions
    dropped so classifier-free guidance works), with an EMA of both that is what gets exported.
 
@@ -131,8 +131,10 @@ def _log(work: Path, record: dict) -> None:
 
 
 def vae_loss(vae, x: torch.Tensor) -> torch.Tensor:
+    # Decode the posterior mean, not a sample: the diffusion model is trained on means, and with SD's tiny KL weight
+    # the initial unit-variance sampling noise stayed large for the whole short run and blurred every reconstruction.
     post = vae.encode(x).latent_dist
-    recon = vae.decode(post.sample()).sample
+    recon = vae.decode(post.mean).sample
     return F.l1_loss(recon, x) + F.mse_loss(recon, x) + 1e-6 * post.kl().mean()
 
 
@@ -174,7 +176,7 @@ def run_stage(stage: Stage, work: Path, state: dict, total: int, args, step_fn) 
         torch.nn.utils.clip_grad_norm_(stage.params, 1.0)
         stage.opt.step()
         stage.update_ema(step)
-        window.append(float(loss))
+        window.append(float(loss.detach()))
         done = step + 1
         if done % args.log_every == 0 or done == total:
             _log(work, {"stage": stage.name, "step": done, "loss": float(np.mean(window)),
@@ -205,12 +207,12 @@ def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, required=True, help="checkpoint folder (resumed when it exists)")
     p.add_argument("--out", type=Path, required=True, help="diffusers folder to export when training ends")
-    p.add_argument("--vae-steps", type=int, default=1500)
-    p.add_argument("--unet-steps", type=int, default=8000)
+    p.add_argument("--vae-steps", type=int, default=3000)
+    p.add_argument("--unet-steps", type=int, default=4500)
     p.add_argument("--vae-batch", type=int, default=16)
     p.add_argument("--unet-batch", type=int, default=32)
-    p.add_argument("--vae-lr", type=float, default=1e-3)
-    p.add_argument("--unet-lr", type=float, default=5e-4)
+    p.add_argument("--vae-lr", type=float, default=2e-3)
+    p.add_argument("--unet-lr", type=float, default=8e-4)
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ckpt-every", type=int, default=250)
@@ -228,7 +230,7 @@ def main(argv: list[str] | None = None) -> Path:
         raise SystemExit(f"{args.work} was started with other settings ({state['settings']}); resume with those "
                          "or give a new --work folder.")
     state["settings"] = settings
-    args.deadline = time.time() + 60 * args.stop_after if args.stop_after else None
+    args.deadline = None if args.stop_after is None else time.time() + 60 * args.stop_after
     base_seconds, began = state.get("seconds", 0.0), time.time()
     args.clock = lambda: base_seconds + time.time() - began
     comps = base_model.build(args.seed)

@@ -1,0 +1,98 @@
+"""The StickWorld base model: its builder, resumable pretraining, and (when committed) the shipped weights."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import compose
+from twinact.data import package_path
+from twinact.stickworld import base_model, pretrain
+
+SHIPPED = package_path("pkg://stickworld/base")
+needs_model = pytest.mark.skipif(not (SHIPPED / "model_index.json").is_file(),
+                                 reason="StickWorld base model not built (make stickworld)")
+TINY = ["--vae-steps", "2", "--unet-steps", "4", "--vae-batch", "2", "--unet-batch", "2", "--ckpt-every", "2",
+        "--log-every", "1", "--warmup", "2"]
+
+
+def test_only_caption_words_have_embeddings():
+    comps = base_model.build()
+    table = comps.text_encoder.get_input_embeddings().weight
+    used = base_model.vocabulary_ids(comps.tokenizer)
+    nonzero = set(torch.nonzero(table.abs().sum(1)).flatten().tolist())
+    assert nonzero == set(used)
+    for phrase in ("kicking with the right leg", "a polar bear", "doing a three-point landing"):
+        assert set(comps.tokenizer(phrase, add_special_tokens=False).input_ids) <= nonzero
+
+
+def _checkpoint(work):
+    return {**load_file(str(work / "unet.safetensors")), **load_file(str(work / "unet.ema.safetensors"))}
+
+
+def test_pretraining_resumes_exactly(tmp_path):
+    torch.set_num_threads(1)
+    pretrain.main(["--work", str(tmp_path / "a"), "--out", str(tmp_path / "out_a")] + TINY)
+    # --stop-after 0: every call stops at its next checkpoint, so this takes three restarts (vae 2, unet 2, unet 4).
+    halfway = None
+    for _ in range(4):
+        pretrain.main(["--work", str(tmp_path / "b"), "--out", str(tmp_path / "out_b"), "--stop-after", "0"] + TINY)
+        if json.loads((tmp_path / "b" / "state.json").read_text()).get("unet") == 2:
+            halfway = _checkpoint(tmp_path / "b")
+    state = json.loads((tmp_path / "b" / "state.json").read_text())
+    assert state["vae"] == 2 and state["unet"] == 4 and halfway is not None
+    a, b = _checkpoint(tmp_path / "a"), _checkpoint(tmp_path / "b")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+    # The tolerance cannot hide a lost step: two steps change the weights far more than it.
+    assert max(float((a[k] - halfway[k]).abs().max()) for k in a if a[k].is_floating_point()) > 1e-4
+    log = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if r["stage"] == "unet"] == [1, 2, 3, 4]
+    assert (tmp_path / "out_b" / "model_index.json").is_file()
+    meta = json.loads((tmp_path / "out_a" / "pretrain.json").read_text())
+    assert meta["command"].startswith("python -m twinact.stickworld.pretrain")
+
+
+def test_pretraining_refuses_other_settings(tmp_path):
+    pretrain.main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--stop-after", "0"] + TINY)
+    with pytest.raises(SystemExit, match="other settings"):
+        pretrain.main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--unet-lr", "1e-2"] + TINY)
+
+
+def test_missing_shipped_model_is_a_clear_error(monkeypatch, tmp_path):
+    from twinact.errors import TwinActError
+    from twinact.models import load_model
+
+    cfg = compose(["model=stickworld", f"model.pretrained=pkg://stickworld/not_there_{tmp_path.name}"])
+    with pytest.raises(TwinActError, match="make stickworld"):
+        load_model(cfg.model)
+
+
+@needs_model
+def test_shipped_model_loads_like_sd_and_draws():
+    from twinact.models import load_model
+    from twinact.sampling import make_pipeline, render
+
+    comps = load_model(compose(["model=stickworld"]).model)
+    assert comps.unet.dtype == torch.float32 and comps.vae.config.scaling_factor != 0.18215
+    images = render(make_pipeline(comps), ["a robot squatting"], steps=4, resolution=64, progress=False)
+    arr = np.asarray(images[0])
+    assert images[0].size == (64, 64) and arr.std() > 5  # a picture, not a flat field
+
+
+@needs_model
+def test_shipped_model_meets_its_quality_bar():
+    from twinact.stickworld import quality
+
+    recorded = json.loads((SHIPPED / "quality.json").read_text())
+    assert recorded["images"] >= 846 and recorded["meets_bar"]
+    assert recorded["action_acc"] >= 0.70 and recorded["actor_acc"] >= 0.90
+    # Re-measure on a subset so a later change to loading or sampling cannot hide behind the recorded file.
+    torch.set_num_threads(2)
+    summary, _ = quality.measure(str(SHIPPED), limit=48)
+    assert summary["actor_acc"] >= recorded["actor_acc"] - 0.15
+    assert summary["action_acc"] >= recorded["action_acc"] - 0.2

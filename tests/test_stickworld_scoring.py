@@ -1,0 +1,100 @@
+"""StickWorld scoring, phrase list, exemplar sets and pose encoder, on clean renders (exact answers known)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from twinact.data import package_path
+from twinact.stickworld import HELDOUT_ACTIONS, KNOWN_ACTIONS
+from twinact.stickworld.render import render, sample
+from twinact.stickworld.scoring import canonical, nearest_action, normalize, pose_similarity, score_images
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_normalize_ignores_position_and_size():
+    joints = np.random.default_rng(0).uniform(size=(3, 14, 2))
+    moved = joints * 2.5 + np.array([0.3, -0.1])
+    np.testing.assert_allclose(normalize(moved), normalize(joints), atol=1e-9)
+    np.testing.assert_allclose(np.sqrt((normalize(joints) ** 2).sum(-1).mean(-1)), 1.0)
+
+
+def test_true_pose_scores_high_and_nearest_action_is_right():
+    rng = np.random.default_rng(11)
+    shots = [sample(rng, "known") for _ in range(60)]
+    labels = np.stack([s["joints"] for s in shots])
+    # Exact labels: the jittered take is far nearer its own action than any other.
+    assert all(nearest_action(labels[i:i + 1], s["actor"], list(KNOWN_ACTIONS))[0] == s["action"]
+               for i, s in enumerate(shots))
+    own = np.array([pose_similarity(labels[i:i + 1], s["actor"], s["action"])[0] for i, s in enumerate(shots)])
+    other = np.array([pose_similarity(labels[i:i + 1], s["actor"], "three_point_landing")[0]
+                      for i, s in enumerate(shots)])
+    assert np.median(own) > 0.7 and np.median(other) < 0.05
+
+
+def test_canonical_pose_depends_on_the_body():
+    # Short-armed actors reach less far: comparing them to a person's pose would count that as a wrong pose.
+    assert not np.allclose(canonical("penguin", "raising_both_arms"), canonical("robot", "raising_both_arms"))
+
+
+def test_score_images_reads_pose_actor_and_leakage():
+    rng = np.random.default_rng(3)
+    images = [render("robot", "three_point_landing", 64, rng)[0] for _ in range(6)]
+    scores = score_images(images, ["robot"] * 6, "three_point_landing", exemplar_actors=["superhero"])
+    assert scores["s_actor"].mean() > 0.9 and scores["actor_correct"].mean() == 1.0
+    assert scores["leakage"].mean() < 0.05
+    assert scores["s_action"].mean() > 0.4
+    wrong = score_images(images, ["robot"] * 6, "backflip")
+    assert wrong["s_action"].mean() < 0.1
+
+
+def test_shipped_phrase_list_is_the_known_actions():
+    from twinact.action_space import load_phrases
+    from twinact.stickworld.actions import phrase_list
+
+    shipped = load_phrases("pkg://stickworld/action_phrases.tsv")
+    assert shipped == phrase_list()
+    phrases = {p for _, p in shipped}
+    assert phrases == {a.phrase for a in KNOWN_ACTIONS.values()}
+    assert not phrases & {a.phrase for a in HELDOUT_ACTIONS.values()}
+
+
+@pytest.mark.parametrize("action", ["three_point_landing", "backflip"])
+def test_shipped_exemplars_are_reproducible(action):
+    from twinact.stickworld.exemplars import exemplar_actors, render_set
+
+    folder = package_path(f"pkg://stickworld/exemplars/{action}")
+    shipped = sorted(folder.glob("*.png"))
+    fresh = render_set(action)
+    assert len(shipped) == len(fresh) >= 4
+    for path, im in zip(shipped, fresh):
+        np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")), np.asarray(im))
+    assert json.loads((folder / "exemplars.json").read_text())["actors"] == list(exemplar_actors(action))
+
+
+def test_every_heldout_action_has_an_exemplar_set():
+    for action in HELDOUT_ACTIONS:
+        assert (package_path(f"pkg://stickworld/exemplars/{action}") / "exemplars.json").is_file(), action
+
+
+def test_pose_encoder_separates_actions_not_actors():
+    from twinact.stickworld.encoder import StickWorldPoseEncoder
+
+    enc = StickWorldPoseEncoder()
+    feats = enc.encode([render("superhero", "three_point_landing")[0], render("polar_bear", "three_point_landing")[0],
+                        render("superhero", "backflip")[0]])
+    assert feats.shape == (3, enc.dim)
+    same_action = (feats[0] - feats[1]).norm()
+    same_actor = (feats[0] - feats[2]).norm()
+    assert same_action < 0.5 * same_actor

@@ -1,0 +1,91 @@
+"""The StickWorld base model's quality bar: does it draw the prompted actor doing the prompted known action?
+
+``python -m twinact.stickworld.quality --model twinact/data/stickworld/base`` renders every known actor x known
+action prompt (``--per-pair`` images each), reads them with the judges, and writes ``quality.json`` into the model
+folder: action accuracy (the nearest known action's true pose is the prompted one), actor accuracy (the most
+probable actor is the prompted one), and the mean S_Action. The bar (issue 6): action >= 0.70, actor >= 0.90.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from twinact.stickworld.actions import KNOWN_ACTIONS
+from twinact.stickworld.actors import ACTORS
+from twinact.stickworld.render import caption, contact_sheet
+from twinact.stickworld.scoring import nearest_action, score_images
+
+BAR = {"action_acc": 0.70, "actor_acc": 0.90}
+
+
+def prompts(per_pair: int, limit: int | None = None, seed: int = 0) -> list[dict]:
+    """Every (actor, known action) pair, ``per_pair`` times, shuffled by ``seed`` and cut to ``limit``."""
+    jobs = [{"actor": a, "action": b, "prompt": caption(a, b), "seed": 1000 * i + k}
+            for i, (a, b) in enumerate((a, b) for a in ACTORS for b in KNOWN_ACTIONS) for k in range(per_pair)]
+    if limit is not None:
+        order = np.random.default_rng(seed).permutation(len(jobs))[:limit]
+        jobs = [jobs[i] for i in sorted(order)]
+    return jobs
+
+
+@torch.no_grad()
+def measure(model: str, per_pair: int = 1, limit: int | None = None, steps: int = 25, guidance_scale: float = 5.0,
+            batch_size: int = 64) -> tuple[dict, list]:
+    """Render and judge; returns (summary, images)."""
+    from twinact.models import load_components
+    from twinact.sampling import make_pipeline
+
+    pipe = make_pipeline(load_components(model))
+    pipe.set_progress_bar_config(disable=True)
+    jobs, images = prompts(per_pair, limit), []
+    for i in range(0, len(jobs), batch_size):
+        chunk = jobs[i:i + batch_size]
+        images += pipe([j["prompt"] for j in chunk], num_inference_steps=steps, guidance_scale=guidance_scale,
+                       height=64, width=64, generator=[torch.Generator().manual_seed(j["seed"]) for j in chunk]).images
+    action_ok, actor_ok, s_action = [], [], []
+    for j, im in zip(jobs, images):
+        scores = score_images([im], [j["actor"]], j["action"])
+        actor_ok.append(float(scores["actor_correct"][0]))
+        s_action.append(float(scores["s_action"][0]))
+        action_ok.append(float(nearest_action(scores["joints"], j["actor"], list(KNOWN_ACTIONS))[0] == j["action"]))
+    summary = {"action_acc": float(np.mean(action_ok)), "actor_acc": float(np.mean(actor_ok)),
+               "s_action": float(np.mean(s_action)), "images": len(jobs), "steps": steps,
+               "guidance_scale": guidance_scale, "bar": BAR}
+    summary["meets_bar"] = all(summary[k] >= v for k, v in BAR.items())
+    summary["per_action_acc"] = {b: float(np.mean([ok for ok, j in zip(action_ok, jobs) if j["action"] == b]))
+                                 for b in KNOWN_ACTIONS if any(j["action"] == b for j in jobs)}
+    return summary, list(zip(jobs, images))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", default="twinact/data/stickworld/base")
+    p.add_argument("--per-pair", type=int, default=1)
+    p.add_argument("--limit", type=int, default=None, help="score a random subset of this many prompts")
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--guidance-scale", type=float, default=5.0)
+    p.add_argument("--sheet", type=Path, default=None, help="also write a contact sheet of the first 24 images")
+    args = p.parse_args(argv)
+    t0 = time.time()
+    summary, shots = measure(args.model, args.per_pair, args.limit, args.steps, args.guidance_scale)
+    summary["seconds"] = round(time.time() - t0)
+    summary["command"] = "python -m twinact.stickworld.quality " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if args.limit is None:
+        (Path(args.model) / "quality.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if args.sheet:
+        contact_sheet([im for _, im in shots[:24]], [f"{j['actor']}: {j['action']}" for j, _ in shots[:24]],
+                      cols=6).save(args.sheet)
+    print(json.dumps({k: v for k, v in summary.items() if k != "per_action_acc"}, indent=1))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
