@@ -43,6 +43,15 @@ def render_batch(rng: np.random.Generator, n: int, heldout_frac: float) -> tuple
             torch.tensor([s["actor_id"] for s in samples]))
 
 
+@torch.no_grad()
+def vae_round_trip(vae, x: torch.Tensor) -> torch.Tensor:
+    """Images [B,3,64,64] in [0,1] through ``vae`` and back, quantised to 8 bits like a saved generation: the
+    blur and colour shifts of the base model's decoder, which a generation always carries."""
+    latents = vae.encode(x * 2 - 1).latent_dist.mean
+    out = (vae.decode(latents).sample.clamp(-1, 1) + 1) / 2
+    return (out * 255).round() / 255
+
+
 def eval_set(seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The fixed evaluation set: half known, half held-out actions, rendered from ``seed``."""
     return render_batch(np.random.default_rng(seed), n, heldout_frac=0.5)
@@ -77,11 +86,20 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--ckpt-every", type=int, default=300)
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt.pt if it exists")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--init", type=Path, default=None, help="start from these judge weights (fine-tuning)")
+    p.add_argument("--vae", type=str, default=None,
+                   help="diffusers VAE folder: --vae-frac of each batch goes through it and back")
+    p.add_argument("--vae-frac", type=float, default=0.5)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     weights, ckpt_path = args.out.with_suffix(".safetensors"), args.out.with_suffix(".ckpt.pt")
-    model = judges.Judge(args.width)
+    model = judges.load(args.init).train() if args.init else judges.Judge(args.width)
+    vae = None
+    if args.vae:
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(args.vae, torch_dtype=torch.float32).eval()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     # A short linear warm-up (BatchNorm statistics settle) then cosine decay to 0, which lets a short CPU run
     # converge to a sharp optimum; the 3 px pose tolerance is only met late, at low learning rate.
@@ -98,10 +116,14 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"resumed at step {start}", flush=True)
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
     data = eval_set(args.eval_seed, args.eval_n)
+    data_vae = None if vae is None else (vae_round_trip(vae, data[0]), *data[1:])
     t0 = time.time() - elapsed
     model.train()
     for step in range(start, args.steps):
         x, joints, actors = render_batch(np.random.default_rng([args.seed, step]), args.batch, args.heldout_frac)
+        if vae is not None:
+            k = round(args.vae_frac * len(x))
+            x = torch.cat([vae_round_trip(vae, x[:k]), x[k:]])
         pred_j, logits = model(x)
         # L1 on joints: its gradient does not vanish near zero error, which is where the 3 px tolerance lives.
         # The x10 puts a ~0.01 joint error on the same footing as the actor cross-entropy.
@@ -117,6 +139,8 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{time.time() - t0:.0f}s", flush=True)
         if done % args.ckpt_every == 0 or done == args.steps:
             print(f"eval @ {done}: {json.dumps(evaluate(model, data))}", flush=True)
+            if data_vae is not None:
+                print(f"eval (through the VAE) @ {done}: {json.dumps(evaluate(model, data_vae))}", flush=True)
             torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), step=done,
                             elapsed=time.time() - t0), ckpt_path)
     metrics = evaluate(model, data)
@@ -126,6 +150,10 @@ def main(argv: list[str] | None = None) -> dict:
                 heldout_frac=args.heldout_frac, seed=args.seed, eval_seed=args.eval_seed, eval_n=args.eval_n,
                 width=args.width, params=sum(p.numel() for p in model.parameters()), pose_tol=POSE_TOL,
                 train_seconds=round(time.time() - t0, 1), threads=args.threads, metrics=metrics)
+    if data_vae is not None:
+        meta.update(vae=args.vae, vae_frac=args.vae_frac, metrics_through_vae=evaluate(model, data_vae))
+    if args.init:  # how the starting weights were made, so the chain of commands stays on record
+        meta["init"] = judges.load_meta(args.init)
     judges.save(model, weights, meta)
     ckpt_path.unlink(missing_ok=True)  # the final weights supersede it; keeps the data dir free of optimizer state
     print(json.dumps(meta, indent=2), flush=True)
