@@ -1,7 +1,8 @@
 """Pretrain the StickWorld base model (:mod:`twinact.stickworld.base_model`) on known actions only.
 
-``python -m twinact.stickworld.pretrain --work runs/stickworld_pretrain --out twinact/data/stickworld/base``
-(what ``make stickworld`` runs) trains in two stages, each resumable at any checkpoint:
+``python -m twinact.stickworld.pretrain --work runs/stickworld_pretrain --out runs/stickworld_base`` (what
+``make stickworld`` runs; the shipped model was written to ``twinact/data/stickworld/base``) trains in two stages,
+each resumable at any checkpoint:
 
 1. the VAE (L1 + MSE reconstruction of the posterior mean, a tiny KL), then its latent scale (1 / std of latents, as SD's 0.18215);
 2. the UNet and the text encoder together on the frozen VAE's latents (noise-prediction MSE, 10% of captions
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from twinact.losses import diffusion_loss
 from twinact.stickworld import base_model
 from twinact.stickworld.render import sample
 
@@ -145,7 +147,8 @@ def latent_scale(vae, seed: int, n: int = 512) -> float:
     return float(1.0 / vae.encode(x).latent_dist.mean.std())
 
 
-def unet_loss(comps, x: torch.Tensor, captions: list[str], gen: torch.Generator) -> torch.Tensor:
+def unet_loss(comps, x: torch.Tensor, captions: list[str], gen: torch.Generator,
+              min_snr_gamma: float | None = None) -> torch.Tensor:
     with torch.no_grad():
         latents = comps.vae.encode(x).latent_dist.mean * comps.vae.config.scaling_factor
     ids = comps.tokenizer(captions, padding="max_length", max_length=comps.tokenizer.model_max_length,
@@ -154,7 +157,7 @@ def unet_loss(comps, x: torch.Tensor, captions: list[str], gen: torch.Generator)
     noise = torch.randn(latents.shape, generator=gen)
     t = torch.randint(0, comps.noise_scheduler.config.num_train_timesteps, (len(x),), generator=gen)
     noisy = comps.noise_scheduler.add_noise(latents, noise, t)
-    return F.mse_loss(comps.unet(noisy, t, hidden).sample, noise)
+    return diffusion_loss(comps.unet(noisy, t, hidden).sample, noise, comps.noise_scheduler, t, min_snr_gamma)
 
 
 class Deadline(Exception):
@@ -203,6 +206,16 @@ def export(comps, out: Path, meta: dict) -> None:
     (out / "pretrain.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
+def load_init(folder: str):
+    """Components of an earlier export, in fp32 and trainable, to continue pretraining from."""
+    from twinact.models import load_components
+
+    comps = load_components(folder)
+    for module in (comps.text_encoder, comps.unet):
+        module.requires_grad_(True)
+    return comps
+
+
 def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, required=True, help="checkpoint folder (resumed when it exists)")
@@ -218,22 +231,33 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--ckpt-every", type=int, default=250)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--stop-after", type=float, default=None, help="exit (resumably) after this many minutes")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already at --out")
+    p.add_argument("--init", type=str, default=None,
+                   help="continue from this diffusers folder (an earlier export): its VAE is kept (no VAE stage), "
+                        "its UNet and text encoder start the UNet stage, with a fresh optimizer and schedule")
+    p.add_argument("--min-snr-gamma", type=float, default=None, help="Min-SNR loss weighting (e.g. 5)")
     args = p.parse_args(argv)
+    if (args.out / "model_index.json").is_file() and not args.overwrite:
+        raise SystemExit(f"{args.out} already holds a model; give another --out (e.g. runs/stickworld_base) or "
+                         "--overwrite to replace it when training ends.")
     args.lr = {"vae": args.vae_lr, "unet": args.unet_lr}
     torch.set_flush_denormal(True)
     args.work.mkdir(parents=True, exist_ok=True)
     state_path = args.work / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    settings = {k: v for k, v in vars(args).items() if k not in ("work", "out", "stop_after", "lr")}
+    settings = {k: v for k, v in vars(args).items() if k not in ("work", "out", "stop_after", "lr", "overwrite")}
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()}
-    if state.get("settings", settings) != settings:
+    def given(d: dict) -> dict:  # options left at None do not count, so adding an option keeps old runs resumable
+        return {k: v for k, v in d.items() if v is not None}
+
+    if given(state.get("settings", settings)) != given(settings):
         raise SystemExit(f"{args.work} was started with other settings ({state['settings']}); resume with those "
                          "or give a new --work folder.")
     state["settings"] = settings
     args.deadline = None if args.stop_after is None else time.time() + 60 * args.stop_after
     base_seconds, began = state.get("seconds", 0.0), time.time()
     args.clock = lambda: base_seconds + time.time() - began
-    comps = base_model.build(args.seed)
+    comps = base_model.build(args.seed) if args.init is None else load_init(args.init)
     comps.text_encoder.train()
     gen = torch.Generator()
 
@@ -243,7 +267,9 @@ def main(argv: list[str] | None = None) -> Path:
         def vae_step(step):
             return vae_loss(comps.vae, batch(args.seed, "vae", step, args.vae_batch)[0])
 
-        if state.get("vae", 0) < args.vae_steps:
+        if args.init:  # the VAE (and its scale) come with the initial model
+            state.setdefault("scaling_factor", comps.vae.config.scaling_factor)
+        elif state.get("vae", 0) < args.vae_steps:
             run_stage(vae_stage, args.work, state, args.vae_steps, args, vae_step)
         else:
             vae_stage.load_weights(load_file(str(args.work / "vae.safetensors")))
@@ -258,7 +284,7 @@ def main(argv: list[str] | None = None) -> Path:
         def unet_step(step):
             x, captions = batch(args.seed, "unet", step, args.unet_batch, drop=0.1)
             gen.manual_seed(args.seed * 1_000_003 + step)
-            return unet_loss(comps, x, captions, gen)
+            return unet_loss(comps, x, captions, gen, args.min_snr_gamma)
 
         run_stage(unet_stage, args.work, state, args.unet_steps, args, unet_step)
     except Deadline:
@@ -269,6 +295,8 @@ def main(argv: list[str] | None = None) -> Path:
             "settings": settings, "scaling_factor": state["scaling_factor"], "train_seconds": round(state["seconds"]),
             "weights": "EMA (decay 0.999) of the UNet and text encoder; VAE as trained",
             "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if args.init:  # how the starting weights were made, so the chain of commands stays on record
+        meta["init"] = json.loads((Path(args.init) / "pretrain.json").read_text())
     export(comps, args.out, meta)
     print(args.out)
     return args.out
