@@ -22,7 +22,7 @@ assets: $(STAMP)
 	$(PY) -m twinact.pose_assets
 
 # Learn the held-out three_point_landing on the StickWorld base model with TwinAct and Textual Inversion, render it
-# with eight actors the exemplars do not show, print S_Action / S_Actor / Leakage, write the grid (~5 min on 2 cores).
+# with eight actors the exemplars do not show, print S_Action / S_Actor / Leakage, write the grid (~3 min on 2 cores).
 DEMO_DIR ?= runs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 demo: install
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m twinact.stickworld.benchmark --out $(DEMO_DIR) \

@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--actions", nargs="+", default=list(HELDOUT_ACTIONS), choices=list(HELDOUT_ACTIONS))
-    p.add_argument("--methods", nargs="+", default=list(METHODS))
+    p.add_argument("--methods", nargs="+", default=list(METHODS),
+                   choices=sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml")))
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (evaluation seeds: benchmark)")
     p.add_argument("--steps", type=int, default=400, help="optimizer steps per method, all stages together")
     p.add_argument("--grid-actions", nargs="*", default=["three_point_landing"])
