@@ -9,7 +9,6 @@ and loading it back through `from_pretrained`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from pathlib import Path
 
 import torch

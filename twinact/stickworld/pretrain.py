@@ -4,7 +4,8 @@
 ``make stickworld`` runs; the shipped model was written to ``twinact/data/stickworld/base``) trains in two stages,
 each resumable at any checkpoint:
 
-1. the VAE (L1 + MSE reconstruction of the posterior mean, a tiny KL), then its latent scale (1 / std of latents, as SD's 0.18215);
+1. the VAE (L1 + MSE reconstruction of the posterior mean, a tiny KL), then its latent scale (1 / std of latents,
+   as SD's 0.18215);
 2. the UNet and the text encoder together on the frozen VAE's latents (noise-prediction MSE, 10% of captions
    dropped so classifier-free guidance works), with an EMA of both that is what gets exported.
 
