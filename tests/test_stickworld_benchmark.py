@@ -73,3 +73,14 @@ def test_end_to_end_sweep_writes_table_and_grid(tmp_path):
     benchmark.main(["--out", str(out), "--actions", "three_point_landing", "--methods", "twinact",
                     "textual_inversion", "--steps", "4"] + extra)
     assert (out / "table.md").read_text() == table
+
+
+def test_stickworld_scoring_refuses_an_action_stickworld_does_not_have(tmp_path):
+    from omegaconf import OmegaConf
+
+    from twinact.evaluation import score_stickworld
+
+    cfg = OmegaConf.create({"action": {"name": "three_point_landing_photos", "image_dir": str(tmp_path)}})
+    bench = benchmark.compose(["experiment=stickworld"]).benchmark
+    with pytest.raises(TwinActError, match="action.name=<one of three_point_landing"):
+        score_stickworld(tmp_path, [], bench, cfg)

@@ -91,13 +91,13 @@ def score(run: Path, todo: list[dict], bench: DictConfig, exemplars: list[Image.
 def score_stickworld(run: Path, todo: list[dict], bench: DictConfig, cfg: DictConfig) -> dict[str, list[float]]:
     """Per-image StickWorld scores: pose vs the true action on each requested actor, actor probabilities."""
     from twinact.errors import TwinActError
-    from twinact.stickworld import ACTIONS
+    from twinact.stickworld import ACTIONS, HELDOUT_ACTIONS
     from twinact.stickworld.exemplars import load_meta
     from twinact.stickworld.scoring import score_images
 
     if cfg.action.name not in ACTIONS:
         raise TwinActError(f"benchmark=stickworld scores StickWorld actions; {cfg.action.name!r} is not one "
-                           f"(use action=stickworld action.name=<one of {', '.join(ACTIONS)}>).")
+                           f"(use action=stickworld action.name=<one of {', '.join(HELDOUT_ACTIONS)}>).")
     ids = {a.name: a.id for a in bench.actors}
     images = [Image.open(run / "eval" / "images" / j["file"]).convert("RGB") for j in todo]
     exemplar_actors = load_meta(cfg.action.image_dir).get("actors", [])
