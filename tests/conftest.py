@@ -51,3 +51,14 @@ def tiny_components():
     from twinact.models import load_components
 
     return lambda: load_components(None)
+
+
+def one_thread():
+    """Generator for a module fixture: run the module's tests on one CPU thread (small models are faster so, and
+    timings do not depend on what ran before)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

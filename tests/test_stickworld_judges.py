@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import one_thread
 
 from twinact.stickworld import ACTORS, JOINTS, judges
 from twinact.stickworld.render import sample
@@ -14,13 +15,7 @@ TEST_SEED = 7_777_777
 MARGIN = 0.04  # 200 images: one standard error of a ~95% rate is ~1.5 points, so this is ~2.5 sigma
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
+_one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
 
 def _images(n: int, seed: int = 0):
     rng = np.random.default_rng(seed)

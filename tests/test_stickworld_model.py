@@ -78,7 +78,7 @@ def test_pretraining_refuses_other_settings(tmp_path):
         pretrain.main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--unet-lr", "1e-2"] + TINY)
 
 
-def test_missing_shipped_model_is_a_clear_error(monkeypatch, tmp_path):
+def test_missing_shipped_model_is_a_clear_error(tmp_path):
     from twinact.errors import TwinActError
     from twinact.models import load_model
 

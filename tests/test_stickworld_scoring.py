@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from conftest import one_thread
 from PIL import Image
 
 from twinact.data import package_path
@@ -14,14 +14,7 @@ from twinact.stickworld import HELDOUT_ACTIONS, KNOWN_ACTIONS
 from twinact.stickworld.render import render, sample
 from twinact.stickworld.scoring import canonical, nearest_action, normalize, pose_similarity, score_images
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
+_one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
 
 def test_normalize_ignores_position_and_size():
     joints = np.random.default_rng(0).uniform(size=(3, 14, 2))

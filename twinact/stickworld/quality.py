@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from twinact.stickworld import judges
 from twinact.stickworld.actions import KNOWN_ACTIONS
 from twinact.stickworld.actors import ACTORS
 from twinact.stickworld.render import caption, contact_sheet
-from twinact.stickworld.scoring import nearest_action, score_images
+from twinact.stickworld.scoring import ACTOR_INDEX, nearest_action, pose_similarity
 
 BAR = {"action_acc": 0.70, "actor_acc": 0.90}
 
@@ -50,12 +51,13 @@ def measure(model: str, per_pair: int = 1, limit: int | None = None, steps: int 
         chunk = jobs[i:i + batch_size]
         images += pipe([j["prompt"] for j in chunk], num_inference_steps=steps, guidance_scale=guidance_scale,
                        height=64, width=64, generator=[torch.Generator().manual_seed(j["seed"]) for j in chunk]).images
-    action_ok, actor_ok, s_action = [], [], []
-    for j, im in zip(jobs, images):
-        scores = score_images([im], [j["actor"]], j["action"])
-        actor_ok.append(float(scores["actor_correct"][0]))
-        s_action.append(float(scores["s_action"][0]))
-        action_ok.append(float(nearest_action(scores["joints"], j["actor"], list(KNOWN_ACTIONS))[0] == j["action"]))
+    # One pass of the judges over every image (they load once); scores are then per image's own prompt.
+    joints, probs = judges.predict(images)
+    known = list(KNOWN_ACTIONS)
+    actor_ok = [float(probs[i].argmax() == ACTOR_INDEX[j["actor"]]) for i, j in enumerate(jobs)]
+    s_action = [float(pose_similarity(joints[i:i + 1], j["actor"], j["action"])[0]) for i, j in enumerate(jobs)]
+    action_ok = [float(nearest_action(joints[i:i + 1], j["actor"], known)[0] == j["action"])
+                 for i, j in enumerate(jobs)]
     summary = {"action_acc": float(np.mean(action_ok)), "actor_acc": float(np.mean(actor_ok)),
                "s_action": float(np.mean(s_action)), "images": len(jobs), "steps": steps,
                "guidance_scale": guidance_scale, "bar": BAR}
