@@ -62,12 +62,16 @@ def test_pretraining_resumes_exactly(tmp_path):
 def test_pretraining_continues_from_an_export(tmp_path):
     torch.set_num_threads(1)
     pretrain.main(["--work", str(tmp_path / "a"), "--out", str(tmp_path / "first")] + TINY)
-    more = ["--unet-steps", "2", "--unet-batch", "2", "--ckpt-every", "2", "--warmup", "1", "--min-snr-gamma", "5"]
+    more = ["--unet-steps", "2", "--unet-batch", "2", "--ckpt-every", "2", "--warmup", "1", "--min-snr-gamma", "5",
+            "--prediction-type", "v_prediction"]
     pretrain.main(["--work", str(tmp_path / "b"), "--out", str(tmp_path / "second"), "--init",
                    str(tmp_path / "first")] + more)
     meta = json.loads((tmp_path / "second" / "pretrain.json").read_text())
     assert "--init" in meta["command"] and meta["init"]["command"].startswith("python -m twinact.stickworld.pretrain")
     assert not (tmp_path / "b" / "vae.safetensors").exists()  # the VAE came with the initial model
+    for folder, kind in (("first", "epsilon"), ("second", "v_prediction")):  # samplers read it from the export
+        config = json.loads((tmp_path / folder / "scheduler" / "scheduler_config.json").read_text())
+        assert config["prediction_type"] == kind
     first, second = _checkpoint(tmp_path / "a"), _checkpoint(tmp_path / "b")
     assert any(not torch.equal(first[k], second[k]) for k in first)
 

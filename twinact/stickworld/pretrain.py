@@ -6,7 +6,7 @@ each resumable at any checkpoint:
 
 1. the VAE (L1 + MSE reconstruction of the posterior mean, a tiny KL), then its latent scale (1 / std of latents,
    as SD's 0.18215);
-2. the UNet and the text encoder together on the frozen VAE's latents (noise-prediction MSE, 10% of captions
+2. the UNet and the text encoder together on the frozen VAE's latents (noise- or v-prediction MSE, 10% of captions
    dropped so classifier-free guidance works), with an EMA of both that is what gets exported.
 
 Every batch is rendered fresh from a seed derived from (``--seed``, stage, step), so a resumed run sees exactly the
@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers import DDPMScheduler
 from safetensors.torch import load_file, save_file
 
-from twinact.losses import diffusion_loss
+from twinact.losses import diffusion_loss, diffusion_target
 from twinact.stickworld import base_model
 from twinact.stickworld.render import sample
 
@@ -158,7 +159,8 @@ def unet_loss(comps, x: torch.Tensor, captions: list[str], gen: torch.Generator,
     noise = torch.randn(latents.shape, generator=gen)
     t = torch.randint(0, comps.noise_scheduler.config.num_train_timesteps, (len(x),), generator=gen)
     noisy = comps.noise_scheduler.add_noise(latents, noise, t)
-    return diffusion_loss(comps.unet(noisy, t, hidden).sample, noise, comps.noise_scheduler, t, min_snr_gamma)
+    target = diffusion_target(comps.noise_scheduler, latents, noise, t)
+    return diffusion_loss(comps.unet(noisy, t, hidden).sample, target, comps.noise_scheduler, t, min_snr_gamma)
 
 
 class Deadline(Exception):
@@ -237,6 +239,9 @@ def main(argv: list[str] | None = None) -> Path:
                    help="continue from this diffusers folder (an earlier export): its VAE is kept (no VAE stage), "
                         "its UNet and text encoder start the UNet stage, with a fresh optimizer and schedule")
     p.add_argument("--min-snr-gamma", type=float, default=None, help="Min-SNR loss weighting (e.g. 5)")
+    p.add_argument("--prediction-type", choices=("epsilon", "v_prediction"), default=None,
+                   help="what the UNet predicts (default: epsilon, or the --init model's); switching an --init "
+                        "model to v_prediction retrains its output")
     args = p.parse_args(argv)
     if (args.out / "model_index.json").is_file() and not args.overwrite:
         raise SystemExit(f"{args.out} already holds a model; give another --out (e.g. runs/stickworld_base) or "
@@ -259,6 +264,9 @@ def main(argv: list[str] | None = None) -> Path:
     base_seconds, began = state.get("seconds", 0.0), time.time()
     args.clock = lambda: base_seconds + time.time() - began
     comps = base_model.build(args.seed) if args.init is None else load_init(args.init)
+    if args.prediction_type:  # exported with the model: the pipeline's sampler reads it from the scheduler config
+        comps.noise_scheduler = DDPMScheduler.from_config(comps.noise_scheduler.config,
+                                                          prediction_type=args.prediction_type)
     comps.text_encoder.train()
     gen = torch.Generator()
 
