@@ -63,6 +63,21 @@ def test_save_load_round_trip_is_exact(tmp_path):
     assert judges.load_meta(path) == {"metrics": {"actor_acc": 0.5}}
 
 
+def test_training_resumes_exactly_from_a_safetensors_checkpoint(tmp_path):
+    from twinact.stickworld import train_judges
+
+    tiny = ["--steps", "4", "--batch", "4", "--width", "8", "--eval-n", "8", "--ckpt-every", "2"]
+    train_judges.main(["--out", str(tmp_path / "a")] + tiny)
+    # --stop-after 0 stops at the first checkpoint (step 2); --resume finishes from it.
+    assert train_judges.main(["--out", str(tmp_path / "b"), "--stop-after", "0"] + tiny) is None
+    assert (tmp_path / "b.ckpt.safetensors").is_file() and not (tmp_path / "b.safetensors").exists()
+    train_judges.main(["--out", str(tmp_path / "b"), "--resume"] + tiny)
+    assert not (tmp_path / "b.ckpt.safetensors").exists()  # superseded by the final weights
+    a, b = judges.load(tmp_path / "a.safetensors"), judges.load(tmp_path / "b.safetensors")
+    for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=0, atol=1e-6, msg=k)
+
+
 def test_load_missing_raises(tmp_path):
     with pytest.raises(FileNotFoundError, match="train_judges"):
         judges.load(tmp_path / "nope.safetensors")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shlex
 import sys
 import time
@@ -30,10 +29,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from twinact.losses import diffusion_loss, diffusion_target
 from twinact.stickworld import base_model
+from twinact.stickworld.checkpoints import load_optimizer, optimizer_tensors, save_tensors
 from twinact.stickworld.render import sample
 
 STAGES = ("vae", "unet")
@@ -61,32 +61,6 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-# -- checkpoint files: safetensors only (optimizer moments flattened), written atomically --------------------------
-
-def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
-    os.replace(tmp, path)
-
-
-def optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    out = {}
-    for idx, state in opt.state_dict()["state"].items():
-        for key, value in state.items():
-            out[f"{idx}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
-    return out
-
-
-def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
-    sd = opt.state_dict()
-    state: dict[int, dict] = {}
-    for name, value in tensors.items():
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = value
-    sd["state"] = state
-    opt.load_state_dict(sd)
-
-
 class Stage:
     """One stage's trainable modules, optimizer and EMA, with save/load of all three."""
 
@@ -111,10 +85,10 @@ class Stage:
                     self.ema[k].copy_(v)
 
     def save(self, work: Path) -> None:
-        _atomic_save(self.weights(), work / f"{self.name}.safetensors")
-        _atomic_save(optimizer_tensors(self.opt), work / f"{self.name}.optim.safetensors")
+        save_tensors(self.weights(), work / f"{self.name}.safetensors")
+        save_tensors(optimizer_tensors(self.opt), work / f"{self.name}.optim.safetensors")
         if self.ema is not None:
-            _atomic_save(self.ema, work / f"{self.name}.ema.safetensors")
+            save_tensors(self.ema, work / f"{self.name}.ema.safetensors")
 
     def load(self, work: Path) -> None:
         self.load_weights(load_file(str(work / f"{self.name}.safetensors")))

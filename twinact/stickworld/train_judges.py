@@ -2,7 +2,8 @@
 
 ``python -m twinact.stickworld.train_judges --out twinact/data/stickworld/judges --steps 6000 --resume`` writes
 ``judges.safetensors`` and ``judges.json`` (command, data sizes, metrics). ``--resume`` continues from
-``judges.ckpt.pt``, written every ``--ckpt-every`` steps and deleted once the final weights are saved.
+``judges.ckpt.safetensors`` (weights, optimizer moments, step), written every ``--ckpt-every`` steps and deleted
+once the final weights are saved.
 
 The judges train on BOTH known and held-out actions. That is deliberate: they measure whether a generation shows
 the held-out pose, so they must recognise it; they are not the diffusion model, whose pretraining must never see
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from twinact.stickworld import judges
+from twinact.stickworld.checkpoints import load_optimizer, load_tensors, optimizer_tensors, save_tensors
 from twinact.stickworld.render import sample
 
 POSE_TOL = 0.05  # a pose is "right" when its mean joint error is under 5% of the image (~3 px at 64 px)
@@ -71,8 +73,8 @@ def evaluate(model: judges.Judge, data: tuple[torch.Tensor, torch.Tensor, torch.
                 median_joint_err=float(err.median()))
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Train, evaluate and save the judges; returns the final metrics."""
+def main(argv: list[str] | None = None) -> dict | None:
+    """Train, evaluate and save the judges; returns the final metrics (None when ``--stop-after`` stopped it)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="output stem: writes OUT.safetensors and OUT.json")
     p.add_argument("--steps", type=int, default=6000)
@@ -84,7 +86,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--eval-seed", type=int, default=1_000_003, help="evaluation render seed (not used in training)")
     p.add_argument("--eval-n", type=int, default=1000)
     p.add_argument("--ckpt-every", type=int, default=300)
-    p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt.pt if it exists")
+    p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt.safetensors if it exists")
+    p.add_argument("--stop-after", type=float, default=None,
+                   help="exit after the first checkpoint past this many minutes (rerun with --resume)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--init", type=Path, default=None, help="start from these judge weights (fine-tuning)")
     p.add_argument("--vae", type=str, default=None,
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    weights, ckpt_path = args.out.with_suffix(".safetensors"), args.out.with_suffix(".ckpt.pt")
+    weights, ckpt_path = args.out.with_suffix(".safetensors"), args.out.with_suffix(".ckpt.safetensors")
     model = judges.load(args.init).train() if args.init else judges.Judge(args.width)
     vae = None
     if args.vae:
@@ -108,16 +112,19 @@ def main(argv: list[str] | None = None) -> dict:
         np.pi * min(s, args.steps) / args.steps))))
     start, elapsed = 0, 0.0
     if args.resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
-        start, elapsed = ck["step"], ck["elapsed"]
+        tensors, meta = load_tensors(ckpt_path)
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        load_optimizer(opt, {k[4:]: v for k, v in tensors.items() if k.startswith("opt.")})
+        sched.load_state_dict(meta["sched"])
+        for group, lr in zip(opt.param_groups, sched.get_last_lr()):  # the flattened moments carry no rates
+            group["lr"] = lr
+        start, elapsed = meta["step"], meta["elapsed"]
         print(f"resumed at step {start}", flush=True)
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
     data = eval_set(args.eval_seed, args.eval_n)
     data_vae = None if vae is None else (vae_round_trip(vae, data[0]), *data[1:])
     t0 = time.time() - elapsed
+    deadline = None if args.stop_after is None else time.time() + 60 * args.stop_after
     model.train()
     for step in range(start, args.steps):
         x, joints, actors = render_batch(np.random.default_rng([args.seed, step]), args.batch, args.heldout_frac)
@@ -141,8 +148,12 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"eval @ {done}: {json.dumps(evaluate(model, data))}", flush=True)
             if data_vae is not None:
                 print(f"eval (through the VAE) @ {done}: {json.dumps(evaluate(model, data_vae))}", flush=True)
-            torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), step=done,
-                            elapsed=time.time() - t0), ckpt_path)
+            tensors = {**{f"model.{k}": v for k, v in model.state_dict().items()},
+                       **{f"opt.{k}": v for k, v in optimizer_tensors(opt).items()}}
+            save_tensors(tensors, ckpt_path, {"step": done, "elapsed": time.time() - t0, "sched": sched.state_dict()})
+            if deadline is not None and time.time() > deadline and done < args.steps:
+                print(f"stopped at step {done}; rerun with --resume to continue", flush=True)
+                return None
     metrics = evaluate(model, data)
     meta = dict(command="python -m twinact.stickworld.train_judges " + shlex.join(sys.argv[1:] if argv is None
                                                                                    else argv),
