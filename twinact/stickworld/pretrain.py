@@ -1,8 +1,8 @@
 """Pretrain the StickWorld base model (:mod:`twinact.stickworld.base_model`) on known actions only.
 
-``python -m twinact.stickworld.pretrain --work runs/stickworld_pretrain --out runs/stickworld_base`` (what
-``make stickworld`` runs; the shipped model was written to ``twinact/data/stickworld/base``) trains in two stages,
-each resumable at any checkpoint:
+``python -m twinact.stickworld.pretrain --work runs/stickworld/v0_work --out runs/stickworld/v0`` trains in two
+stages, each resumable at any checkpoint (``make stickworld`` runs the chain that made the shipped model,
+``twinact/data/stickworld/base``: this, then two ``--init`` continuations):
 
 1. the VAE (L1 + MSE reconstruction of the posterior mean, a tiny KL), then its latent scale (1 / std of latents,
    as SD's 0.18215);
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> Path:
                         "model to v_prediction retrains its output")
     args = p.parse_args(argv)
     if (args.out / "model_index.json").is_file() and not args.overwrite:
-        raise SystemExit(f"{args.out} already holds a model; give another --out (e.g. runs/stickworld_base) or "
+        raise SystemExit(f"{args.out} already holds a model; give another --out (e.g. runs/stickworld/v0) or "
                          "--overwrite to replace it when training ends.")
     args.lr = {"vae": args.vae_lr, "unet": args.unet_lr}
     torch.set_flush_denormal(True)
