@@ -33,12 +33,13 @@ demo-tiny: install
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) train.py experiment=demo
 
 # Pretrain the StickWorld base model as the shipped one was made (twinact/data/stickworld/base/pretrain.json holds the
-# same chain): v0 (VAE, then UNet + text encoder), continued with Min-SNR (v1), then switched to v-prediction (v2);
+# same chain): v0 (VAE, then UNet + text encoder), continued with Min-SNR (v1), then switched to v-prediction (v2) and
+# continued (v3);
 # then measure its quality bar. Every step resumes after an interruption (rerun `make stickworld`); a finished step
-# is skipped. About 2.7 h on 2 cores.
+# is skipped. About 3.5 h on 2 cores.
 SW ?= runs/stickworld
 PRETRAIN = $(PY) -m twinact.stickworld.pretrain
-stickworld: $(SW)/v2/quality.json
+stickworld: $(SW)/v3/quality.json
 $(SW)/v0/model_index.json: | install
 	$(PRETRAIN) --work $(SW)/v0_work --out $(SW)/v0 --vae-steps 3000 --vae-lr 2e-3 --unet-steps 4500 --unet-lr 8e-4
 $(SW)/v1/model_index.json: $(SW)/v0/model_index.json
@@ -47,8 +48,10 @@ $(SW)/v1/model_index.json: $(SW)/v0/model_index.json
 $(SW)/v2/model_index.json: $(SW)/v1/model_index.json
 	$(PRETRAIN) --init $(SW)/v1 --work $(SW)/v2_work --out $(SW)/v2 --unet-steps 4500 --warmup 100 --unet-lr 4e-4 \
 		--prediction-type v_prediction
-$(SW)/v2/quality.json: $(SW)/v2/model_index.json
-	$(PY) -m twinact.stickworld.quality --model $(SW)/v2
+$(SW)/v3/model_index.json: $(SW)/v2/model_index.json
+	$(PRETRAIN) --init $(SW)/v2 --work $(SW)/v3_work --out $(SW)/v3 --unet-steps 3300 --warmup 100 --unet-lr 3e-4
+$(SW)/v3/quality.json: $(SW)/v3/model_index.json
+	$(PY) -m twinact.stickworld.quality --model $(SW)/v3
 
 # Every held-out action x twinact, textual_inversion, lora, ti_lora (resumable); table and grid into experiments/.
 stickworld-benchmark: install
