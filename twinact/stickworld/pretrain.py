@@ -2,7 +2,7 @@
 
 ``python -m twinact.stickworld.pretrain --work runs/stickworld/v0_work --out runs/stickworld/v0`` trains in two
 stages, each resumable at any checkpoint (``make stickworld`` runs the chain that made the shipped model,
-``twinact/data/stickworld/base``: this, then two ``--init`` continuations):
+``twinact/data/stickworld/base``: this, then three ``--init`` continuations):
 
 1. the VAE (L1 + MSE reconstruction of the posterior mean, a tiny KL), then its latent scale (1 / std of latents,
    as SD's 0.18215);
