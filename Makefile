@@ -33,10 +33,9 @@ demo-tiny: install
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) train.py experiment=demo
 
 # Pretrain the StickWorld base model as the shipped one was made (twinact/data/stickworld/base/pretrain.json holds the
-# same chain): v0 (VAE, then UNet + text encoder), continued with Min-SNR (v1), then switched to v-prediction (v2) and
-# continued (v3);
-# then measure its quality bar. Every step resumes after an interruption (rerun `make stickworld`); a finished step
-# is skipped. About 3.5 h on 2 cores.
+# same chain): v0 (VAE, then UNet + text encoder), continued with Min-SNR (v1), switched to v-prediction (v2),
+# continued (v3); then measure its quality bar. Every step resumes after an interruption (rerun `make stickworld`);
+# a finished step is skipped. About 3.5 h on 2 cores.
 SW ?= runs/stickworld
 PRETRAIN = $(PY) -m twinact.stickworld.pretrain
 stickworld: $(SW)/v3/quality.json
