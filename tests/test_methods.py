@@ -59,3 +59,24 @@ def test_random_basis_trains(tiny_cfg):
     result = train(tiny_cfg("action_space.basis=random", stage1=1, stage2=1))
     assert result.module.fingerprint["action_space"].endswith("-random0")
     assert load_file(result.run_dir / "export" / "twinact_state.safetensors")["coefficients.0"].shape[0] == 3
+
+
+@pytest.mark.parametrize("method", ["twinact", "textual_inversion"])
+def test_max_norm_vocab_keeps_trained_vectors_within_the_vocabulary(tiny_cfg, method):
+    """`method.max_norm=vocab`: however far training pushes them, the vectors (and so the export) stay no longer
+    than the embedding table's longest row."""
+    result = train(tiny_cfg(f"method={method}", "method.max_norm=vocab", "method.stage1.lr=0.5",
+                            "method.stage1.steps=3", "method.stage2.steps=0"))
+    table = result.module.text_encoder.get_input_embeddings().base.weight
+    limit = float(table.norm(dim=-1).max())
+    exported = load_file(str(result.run_dir / "export" / "textual_inversion" / "a1.safetensors"))["<a1>"]
+    assert exported.norm() <= limit * (1 + 1e-5)
+    assert result.module.placeholder_embeddings()[0].norm(dim=-1).max() <= limit * (1 + 1e-5)
+    assert result.module.fingerprint["max_norm"] == [pytest.approx(limit)]
+
+
+def test_max_norm_rejects_nonsense(tiny_cfg):
+    from twinact.errors import TwinActError
+
+    with pytest.raises(TwinActError, match="max_norm"):
+        train(tiny_cfg("method.max_norm=-1"))

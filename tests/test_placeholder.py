@@ -13,9 +13,11 @@ from twinact.placeholder import (
     PlaceholderEmbedding,
     SpaceVectors,
     add_placeholder_tokens,
+    cap_norm,
     init_word_embedding,
     install,
     offsets_for,
+    vocabulary_norm,
 )
 
 TOKENS = ["<a1>", "<a2>", "<a3>"]
@@ -188,3 +190,33 @@ def test_vectors_do_not_checkpoint_basis_or_offsets():
     keys = set(vectors.state_dict())
     assert "basis" not in keys and "offsets" not in keys
     assert "feature.value" in keys and any(k.startswith("mlps.1.") for k in keys)
+
+
+def test_cap_norm_shortens_only_long_vectors_and_keeps_direction():
+    v = torch.tensor([[3.0, 4.0], [0.3, 0.4]], requires_grad=True)
+    capped = cap_norm(v, 1.0)
+    assert torch.allclose(capped.norm(dim=-1), torch.tensor([1.0, 0.5]))
+    assert torch.allclose(capped[0], torch.tensor([0.6, 0.8])) and torch.equal(capped[1], v[1])
+    capped.sum().backward()  # a capped vector still gets a gradient (it can still turn)
+    assert v.grad.abs().sum() > 0
+    assert cap_norm(v, None) is v
+
+
+def test_space_vectors_respect_max_norm_and_init_scale():
+    basis = torch.linalg.qr(torch.randn(8, 4))[0].T.expand(3, 4, 8).contiguous()
+    feature = ActionFeature(torch.randn(16), trainable=False, source="test")
+    offsets = torch.full((3, 8), 0.1)
+    torch.manual_seed(0)
+    free = SpaceVectors(feature, basis, offsets)
+    torch.manual_seed(0)
+    small = SpaceVectors(feature, basis, offsets, init_scale=0.01)
+    # Same seed, same Xavier draw: init_scale only scales the output layer, so the placeholders start at the offset.
+    assert torch.allclose(small.coefficients(), 0.01 * free.coefficients(), atol=1e-6)
+    assert (small() - offsets).norm(dim=-1).max() < 0.05 < (free() - offsets).norm(dim=-1).max()
+    capped = SpaceVectors(feature, basis, offsets * 20, max_norm=0.5)
+    assert torch.allclose(capped().norm(dim=-1), torch.full((3,), 0.5))
+
+
+def test_vocabulary_norm_is_the_longest_row():
+    table = torch.tensor([[0.0, 0.0], [3.0, 4.0], [1.0, 0.0]])
+    assert vocabulary_norm(table) == pytest.approx(5.0)

@@ -78,3 +78,16 @@ def test_composed_and_adjusted_actions_render(two_runs):
 
     img = lambda d: np.asarray(Image.open(d / "00_00.png"), dtype=np.float32)  # noqa: E731
     assert np.abs(img(mixed) - img(plain)).max() > 0 and np.abs(img(moved) - img(plain)).max() > 0
+
+
+def test_space_embeddings_apply_the_runs_norm_cap(tmp_path):
+    """A run trained with `method.max_norm` exported capped vectors; rebuilding them from its coefficients (what
+    compose and adjust do) must apply the same cap."""
+    from conftest import compose, fast_overrides
+
+    run = train(compose(fast_overrides(tmp_path, 2, 0) + ["method.max_norm=0.05"])).run_dir
+    _, coeffs = space_ops.load_run_coefficients(run)
+    rebuilt = space_ops.run_space_embeddings(run, build_tiny(), coeffs)[0]
+    torch.testing.assert_close(rebuilt, load_file(run / "export" / "twinact_state.safetensors")["embeddings.0"],
+                               atol=1e-6, rtol=1e-5)
+    assert torch.allclose(rebuilt.norm(dim=-1), torch.full((3,), 0.05))

@@ -23,6 +23,7 @@ from twinact.placeholder import (
     init_word_embedding,
     install,
     offsets_for,
+    vocabulary_norm,
 )
 
 
@@ -45,28 +46,49 @@ def build_space(cfg: DictConfig, comps, num_slots: int) -> spaces.ActionSpace:
     return spaces.random_like(space, seed=cfg.seed) if a.get("basis", "pca") == "random" else space
 
 
-def vector_sources(cfg: DictConfig, space, feature, init: torch.Tensor, dims: list[int]
+def max_norm_for(setting, table: torch.Tensor) -> float | None:
+    """`method.max_norm` as a number: null (no cap), `vocab` (the largest row norm of `table`), or a number."""
+    if setting is None:
+        return None
+    if setting == "vocab":
+        return vocabulary_norm(table)
+    try:
+        value = float(setting)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise TwinActError(f"method.max_norm={setting!r} must be null, vocab or a positive number.")
+    return value
+
+
+def vector_sources(cfg: DictConfig, space, feature, init: torch.Tensor, dims: list[int], table: torch.Tensor
                    ) -> tuple[list[nn.Module], list[tuple[int, int] | None]]:
     """The trainable vector module(s) and the column span each text encoder reads.
 
     `method.vectors`: `space` (TwinAct: offset + coefficients @ basis), `free` (textual inversion: a free vector per
     token), `fixed` (DreamBooth-LoRA: the init word's embedding, frozen). For SDXL, `action_space.mlp_per_encoder`
     gives each encoder its own MLPs over its slice of the joint basis (released code); otherwise one set of MLPs
-    produces the joint vector and each encoder reads its columns.
+    produces the joint vector and each encoder reads its columns. `method.max_norm` caps each vector's norm over
+    the columns its module produces (`table`: the joint embedding table).
     """
     a, kind, slots = cfg.action_space, cfg.method.vectors, len(cfg.action.placeholder_tokens)
     bounds = [(sum(dims[:i]), sum(dims[: i + 1])) for i in range(len(dims))]
+    cap = cfg.method.get("max_norm")
     if kind in ("free", "fixed"):
         rows = init.expand(slots, -1)
-        return [FreeVectors(rows[:, lo:hi], trainable=kind == "free") for lo, hi in bounds], [None] * len(dims)
+        return [FreeVectors(rows[:, lo:hi], trainable=kind == "free", max_norm=max_norm_for(cap, table[:, lo:hi]))
+                for lo, hi in bounds], [None] * len(dims)
     if kind != "space":
         raise TwinActError(f"method.vectors={kind!r} is not one of space, free, fixed.")
     offsets = offsets_for(a.offset, space, init)
-    direct = cfg.method.coefficients == "direct"
+    options = {"shared_mlp": a.shared_mlp, "direct": cfg.method.coefficients == "direct",
+               "init_scale": a.get("init_scale", 1.0)}
     if len(dims) > 1 and a.get("mlp_per_encoder", True):
-        return ([SpaceVectors(feature, space.basis[..., lo:hi], offsets[:, lo:hi], a.shared_mlp, direct)
+        return ([SpaceVectors(feature, space.basis[..., lo:hi], offsets[:, lo:hi],
+                              max_norm=max_norm_for(cap, table[:, lo:hi]), **options)
                  for lo, hi in bounds], [None] * len(dims))
-    return [SpaceVectors(feature, space.basis, offsets, a.shared_mlp, direct)], (bounds if len(dims) > 1 else [None])
+    return ([SpaceVectors(feature, space.basis, offsets, max_norm=max_norm_for(cap, table), **options)],
+            bounds if len(dims) > 1 else [None])
 
 
 def install_placeholders(cfg: DictConfig, comps, space, feature, tokens: list[str]) -> nn.ModuleList:
@@ -75,7 +97,7 @@ def install_placeholders(cfg: DictConfig, comps, space, feature, tokens: list[st
     word = cfg.method.get("init_word") or cfg.action.init_word  # DreamBooth-LoRA pins a rare word instead
     init = torch.cat([init_word_embedding(tok, enc.get_input_embeddings().weight, word)
                       for tok, enc in zip(comps.tokenizers, comps.text_encoders)])
-    sources, spans = vector_sources(cfg, space, feature, init, dims)
+    sources, spans = vector_sources(cfg, space, feature, init, dims, joint_table(comps))
     for i, (tok, enc) in enumerate(zip(comps.tokenizers, comps.text_encoders)):
         ids = add_placeholder_tokens(tok, tokens)
         install(enc, ids, sources[min(i, len(sources) - 1)], spans[i], eos_token_id=tok.eos_token_id)
@@ -131,6 +153,9 @@ def build_module(cfg: DictConfig, comps, exemplars) -> tuple[TwinActModule, dict
         "method": cfg.method.name,
         "shared_mlp": bool(cfg.action_space.shared_mlp), "vector_modules": len(vectors),
     }
+    caps = [getattr(v, "max_norm", None) for v in vectors]
+    if any(c is not None for c in caps):  # only when set, so checkpoints of runs without a cap still resume
+        fingerprint["max_norm"] = caps
     pixels = torch.stack([pil_to_tensor(im) for im in images])
     module = TwinActModule(vectors, comps, pixels, schedule, losses, image_encoder, fingerprint,
                            time_ids=exemplar_time_ids(exemplars, cfg.data.resolution) if comps.is_xl else None,

@@ -15,20 +15,46 @@ from torch import nn
 from twinact.errors import TwinActError
 
 
+def cap_norm(vectors: torch.Tensor, max_norm: float | None) -> torch.Tensor:
+    """Scale down the rows of ``vectors`` whose L2 norm exceeds ``max_norm`` (None: unchanged).
+
+    A text encoder has only ever seen its vocabulary's rows; a learned vector several times longer than any of them
+    is off its input distribution and breaks the prompt (seen in StickWorld: textual-inversion vectors at 2.7x the
+    mean row norm rendered fragmented figures). The cap is differentiable, so a capped vector still learns direction.
+    """
+    if max_norm is None:
+        return vectors
+    norms = vectors.norm(dim=-1, keepdim=True)
+    return vectors * (max_norm / norms.clamp_min(1e-12)).clamp(max=1.0)
+
+
+def vocabulary_norm(table: torch.Tensor) -> float:
+    """The largest L2 norm among the embedding table's rows (what ``method.max_norm: vocab`` caps at)."""
+    return float(table.detach().float().norm(dim=-1).max())
+
+
 class CoefficientMLP(nn.Module):
     """Action feature -> K basis coefficients: Linear(d, 2d) -> GELU -> L2-normalize -> Linear(2d, K).
 
     Xavier weights and zero biases as in the released code; the normalization keeps the coefficient scale
     independent of the feature's scale.
+
+    Args:
+        init_scale: factor on the output layer's Xavier weights. 1 (released code) starts the coefficient vector at
+            norm ~sqrt(2K / (2d + K)), i.e. about 1 for SD (K=512, d=320): far longer than any vocabulary row, so
+            the first prompts are off-distribution; a small value starts the placeholder at its offset instead,
+            as textual inversion starts at its init word.
     """
 
-    def __init__(self, feature_dim: int, num_components: int):
+    def __init__(self, feature_dim: int, num_components: int, init_scale: float = 1.0):
         super().__init__()
         self.fc1 = nn.Linear(feature_dim, 2 * feature_dim)
         self.fc2 = nn.Linear(2 * feature_dim, num_components)
         for layer in (self.fc1, self.fc2):
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)
+        with torch.no_grad():
+            self.fc2.weight.mul_(init_scale)
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.normalize(F.gelu(self.fc1(feature)), dim=-1))
@@ -43,16 +69,20 @@ class SpaceVectors(nn.Module):
         offsets: [slots, D].
         shared_mlp: one MLP for all slots instead of one per slot (paper code: one per slot).
         direct: ablation: train the coefficients themselves (zero-initialized), no MLP and no feature.
+        init_scale: see :class:`CoefficientMLP`.
+        max_norm: cap on each placeholder vector's L2 norm (:func:`cap_norm`); None: no cap (released code).
     """
 
     def __init__(self, feature: nn.Module, basis: torch.Tensor, offsets: torch.Tensor, shared_mlp: bool = False,
-                 direct: bool = False):
+                 direct: bool = False, init_scale: float = 1.0, max_norm: float | None = None):
         super().__init__()
         self.feature = feature
+        self.max_norm = max_norm
         slots, k, _ = basis.shape
         n_mlps = 1 if shared_mlp else slots
         self.direct = nn.Parameter(torch.zeros(slots, k)) if direct else None
-        self.mlps = nn.ModuleList([] if direct else [CoefficientMLP(feature.dim, k) for _ in range(n_mlps)])
+        self.mlps = nn.ModuleList([] if direct else [CoefficientMLP(feature.dim, k, init_scale)
+                                                     for _ in range(n_mlps)])
         # Not persistent: checkpoints hold trainable state only; the basis is rebuilt from its cache and checked
         # against the fingerprint stored beside the weights.
         self.register_buffer("basis", basis.float().clone(), persistent=False)
@@ -71,22 +101,23 @@ class SpaceVectors(nn.Module):
 
     def forward(self) -> torch.Tensor:
         """[slots, D] placeholder embeddings."""
-        return self.offsets + torch.einsum("sk,skd->sd", self.coefficients(), self.basis)
+        return cap_norm(self.offsets + torch.einsum("sk,skd->sd", self.coefficients(), self.basis), self.max_norm)
 
 
 class FreeVectors(nn.Module):
     """Baselines' placeholder vectors: free per-slot embeddings (textual inversion, pivotal tuning), or frozen ones
-    (`trainable=False`: DreamBooth-LoRA's fixed rare-token embedding)."""
+    (`trainable=False`: DreamBooth-LoRA's fixed rare-token embedding); `max_norm` as in :class:`SpaceVectors`."""
 
-    def __init__(self, init: torch.Tensor, trainable: bool = True):
+    def __init__(self, init: torch.Tensor, trainable: bool = True, max_norm: float | None = None):
         super().__init__()
+        self.max_norm = max_norm
         if trainable:
             self.vectors = nn.Parameter(init.float().clone())
         else:
             self.register_buffer("vectors", init.float().clone())
 
     def forward(self) -> torch.Tensor:
-        return self.vectors
+        return cap_norm(self.vectors, self.max_norm)
 
 
 class PlaceholderEmbedding(nn.Module):

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from twinact.errors import TwinActError
+from twinact.placeholder import cap_norm
 
 
 def load_run_coefficients(run_dir: Path) -> tuple[dict, list[torch.Tensor]]:
@@ -61,14 +62,15 @@ def adjust(coefficients: list[torch.Tensor], component: int, amount: float,
 
 
 def embeddings(coefficients: list[torch.Tensor], basis: torch.Tensor, offsets: torch.Tensor,
-               dims: list[int]) -> list[torch.Tensor]:
+               dims: list[int], max_norms: list[float | None] | None = None) -> list[torch.Tensor]:
     """[slots, D_i] per text encoder from coefficients: per-encoder modules read their slice of the joint basis;
-    one joint module is sliced afterwards."""
+    one joint module is sliced afterwards. `max_norms` (one per module) caps norms as in training."""
     bounds = [(sum(dims[:i]), sum(dims[: i + 1])) for i in range(len(dims))]
+    caps = max_norms or [None] * len(coefficients)
     if len(coefficients) == len(dims):
-        return [offsets[:, lo:hi] + torch.einsum("sk,skd->sd", c, basis[..., lo:hi])
-                for c, (lo, hi) in zip(coefficients, bounds)]
-    joint = offsets + torch.einsum("sk,skd->sd", coefficients[0], basis)
+        return [cap_norm(offsets[:, lo:hi] + torch.einsum("sk,skd->sd", c, basis[..., lo:hi]), cap)
+                for c, (lo, hi), cap in zip(coefficients, bounds, caps)]
+    joint = cap_norm(offsets + torch.einsum("sk,skd->sd", coefficients[0], basis), caps[0])
     return [joint[:, lo:hi] for lo, hi in bounds]
 
 
@@ -87,4 +89,5 @@ def run_space_embeddings(run_dir: Path, comps, coefficients: list[torch.Tensor])
     init = torch.cat([init_word_embedding(tok, enc.get_input_embeddings().weight, word)
                       for tok, enc in zip(comps.tokenizers, comps.text_encoders)])
     dims = [enc.get_input_embeddings().weight.shape[1] for enc in comps.text_encoders]
-    return embeddings(coefficients, space.basis, offsets_for(cfg.action_space.offset, space, init), dims)
+    return embeddings(coefficients, space.basis, offsets_for(cfg.action_space.offset, space, init), dims,
+                      meta["fingerprint"].get("max_norm"))
