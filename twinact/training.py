@@ -138,7 +138,8 @@ def train(cfg: DictConfig) -> TrainResult:
                                       cfg.trainer.accumulate_grad_batches, cfg.data.num_workers)
         trainer = build_trainer(cfg, run_dir, module.schedule.total_steps)
         _log_space_plot(trainer, run_dir)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        # weights_only: check_ckpt already read the file with the safe loader, so Lightning can too (no pickle)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         if not cfg.trainer.fast_dev_run:  # the final state, whatever the checkpoint interval
             trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
         finished = cfg.trainer.fast_dev_run or trainer.global_step >= module.schedule.total_steps
