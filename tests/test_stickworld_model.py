@@ -125,3 +125,25 @@ def test_pretraining_never_replaces_a_model_silently(tmp_path):
     with pytest.raises(SystemExit, match="already holds a model"):
         pretrain.main(["--work", str(tmp_path / "w"), "--out", str(out)] + TINY)
     assert not (tmp_path / "w").exists()  # refused before anything was written
+
+
+def test_snapshot_exports_a_runs_ema_midway_without_touching_it(tmp_path):
+    torch.set_num_threads(1)
+    work, snap = tmp_path / "w", tmp_path / "snap"
+    args = ["--work", str(work), "--out", str(tmp_path / "o")] + TINY
+    with pytest.raises(SystemExit, match="no UNet checkpoint"):
+        pretrain.main(args + ["--snapshot", str(snap)])
+    assert not work.exists()  # refused before anything was made or trained
+    for _ in range(3):
+        pretrain.main(args + ["--stop-after", "0"])
+        if json.loads((work / "state.json").read_text()).get("unet") == 2:
+            break
+    before = {p.name: p.read_bytes() for p in work.iterdir()}
+    pretrain.main(args + ["--snapshot", str(snap)])
+    assert {p.name: p.read_bytes() for p in work.iterdir()} == before and not (tmp_path / "o").exists()
+    ema = load_file(str(work / "unet.ema.safetensors"))
+    exported = load_file(str(snap / "unet" / "diffusion_pytorch_model.safetensors"))
+    assert exported and all(torch.equal(v, ema[f"unet.{k}"].to(v.dtype)) for k, v in exported.items())
+    assert json.loads((snap / "pretrain.json").read_text())["snapshot_of_step"] == 2
+    pretrain.main(args)  # the run itself still resumes and finishes
+    assert (tmp_path / "o" / "model_index.json").is_file()

@@ -183,6 +183,18 @@ def export(comps, out: Path, meta: dict) -> None:
     (out / "pretrain.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
+def snapshot(unet_stage: Stage, comps, args, state: dict, argv: list[str] | None) -> Path:
+    """Export the EMA of the work folder's last UNet checkpoint to ``args.snapshot`` (the run is not touched)."""
+    unet_stage.load(args.work)
+    unet_stage.load_weights(unet_stage.ema)
+    meta = {"command": "python -m twinact.stickworld.pretrain " + shlex.join(sys.argv[1:] if argv is None else argv),
+            "snapshot_of_step": state["unet"], "settings": state["settings"],
+            "weights": "EMA (decay 0.999) of the UNet and text encoder at that step; VAE as trained"}
+    export(comps, args.snapshot, meta)
+    print(args.snapshot)
+    return args.snapshot
+
+
 def load_init(folder: str):
     """Components of an earlier export, in fp32 and trainable, to continue pretraining from."""
     from twinact.models import load_components
@@ -209,6 +221,9 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--stop-after", type=float, default=None, help="exit (resumably) after this many minutes")
     p.add_argument("--overwrite", action="store_true", help="replace a model already at --out")
+    p.add_argument("--snapshot", type=Path, default=None,
+                   help="export the EMA of --work's last UNet checkpoint to this folder and exit (give the run's own "
+                        "options; the run itself is untouched and resumes as before): measure a run midway")
     p.add_argument("--init", type=str, default=None,
                    help="continue from this diffusers folder (an earlier export): its VAE is kept (no VAE stage), "
                         "its UNet and text encoder start the UNet stage, with a fresh optimizer and schedule")
@@ -217,15 +232,19 @@ def main(argv: list[str] | None = None) -> Path:
                    help="what the UNet predicts (default: epsilon, or the --init model's); switching an --init "
                         "model to v_prediction retrains its output")
     args = p.parse_args(argv)
-    if (args.out / "model_index.json").is_file() and not args.overwrite:
-        raise SystemExit(f"{args.out} already holds a model; give another --out (e.g. runs/stickworld/v0) or "
-                         "--overwrite to replace it when training ends.")
+    target = args.snapshot or args.out
+    if (target / "model_index.json").is_file() and not args.overwrite:
+        raise SystemExit(f"{target} already holds a model; give another folder (e.g. runs/stickworld/v0) or "
+                         "--overwrite to replace it.")
     args.lr = {"vae": args.vae_lr, "unet": args.unet_lr}
     torch.set_flush_denormal(True)
-    args.work.mkdir(parents=True, exist_ok=True)
     state_path = args.work / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    settings = {k: v for k, v in vars(args).items() if k not in ("work", "out", "stop_after", "lr", "overwrite")}
+    if args.snapshot and not state.get("unet"):  # before anything could train (an unfinished VAE stage would)
+        raise SystemExit(f"{args.work} has no UNet checkpoint yet; nothing to snapshot.")
+    args.work.mkdir(parents=True, exist_ok=True)
+    settings = {k: v for k, v in vars(args).items()
+                if k not in ("work", "out", "stop_after", "lr", "overwrite", "snapshot")}
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()}
     def given(d: dict) -> dict:  # options left at None do not count, so adding an option keeps old runs resumable
         return {k: v for k, v in d.items() if v is not None}
@@ -263,6 +282,8 @@ def main(argv: list[str] | None = None) -> Path:
         comps.vae.requires_grad_(False).eval()
 
         unet_stage = Stage("unet", {"unet": comps.unet, "text_encoder": comps.text_encoder}, args.unet_lr, ema=True)
+        if args.snapshot:
+            return snapshot(unet_stage, comps, args, state, argv)
 
         def unet_step(step):
             x, captions = batch(args.seed, "unet", step, args.unet_batch, drop=0.1)
