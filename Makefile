@@ -34,11 +34,11 @@ demo-tiny: install
 
 # Pretrain the StickWorld base model as the shipped one was made (twinact/data/stickworld/base/pretrain.json holds the
 # same chain): v0 (VAE, then UNet + text encoder), continued with Min-SNR (v1), switched to v-prediction (v2),
-# continued (v3), continued again at a higher peak rate (v4); then measure its quality bar. Every step resumes after
-# an interruption (rerun `make stickworld`); a finished step is skipped. About 5 h on 2 cores.
+# continued (v3), continued again at a higher peak rate (v4) and once more (v5); then measure its quality bar. Every step resumes after
+# an interruption (rerun `make stickworld`); a finished step is skipped. About 5.5 h on 2 cores.
 SW ?= runs/stickworld
 PRETRAIN = $(PY) -m twinact.stickworld.pretrain
-stickworld: $(SW)/v4/quality.json
+stickworld: $(SW)/v5/quality.json
 $(SW)/v0/model_index.json: | install
 	$(PRETRAIN) --work $(SW)/v0_work --out $(SW)/v0 --vae-steps 3000 --vae-lr 2e-3 --unet-steps 4500 --unet-lr 8e-4
 $(SW)/v1/model_index.json: $(SW)/v0/model_index.json
@@ -51,8 +51,10 @@ $(SW)/v3/model_index.json: $(SW)/v2/model_index.json
 	$(PRETRAIN) --init $(SW)/v2 --work $(SW)/v3_work --out $(SW)/v3 --unet-steps 3300 --warmup 100 --unet-lr 3e-4
 $(SW)/v4/model_index.json: $(SW)/v3/model_index.json
 	$(PRETRAIN) --init $(SW)/v3 --work $(SW)/v4_work --out $(SW)/v4 --unet-steps 6000 --warmup 100 --unet-lr 4e-4
-$(SW)/v4/quality.json: $(SW)/v4/model_index.json
-	$(PY) -m twinact.stickworld.quality --model $(SW)/v4
+$(SW)/v5/model_index.json: $(SW)/v4/model_index.json
+	$(PRETRAIN) --init $(SW)/v4 --work $(SW)/v5_work --out $(SW)/v5 --unet-steps 1500 --warmup 100 --unet-lr 3e-4
+$(SW)/v5/quality.json: $(SW)/v5/model_index.json
+	$(PY) -m twinact.stickworld.quality --model $(SW)/v5
 
 # Every held-out action x twinact, textual_inversion, lora, ti_lora (resumable); table and grid into experiments/.
 stickworld-benchmark: install
