@@ -220,3 +220,11 @@ def test_space_vectors_respect_max_norm_and_init_scale():
 def test_vocabulary_norm_is_the_longest_row():
     table = torch.tensor([[0.0, 0.0], [3.0, 4.0], [1.0, 0.0]])
     assert vocabulary_norm(table) == pytest.approx(5.0)
+
+
+def test_released_init_starts_sd15_coefficients_near_norm_094():
+    """The README's figure: Xavier output layer, K=512 components over a 320-d feature -> |w| ~ sqrt(2K/(2d+K))."""
+    torch.manual_seed(0)
+    norms = torch.stack([CoefficientMLP(320, 512)(torch.randn(320)).norm() for _ in range(5)])
+    assert abs(float(norms.mean()) - (2 * 512 / (640 + 512)) ** 0.5) < 0.05
+    assert float(CoefficientMLP(320, 512, init_scale=0.1)(torch.randn(320)).norm()) < 0.15

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import torch
 from PIL import Image
 
 from twinact.data import package_path
@@ -44,3 +45,26 @@ def test_token_norms_report_a_runs_vectors_against_the_vocabulary(tiny_cfg, caps
     enc = report["encoders"][0]
     assert len(enc["placeholders"]) == 3 and 0 < enc["vocab_mean"] <= enc["vocab_max"]
     assert max(enc["placeholders"]) <= enc["vocab_max"] + 1e-3  # capped at the longest row
+
+
+def test_released_init_starts_stickworld_twinact_tokens_beyond_the_vocabulary(tmp_path):
+    """experiments/stickworld's finding, and why experiment=stickworld sets init_scale and max_norm: with the
+    released code's init every placeholder starts longer than the longest vocabulary row; with both set, none does."""
+    from tests.conftest import compose
+    from twinact.assembly import build_module
+    from twinact.data import load_exemplars
+    from twinact.models import load_model
+    from twinact.placeholder import vocabulary_norm
+
+    def initial_norms(*overrides):
+        cfg = compose(["experiment=stickworld", f"cache_dir={tmp_path}", *overrides])
+        comps = load_model(cfg.model)
+        limit = vocabulary_norm(comps.text_encoder.get_input_embeddings().weight)
+        torch.manual_seed(cfg.seed)  # as train() does before building: the MLP init is a function of the seed
+        module, _ = build_module(cfg, comps, load_exemplars(cfg.action.image_dir, cfg.data.resolution))
+        return module.placeholder_embeddings()[0].norm(dim=-1), limit
+
+    released, limit = initial_norms("action_space.init_scale=1.0", "method.max_norm=null")
+    assert (released > limit).all()
+    capped, limit = initial_norms()
+    assert (capped <= limit * (1 + 1e-5)).all()

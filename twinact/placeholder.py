@@ -19,8 +19,8 @@ def cap_norm(vectors: torch.Tensor, max_norm: float | None) -> torch.Tensor:
     """Scale down the rows of ``vectors`` whose L2 norm exceeds ``max_norm`` (None: unchanged).
 
     A text encoder has only ever seen its vocabulary's rows; a learned vector several times longer than any of them
-    is off its input distribution and breaks the prompt (seen in StickWorld: textual-inversion vectors at 2.7x the
-    mean row norm rendered fragmented figures). The cap is differentiable, so a capped vector still learns direction.
+    is off its input distribution (StickWorld: textual-inversion vectors reached 2.7x the mean row norm; capped,
+    they kept the requested actor better). The cap is differentiable, so a capped vector still learns direction.
     """
     if max_norm is None:
         return vectors
@@ -41,7 +41,7 @@ class CoefficientMLP(nn.Module):
 
     Args:
         init_scale: factor on the output layer's Xavier weights. 1 (released code) starts the coefficient vector at
-            norm ~sqrt(2K / (2d + K)), i.e. about 1 for SD (K=512, d=320): far longer than any vocabulary row, so
+            norm ~sqrt(2K / (2d + K)), i.e. about 0.94 for SD (K=512, d=320): far longer than any vocabulary row, so
             the first prompts are off-distribution; a small value starts the placeholder at its offset instead,
             as textual inversion starts at its init word.
     """

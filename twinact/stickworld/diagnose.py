@@ -22,6 +22,7 @@ import torch
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file
 
+from twinact.placeholder import vocabulary_norm
 from twinact.stickworld.actions import KNOWN_ACTIONS
 from twinact.stickworld.scoring import canonical, nearest_action, pose_distance
 
@@ -84,11 +85,12 @@ def token_norms(run: Path) -> dict:
     comps = load_model(cfg.model)
     report = {"run": str(run), "encoders": []}
     for i, encoder in enumerate(comps.text_encoders):
-        rows = encoder.get_input_embeddings().weight.detach().float().norm(dim=-1)
-        rows = rows[rows > 0]  # StickWorld's table is zero outside the caption words
+        table = encoder.get_input_embeddings().weight
+        rows = table.detach().float().norm(dim=-1)
         report["encoders"].append({
             "placeholders": [round(float(n), 4) for n in state[f"embeddings.{i}"].norm(dim=-1)],
-            "vocab_mean": round(float(rows.mean()), 4), "vocab_max": round(float(rows.max()), 4)})
+            # the mean over non-zero rows: StickWorld's table is zero outside the caption words
+            "vocab_mean": round(float(rows[rows > 0].mean()), 4), "vocab_max": round(vocabulary_norm(table), 4)})
     return report
 
 
