@@ -34,11 +34,12 @@ demo-tiny: install
 
 # Pretrain the StickWorld base model as the shipped one was made (twinact/data/stickworld/base/pretrain.json holds the
 # same chain): v0 (VAE, then UNet + text encoder), continued with Min-SNR (v1), switched to v-prediction (v2),
-# continued (v3), continued again at a higher peak rate (v4) and once more (v5); then measure its quality bar.
-# Every step resumes after an interruption (rerun `make stickworld`); a finished step is skipped. About 5.5 h on 2 cores.
+# continued (v3), continued again at a higher peak rate (v4), once more (v5) and for longer on fresh batches (v6, --seed 6);
+# then measure its quality bar.
+# Every step resumes after an interruption (rerun `make stickworld`); a finished step is skipped. About 8 h on 2 cores.
 SW ?= runs/stickworld
 PRETRAIN = $(PY) -m twinact.stickworld.pretrain
-stickworld: $(SW)/v5/quality.json
+stickworld: $(SW)/v6/quality.json
 $(SW)/v0/model_index.json: | install
 	$(PRETRAIN) --work $(SW)/v0_work --out $(SW)/v0 --vae-steps 3000 --vae-lr 2e-3 --unet-steps 4500 --unet-lr 8e-4
 $(SW)/v1/model_index.json: $(SW)/v0/model_index.json
@@ -53,8 +54,11 @@ $(SW)/v4/model_index.json: $(SW)/v3/model_index.json
 	$(PRETRAIN) --init $(SW)/v3 --work $(SW)/v4_work --out $(SW)/v4 --unet-steps 6000 --warmup 100 --unet-lr 4e-4
 $(SW)/v5/model_index.json: $(SW)/v4/model_index.json
 	$(PRETRAIN) --init $(SW)/v4 --work $(SW)/v5_work --out $(SW)/v5 --unet-steps 1500 --warmup 100 --unet-lr 3e-4
-$(SW)/v5/quality.json: $(SW)/v5/model_index.json
-	$(PY) -m twinact.stickworld.quality --model $(SW)/v5
+$(SW)/v6/model_index.json: $(SW)/v5/model_index.json
+	$(PRETRAIN) --init $(SW)/v5 --work $(SW)/v6_work --out $(SW)/v6 --unet-steps 8000 --warmup 100 --unet-lr 4e-4 \
+		--seed 6
+$(SW)/v6/quality.json: $(SW)/v6/model_index.json
+	$(PY) -m twinact.stickworld.quality --model $(SW)/v6
 
 # Every held-out action x twinact, textual_inversion, lora, ti_lora (resumable); table and grid into experiments/.
 stickworld-benchmark: install

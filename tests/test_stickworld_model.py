@@ -118,6 +118,14 @@ def test_shipped_model_reproduces_its_recorded_quality():
     assert abs(summary["action_acc"] - recorded["action_acc"]) <= 0.2
 
 
+def test_misreadings_name_the_commonest_wrong_reading_and_its_share():
+    from twinact.stickworld.quality import misreadings
+
+    jobs = [{"action": a} for a in ["raising_left_arm"] * 4 + ["squatting"] * 2]
+    read_as = ["raising_both_arms", "raising_both_arms", "arms_out", "raising_left_arm", "squatting", "squatting"]
+    assert misreadings(jobs, read_as) == {"raising_left_arm": ["raising_both_arms", 0.5]}
+
+
 def test_pretraining_never_replaces_a_model_silently(tmp_path):
     out = tmp_path / "model"
     out.mkdir()

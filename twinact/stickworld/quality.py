@@ -13,6 +13,7 @@ import json
 import shlex
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -56,15 +57,28 @@ def measure(model: str, per_pair: int = 1, limit: int | None = None, steps: int 
     known = list(KNOWN_ACTIONS)
     actor_ok = [float(probs[i].argmax() == ACTOR_INDEX[j["actor"]]) for i, j in enumerate(jobs)]
     s_action = [float(pose_similarity(joints[i:i + 1], j["actor"], j["action"])[0]) for i, j in enumerate(jobs)]
-    action_ok = [float(nearest_action(joints[i:i + 1], j["actor"], known)[0] == j["action"])
-                 for i, j in enumerate(jobs)]
+    read_as = [nearest_action(joints[i:i + 1], j["actor"], known)[0] for i, j in enumerate(jobs)]
+    action_ok = [float(r == j["action"]) for r, j in zip(read_as, jobs)]
     summary = {"action_acc": float(np.mean(action_ok)), "actor_acc": float(np.mean(actor_ok)),
                "s_action": float(np.mean(s_action)), "images": len(jobs), "steps": steps,
                "guidance_scale": guidance_scale, "bar": BAR}
     summary["meets_bar"] = all(summary[k] >= v for k, v in BAR.items())
     summary["per_action_acc"] = {b: float(np.mean([ok for ok, j in zip(action_ok, jobs) if j["action"] == b]))
                                  for b in KNOWN_ACTIONS if any(j["action"] == b for j in jobs)}
+    summary["per_action_misread"] = misreadings(jobs, read_as)
     return summary, list(zip(jobs, images))
+
+
+def misreadings(jobs: list[dict], read_as: list[str]) -> dict[str, list]:
+    """Per prompted action, the action its misses were most often read as and that share of its images: tells a
+    model that cannot tell left from right (or one arm from both) from one that draws no readable pose at all."""
+    out = {}
+    for action in dict.fromkeys(j["action"] for j in jobs):
+        wrong = Counter(r for r, j in zip(read_as, jobs) if j["action"] == action and r != action)
+        if wrong:
+            name, n = wrong.most_common(1)[0]
+            out[action] = [name, n / sum(j["action"] == action for j in jobs)]
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -85,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.sheet:
         contact_sheet([im for _, im in shots[:24]], [f"{j['actor']}: {j['action']}" for j, _ in shots[:24]],
                       cols=6).save(args.sheet)
-    print(json.dumps({k: v for k, v in summary.items() if k != "per_action_acc"}, indent=1))
+    print(json.dumps({k: v for k, v in summary.items() if not k.startswith("per_action")}, indent=1))
     return summary
 
 
