@@ -34,8 +34,8 @@ demo-tiny: install
 
 # Pretrain the StickWorld base model as the shipped one was made (twinact/data/stickworld/base/pretrain.json holds the
 # same chain): v0 (VAE, then UNet + text encoder), continued with Min-SNR (v1), switched to v-prediction (v2),
-# continued (v3), continued again at a higher peak rate (v4), once more (v5) and for longer on fresh batches (v6, --seed 6);
-# then measure its quality bar.
+# continued (v3), continued again at a higher peak rate (v4), once more (v5) and for longer on fresh batches
+# (v6, --seed 6); then measure its quality bar.
 # Every step resumes after an interruption (rerun `make stickworld`); a finished step is skipped. About 8 h on 2 cores.
 SW ?= runs/stickworld
 PRETRAIN = $(PY) -m twinact.stickworld.pretrain
