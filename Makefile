@@ -35,11 +35,11 @@ demo-tiny: install
 # Pretrain the StickWorld base model as the shipped one was made (twinact/data/stickworld/base/pretrain.json holds the
 # same chain): v0 (VAE, then UNet + text encoder), continued with Min-SNR (v1), switched to v-prediction (v2),
 # continued (v3), continued again at a higher peak rate (v4), once more (v5) and for longer on fresh batches
-# (v6, --seed 6); then measure its quality bar.
+# (v6, --seed 6) and a short last one (v7, --seed 7); then measure its quality bar.
 # Every step resumes after an interruption (rerun `make stickworld`); a finished step is skipped. About 8 h on 2 cores.
 SW ?= runs/stickworld
 PRETRAIN = $(PY) -m twinact.stickworld.pretrain
-stickworld: $(SW)/v6/quality.json
+stickworld: $(SW)/v7/quality.json
 $(SW)/v0/model_index.json: | install
 	$(PRETRAIN) --work $(SW)/v0_work --out $(SW)/v0 --vae-steps 3000 --vae-lr 2e-3 --unet-steps 4500 --unet-lr 8e-4
 $(SW)/v1/model_index.json: $(SW)/v0/model_index.json
@@ -57,8 +57,11 @@ $(SW)/v5/model_index.json: $(SW)/v4/model_index.json
 $(SW)/v6/model_index.json: $(SW)/v5/model_index.json
 	$(PRETRAIN) --init $(SW)/v5 --work $(SW)/v6_work --out $(SW)/v6 --unet-steps 8000 --warmup 100 --unet-lr 4e-4 \
 		--seed 6
-$(SW)/v6/quality.json: $(SW)/v6/model_index.json
-	$(PY) -m twinact.stickworld.quality --model $(SW)/v6
+$(SW)/v7/model_index.json: $(SW)/v6/model_index.json
+	$(PRETRAIN) --init $(SW)/v6 --work $(SW)/v7_work --out $(SW)/v7 --unet-steps 3000 --warmup 100 --unet-lr 3e-4 \
+		--seed 7
+$(SW)/v7/quality.json: $(SW)/v7/model_index.json
+	$(PY) -m twinact.stickworld.quality --model $(SW)/v7
 
 # Every held-out action x twinact, textual_inversion, lora, ti_lora (resumable); table and grid into experiments/.
 stickworld-benchmark: install
