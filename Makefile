@@ -36,7 +36,8 @@ demo-tiny: install
 # same chain): v0 (VAE, then UNet + text encoder), continued with Min-SNR (v1), switched to v-prediction (v2),
 # continued (v3), continued again at a higher peak rate (v4), once more (v5) and for longer on fresh batches
 # (v6, --seed 6) and a short last one (v7, --seed 7); then measure its quality bar.
-# Every step resumes after an interruption (rerun `make stickworld`); a finished step is skipped. About 8 h on 2 cores.
+# Every step resumes after an interruption (rerun `make stickworld`); a finished step is skipped.
+# About 8.5 h on 2 cores.
 SW ?= runs/stickworld
 PRETRAIN = $(PY) -m twinact.stickworld.pretrain
 stickworld: $(SW)/v7/quality.json
