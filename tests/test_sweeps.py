@@ -35,6 +35,21 @@ def test_relaunched_sweep_skips_finished_and_resumes_partial(tiny_cfg, tmp_path)
     assert sorted(p.name for p in (partial / "logs").iterdir()) == ["version_0", "version_1"]  # nothing overwritten
 
 
+def test_relaunched_sweep_finishes_a_stopped_evaluation(tiny_cfg, tmp_path):
+    """A point stopped after its export but before its evaluation's metrics is evaluated, not retrained."""
+    overrides = [f"run_dir={tmp_path / 'p'}", "resume=auto", "eval=true", "benchmark.steps=2", "benchmark.seeds=[0]",
+                 *FAST]
+    run = train(tiny_cfg(*overrides)).run_dir
+    metrics = run / "eval" / "metrics.json"
+    expected = metrics.read_text()
+    metrics.unlink()
+    stamp = (run / "export" / "twinact.json").stat().st_mtime_ns
+
+    again = train(tiny_cfg(*overrides))
+    assert again.module is None and (run / "export" / "twinact.json").stat().st_mtime_ns == stamp
+    assert metrics.read_text() == expected
+
+
 def test_two_point_sweep_through_submitit_local_and_compare(tmp_path):
     overrides = [o for o in fast_overrides(tmp_path) if not o.startswith(("run_dir=", "lora.rank=", "logger="))]
     cmd = [sys.executable, str(REPO / "train.py"), "-m", "experiment=ablate_lora_rank", "model=tiny", "lora.rank=2,4",

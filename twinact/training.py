@@ -109,13 +109,18 @@ class TrainResult:
 def train(cfg: DictConfig) -> TrainResult:
     """Train an action end to end: build, fit, save the final checkpoint, export and render.
 
-    With `resume: auto` (sweeps) a run dir that already holds an export is skipped (`module` and `trainer` are None)
-    and one with a checkpoint continues from it.
+    With `resume: auto` (sweeps) a run dir that already holds an export is skipped (`module` and `trainer` are None),
+    after finishing its evaluation if `eval` asks for one that was stopped; one with a checkpoint continues from it.
     """
     if cfg.get("resume", "never") not in ("never", "auto"):
         raise TwinActError(f"resume={cfg.resume!r} is not 'never' or 'auto'.")
     if cfg.resume == "auto" and is_finished(point := requested_run_dir(cfg)):
-        log.info("%s is finished; skipping (resume: auto).", point)
+        if cfg.get("eval") and not (point / "eval" / "metrics.json").is_file():
+            # stopped between export and the end of its evaluation, which renders only the images still missing
+            log.info("%s is trained; finishing its evaluation (resume: auto).", point)
+            _evaluate(point, cfg, "cuda" if torch.cuda.is_available() else "cpu")
+        else:
+            log.info("%s is finished; skipping (resume: auto).", point)
         return TrainResult(point, None, None)
     pl.seed_everything(cfg.seed, workers=True)
     # Denormal floats (tiny Adam moments, LoRA products) slow CPU kernels ~100x (seen in the test suite); flushing
@@ -149,9 +154,7 @@ def train(cfg: DictConfig) -> TrainResult:
         elif trainer.is_global_zero and cfg.export:
             _export_and_render(cfg, run_dir, module, parts)
             if cfg.get("eval"):
-                from twinact.evaluation import evaluate
-
-                evaluate(run_dir, cfg.benchmark, device=str(module.device))
+                _evaluate(run_dir, cfg, str(module.device))
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             # without this, DDP worker processes sometimes abort at interpreter exit
             torch.distributed.destroy_process_group()
@@ -159,6 +162,12 @@ def train(cfg: DictConfig) -> TrainResult:
         logging.getLogger().removeHandler(handler)
         handler.close()
     return TrainResult(run_dir, module, trainer)
+
+
+def _evaluate(run_dir: Path, cfg: DictConfig, device: str) -> None:
+    from twinact.evaluation import evaluate  # the judges' imports are only needed when evaluating
+
+    evaluate(run_dir, cfg.benchmark, device=device)
 
 
 def _run_dir_and_checkpoint(cfg: DictConfig, fingerprint: dict) -> tuple[Path, str | None]:
