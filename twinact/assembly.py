@@ -153,11 +153,17 @@ def build_module(cfg: DictConfig, comps, exemplars) -> tuple[TwinActModule, dict
         "method": cfg.method.name,
         "shared_mlp": bool(cfg.action_space.shared_mlp), "vector_modules": len(vectors),
     }
+    latents = cfg.model.latents
+    if latents not in ("sample", "mean"):
+        raise TwinActError(f"model.latents={latents!r} is not 'sample' or 'mean'.")
+    if latents == "mean":  # only when set, so checkpoints of earlier runs still resume
+        fingerprint["latents"] = latents
     caps = [getattr(v, "max_norm", None) for v in vectors]
     if any(c is not None for c in caps):  # only when set, so checkpoints of runs without a cap still resume
         fingerprint["max_norm"] = caps
     pixels = torch.stack([pil_to_tensor(im) for im in images])
     module = TwinActModule(vectors, comps, pixels, schedule, losses, image_encoder, fingerprint,
                            time_ids=exemplar_time_ids(exemplars, cfg.data.resolution) if comps.is_xl else None,
-                           gradient_checkpointing=cfg.trainer.gradient_checkpointing)
+                           gradient_checkpointing=cfg.trainer.gradient_checkpointing,
+                           sample_latents=latents == "sample")
     return module, {"space": space, "lora_config": lora_cfg, "tokens": tokens}

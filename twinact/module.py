@@ -6,6 +6,7 @@ identity); stage 2 switches LoRA on. The stage is a function of the global step,
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import pytorch_lightning as pl
@@ -15,6 +16,8 @@ from torch import nn
 from twinact.conditioning import added_conditioning, encode_captions
 from twinact.errors import TwinActError
 from twinact.losses import action_similarity_loss, diffusion_loss, diffusion_target, predicted_x0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -77,11 +80,14 @@ class TwinActModule(pl.LightningModule):
     image_encoder: frozen image encoder for the similarity loss (None disables it).
     fingerprint: identity of the frozen parts, stored in checkpoints and checked on resume.
     time_ids: [N, 2, 6] SDXL micro-conditioning per exemplar and flip (None for SD1.5).
+    sample_latents: draw each training latent from the VAE posterior (diffusers' training scripts) rather than
+        take its mean. Only right for a VAE whose posterior spread is small next to its latents' (`model.latents`).
     """
 
     def __init__(self, vectors: nn.ModuleList, comps, exemplars: torch.Tensor, schedule: StageSchedule,
                  losses: LossSettings, image_encoder: nn.Module | None, fingerprint: dict,
-                 time_ids: torch.Tensor | None = None, gradient_checkpointing: bool = False):
+                 time_ids: torch.Tensor | None = None, gradient_checkpointing: bool = False,
+                 sample_latents: bool = True):
         super().__init__()
         self.vectors = vectors  # registered first so its parameters are named `vectors.*`
         self.text_encoders = nn.ModuleList(comps.text_encoders)
@@ -92,6 +98,7 @@ class TwinActModule(pl.LightningModule):
         self.register_buffer("time_ids", time_ids, persistent=False)
         self.schedule, self.losses, self.fingerprint = schedule, losses, fingerprint
         self.strict_loading = False  # checkpoints carry trainable weights only
+        self.sample_latents = sample_latents
         self.has_lora = any("lora_" in n for n, _ in self.unet.named_parameters())
         if gradient_checkpointing:
             self.unet.enable_gradient_checkpointing()
@@ -128,6 +135,12 @@ class TwinActModule(pl.LightningModule):
         dist = self.vae.encode(flat).latent_dist
         shape = (*views.shape[:2], *dist.mean.shape[1:])
         self.latent_mean, self.latent_std = dist.mean.float().view(shape), dist.std.float().view(shape)
+        if self.sample_latents:
+            spread, blur = self.latent_mean.std().item(), self.latent_std.mean().item()
+            if blur > 0.5 * spread:
+                log.warning("The VAE's posterior std (%.3g) is comparable to its latents' spread (%.3g): sampled "
+                            "training latents are mostly noise. A VAE trained to decode its posterior mean (like "
+                            "StickWorld's) wants model.latents=mean.", blur, spread)
         self.reference = None
         if self.image_encoder is not None and self.losses.similarity_weight > 0:
             self.reference = self.image_encoder.embed_pixels(flat.float()).view(*views.shape[:2], -1)
@@ -145,8 +158,8 @@ class TwinActModule(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         step, idx, flip, t = self.global_step, batch["image"], batch["flip"], batch["timestep"]
         mean, std = self.latent_mean[idx, flip], self.latent_std[idx, flip]
-        latent_eps, noise = self.sample_noise(batch["noise_seed"], mean.shape[1:])
-        latents = (mean + std * latent_eps) * self.vae.config.scaling_factor
+        latent_eps, noise = self.sample_noise(batch["noise_seed"], mean.shape[1:])  # both drawn either way
+        latents = (mean + std * latent_eps if self.sample_latents else mean) * self.vae.config.scaling_factor
         noisy = self.noise_scheduler.add_noise(latents, noise, t)
         hidden, pooled = encode_captions(self.comps, batch["caption"], self.device)
         ids = self.time_ids[idx, flip] if self.time_ids is not None else None

@@ -1,0 +1,61 @@
+"""Training latents: a draw from the VAE posterior (SD's VAEs) or its mean (`model.latents=mean`, StickWorld's)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from tests.conftest import compose
+
+
+def _stickworld_module(tmp_path, *overrides):
+    from twinact.assembly import build_module
+    from twinact.data import load_exemplars
+    from twinact.models import load_model
+
+    cfg = compose(["experiment=stickworld", f"cache_dir={tmp_path}", "loss.similarity.weight=0", *overrides])
+    comps = load_model(cfg.model)
+    module, _ = build_module(cfg, comps, load_exemplars(cfg.action.image_dir, cfg.data.resolution))
+    module.log_dict = lambda *a, **k: None  # no trainer attached to log to
+    return module
+
+
+def _training_latents(module) -> torch.Tensor:
+    """The clean latents one training step feeds to the noise scheduler."""
+    seen = []
+    add_noise = module.noise_scheduler.add_noise
+    module.noise_scheduler.add_noise = lambda latents, *rest: seen.append(latents) or add_noise(latents, *rest)
+    batch = {"image": torch.tensor([0, 1]), "flip": torch.tensor([0, 0]), "timestep": torch.tensor([10, 900]),
+             "noise_seed": torch.tensor([3, 4]), "caption": ["a <a1> <a2> <a3>"] * 2}
+    with torch.no_grad():
+        module.training_step(batch, 0)
+    return seen[0]
+
+
+def test_stickworld_trains_on_the_posterior_mean(tmp_path, caplog):
+    """StickWorld's VAE decodes its posterior mean only; its posterior std (~1) buries the image, so a model=stickworld
+    run trains on the mean (what pretraining used), and asking it to sample says why that is wrong."""
+    module = _stickworld_module(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="twinact.module"):
+        module.on_fit_start()
+    assert not caplog.records
+    scale = module.vae.config.scaling_factor
+    torch.testing.assert_close(_training_latents(module), module.latent_mean[[0, 1], 0] * scale)
+    assert module.latent_std.mean() > module.latent_mean.std()  # why: the noise would outweigh the image
+
+    sampled = _stickworld_module(tmp_path, "model.latents=sample")
+    with caplog.at_level(logging.WARNING, logger="twinact.module"):
+        sampled.on_fit_start()
+    assert "model.latents=mean" in caplog.text
+    drift = (_training_latents(sampled) - sampled.latent_mean[[0, 1], 0] * scale).std()
+    assert drift > sampled.latent_mean.std() * scale  # the sampled latents are mostly noise
+
+
+def test_unknown_latents_setting_is_refused(tiny_cfg):
+    from twinact.errors import TwinActError
+    from twinact.training import train
+
+    with pytest.raises(TwinActError, match="model.latents='mode' is not 'sample' or 'mean'"):
+        train(tiny_cfg("model.latents=mode"))
