@@ -47,9 +47,12 @@ def test_score_images_reads_pose_actor_and_leakage():
     scores = score_images(images, ["robot"] * 6, "three_point_landing", exemplar_actors=["superhero"])
     assert scores["s_actor"].mean() > 0.9 and scores["actor_correct"].mean() == 1.0
     assert scores["leakage"].mean() < 0.05
-    assert scores["s_action"].mean() > 0.4
+    assert scores["s_action"].mean() > 0.4 and scores["action_correct"].mean() == 1.0
     wrong = score_images(images, ["robot"] * 6, "backflip")
-    assert wrong["s_action"].mean() < 0.1
+    assert wrong["s_action"].mean() < 0.1 and wrong["action_correct"].mean() == 0.0
+    # A known pose asked for as a held-out action: nearer its own (known) action, so not counted as learned.
+    kneeling = [render("robot", "kneeling", 64, rng)[0] for _ in range(3)]
+    assert score_images(kneeling, ["robot"] * 3, "three_point_landing")["action_correct"].mean() == 0.0
 
 
 def test_shipped_phrase_list_is_the_known_actions():

@@ -102,8 +102,8 @@ def score_stickworld(run: Path, todo: list[dict], bench: DictConfig, cfg: DictCo
     images = [Image.open(run / "eval" / "images" / j["file"]).convert("RGB") for j in todo]
     exemplar_actors = load_meta(cfg.action.image_dir).get("actors", [])
     scores = score_images(images, [ids[j["actor"]] for j in todo], cfg.action.name, exemplar_actors)
-    return {k: [float(x) for x in scores[k]] for k in ("s_action", "s_actor", "leakage", "actor_correct")
-            if k in scores}
+    keys = ("s_action", "action_correct", "s_actor", "leakage", "actor_correct")
+    return {k: [float(x) for x in scores[k]] for k in keys if k in scores}
 
 
 def aggregate(todo: list[dict], per_image: dict[str, list[float]]) -> tuple[list[dict], dict]:
@@ -132,6 +132,7 @@ METRIC_NOTES = {
     "s_actor": "S_Actor: judge probability of the requested actor (higher better)",
     "leakage": "Leakage: judge probability of the exemplars' actor(s) (lower better)",
     "actor_correct": "fraction of generations whose most probable actor is the requested one",
+    "action_correct": "fraction of generations whose pose is nearer the true pose than any other action's",
     "s_action_pose": "S_Action (pose): keypoint similarity to the exemplars, detected images only (higher better)",
     "detection_rate": "fraction of generations where the pose judge found a person",
     "s_action_embed": "S_Action (embedding): CLIP image cosine to the exemplars (higher better)",

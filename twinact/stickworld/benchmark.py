@@ -28,7 +28,8 @@ from twinact.compare import mean_ci95
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 METHODS = ("twinact", "textual_inversion", "lora", "ti_lora")
-METRICS = (("s_action", "S_Action", "higher"), ("s_actor", "S_Actor", "higher"), ("leakage", "Leakage", "lower"))
+METRICS = (("s_action", "S_Action", "higher"), ("action_correct", "Action acc.", "higher"),
+           ("s_actor", "S_Actor", "higher"), ("leakage", "Leakage", "lower"))
 
 
 def compose(overrides: list[str]):

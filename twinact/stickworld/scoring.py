@@ -8,8 +8,10 @@ so a bear's short arms are not counted as a wrong pose.
 - S_Action = exp(-d^2 / (2 kappa^2)), d the RMS joint distance between the normalised generated and true poses.
 - S_Actor = the judge's probability of the requested actor; Leakage = its probability of the exemplars' actor(s)
   (summed when there are two).
-- Action / actor "correct": the nearest known action (by d) is the prompted one; the most probable actor is the
-  prompted one. These make the base model's quality bar.
+- Action / actor "correct": the nearest action (by d) is the prompted one; the most probable actor is the
+  prompted one. For the base model's quality bar the candidates are the known actions; for a customization
+  (`score_images`) they are every action, known and held-out, so a learned pose counts only when it is nearer its
+  true pose than any pose the base model already knows.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from twinact.stickworld import judges
-from twinact.stickworld.actions import get_action
+from twinact.stickworld.actions import ACTIONS, get_action
 from twinact.stickworld.actors import ACTORS, get_actor
 from twinact.stickworld.skeleton import forward_kinematics
 
@@ -60,7 +62,8 @@ def nearest_action(joints: np.ndarray, actor: str, candidates: list[str]) -> lis
 
 def score_images(images: list[Image.Image], actors: list[str], action: str,
                  exemplar_actors: list[str] = (), model: judges.Judge | None = None) -> dict[str, np.ndarray]:
-    """Per-image S_Action (vs ``action`` on each image's requested actor), S_Actor and Leakage.
+    """Per-image S_Action (vs ``action`` on each image's requested actor), action and actor correct, S_Actor and
+    Leakage.
 
     Args:
         images: Generations, any size (the judges resize to 64 px).
@@ -74,5 +77,7 @@ def score_images(images: list[Image.Image], actors: list[str], action: str,
            "joints": joints}
     if exemplar_actors:
         out["leakage"] = probs[:, [ACTOR_INDEX[a] for a in exemplar_actors]].sum(1)
+    read_as = [nearest_action(joints[i:i + 1], a, list(ACTIONS))[0] for i, a in enumerate(actors)]
+    out["action_correct"] = np.array([r == action for r in read_as], dtype=np.float32)
     out["actor_correct"] = (probs.argmax(1) == np.array([ACTOR_INDEX[a] for a in actors])).astype(np.float32)
     return out
