@@ -1,4 +1,4 @@
-"""The StickWorld diagnosis tools: the judges' reading drawn over generations, and learned-token norms."""
+"""The StickWorld diagnosis tools: the judges' reading drawn over generations, learned-token norms, VAE latents."""
 
 from __future__ import annotations
 
@@ -68,3 +68,12 @@ def test_released_init_starts_stickworld_twinact_tokens_beyond_the_vocabulary(tm
     assert (released > limit).all()
     capped, limit = initial_norms()
     assert (capped <= limit * (1 + 1e-5)).all()
+
+
+def test_latent_report_shows_why_stickworld_trains_on_the_posterior_mean(capsys):
+    """The shipped VAE decodes its posterior mean (pretraining's latents) cleanly and a posterior sample badly: its
+    std is the KL prior's, larger than the means' spread (conf/model/stickworld.yaml sets latents: mean)."""
+    diagnose.main(["latents", "--model", str(package_path("pkg://stickworld/base")), "--action", "backflip"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] >= 4 and report["posterior_std"] > report["mean_spread"]
+    assert report["recon_error"]["sample"] > 4 * report["recon_error"]["mean"]

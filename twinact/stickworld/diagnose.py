@@ -1,4 +1,5 @@
-"""Look inside a StickWorld result: what the judges read, and whether learned tokens are in the vocabulary's range.
+"""Look inside a StickWorld result: what the judges read, whether learned tokens are in the vocabulary's range,
+and whether training latents should be sampled.
 
 ``python -m twinact.stickworld.diagnose joints --model twinact/data/stickworld/base --actor robot --out j.png``
 renders the actor doing known actions and draws, over each image (4x), the joints the judges read (red dots) and
@@ -9,6 +10,11 @@ misread a right one".
 ``python -m twinact.stickworld.diagnose tokens --run <run dir>`` compares the norms of a run's exported placeholder
 vectors with the norms of the model's vocabulary rows: vectors far longer than any row are off the text encoder's
 input distribution (``method.max_norm=vocab`` caps them).
+
+``python -m twinact.stickworld.diagnose latents --action three_point_landing`` encodes an action's exemplars with
+the model's VAE and compares its posterior std with the spread of the posterior means, and the reconstruction error
+of the mean with that of a posterior sample: whether training should sample latents or take the mean
+(``model.latents``).
 """
 
 from __future__ import annotations
@@ -94,6 +100,27 @@ def token_norms(run: Path) -> dict:
     return report
 
 
+@torch.no_grad()
+def latent_report(model: str, action: str, seed: int = 0) -> dict:
+    """The VAE posterior on ``action``'s shipped exemplars: spread of the means vs posterior std, and the pixel
+    error (mean absolute, [-1, 1] range) of decoding the mean vs decoding one posterior sample."""
+    from diffusers import AutoencoderKL
+
+    from twinact.action_encoder import pil_to_tensor
+    from twinact.data import load_exemplars
+
+    vae = AutoencoderKL.from_pretrained(model, subfolder="vae")
+    exemplars = load_exemplars(f"pkg://stickworld/exemplars/{action}", 64)
+    x = torch.stack([pil_to_tensor(e.image) for e in exemplars])
+    post = vae.encode(x).latent_dist
+    noise = torch.randn(post.mean.shape, generator=torch.Generator().manual_seed(seed))
+    error = {name: float((vae.decode(z).sample - x).abs().mean())
+             for name, z in (("mean", post.mean), ("sample", post.mean + post.std * noise))}
+    return {"model": model, "action": action, "images": len(x), "mean_spread": round(float(post.mean.std()), 4),
+            "posterior_std": round(float(post.std.mean()), 4),
+            "recon_error": {k: round(v, 4) for k, v in error.items()}}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
@@ -105,13 +132,18 @@ def main(argv: list[str] | None = None) -> None:
     j.add_argument("--out", type=Path, required=True, help="PNG to write")
     t = sub.add_parser("tokens", help="placeholder vector norms of a run vs the vocabulary's")
     t.add_argument("--run", type=Path, required=True)
+    v = sub.add_parser("latents", help="VAE posterior std vs latent spread on an action's exemplars")
+    v.add_argument("--model", default="twinact/data/stickworld/base")
+    v.add_argument("--action", default="three_point_landing")
     args = p.parse_args(argv)
     if args.what == "joints":
         sheet, rows = joints_sheet(args.model, args.actor, args.actions, args.seed)
         sheet.save(args.out)
         print(json.dumps(rows, indent=1))
-    else:
+    elif args.what == "tokens":
         print(json.dumps(token_norms(args.run), indent=1))
+    else:
+        print(json.dumps(latent_report(args.model, args.action), indent=1))
 
 
 if __name__ == "__main__":
