@@ -50,6 +50,24 @@ def test_relaunched_sweep_finishes_a_stopped_evaluation(tiny_cfg, tmp_path):
     assert metrics.read_text() == expected
 
 
+def test_relaunch_with_other_settings_is_refused(tiny_cfg, tmp_path):
+    """A sweep relaunched after a setting changed (an edited default, another override) must not skip or continue
+    the points made with the old one: their results would be mixed into the new table without a trace."""
+    import pytest
+
+    from twinact.errors import TwinActError
+
+    done = train(tiny_cfg(f"run_dir={tmp_path / 'a'}", "resume=auto", *FAST)).run_dir
+    partial = train(tiny_cfg(f"run_dir={tmp_path / 'b'}", "resume=auto", "trainer.stop_after_steps=1", *FAST)).run_dir
+    for run in (done, partial):
+        stamp = (run / "config.yaml").stat().st_mtime_ns
+        with pytest.raises(TwinActError, match=r"other settings \(method.stage2.lora_lr: 0.0002 -> 0.001\)"):
+            train(tiny_cfg(f"run_dir={run}", "resume=auto", "method.stage2.lora_lr=1e-3", *FAST))
+        assert (run / "config.yaml").stat().st_mtime_ns == stamp
+    # where output goes and how it is shown may change; the point then resumes (or is skipped) as before
+    assert train(tiny_cfg(f"run_dir={done}", "resume=auto", *FAST, "callbacks.sample_steps=3")).module is None
+
+
 def test_two_point_sweep_through_submitit_local_and_compare(tmp_path):
     overrides = [o for o in fast_overrides(tmp_path) if not o.startswith(("run_dir=", "lora.rank=", "logger="))]
     cmd = [sys.executable, str(REPO / "train.py"), "-m", "experiment=ablate_lora_rank", "model=tiny", "lora.rank=2,4",

@@ -19,13 +19,14 @@ from twinact.errors import TwinActError
 IGNORED = ("run_dir", "run_name", "ckpt_path", "cache_dir", "seed", "callbacks.", "logger.", "trainer.enable_progress")
 
 
-def flatten(tree: dict, prefix: str = "") -> dict:
+def flatten(tree: dict, prefix: str = "", keep_lists: bool = False) -> dict:
+    """Nested config -> {"a.b.c": value}; lists are dropped (they are not swept scalars) unless `keep_lists`."""
     out = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        elif not isinstance(value, list):
+            out.update(flatten(value, name + ".", keep_lists))
+        elif keep_lists or not isinstance(value, list):
             out[name] = value
     return out
 

@@ -37,6 +37,35 @@ def allocate_run_dir(requested: str | Path) -> Path:
     return candidate
 
 
+# Keys a resumed sweep point may change: where things go, how progress is shown and logged, and whether to export,
+# evaluate or render at the end. Everything else decides what the point trains and how it is scored.
+RESUMABLE_KEYS = ("run_dir", "run_name", "run_group", "ckpt_path", "cache_dir", "resume", "eval", "export",
+                  "sample_at_end", "callbacks.", "logger.", "trainer.accelerator", "trainer.devices",
+                  "trainer.num_nodes", "trainer.strategy", "trainer.gradient_checkpointing",
+                  "trainer.enable_progress_bar", "trainer.stop_after_steps", "trainer.log_every_n_steps")
+
+
+def check_same_settings(run_dir: Path, cfg: DictConfig) -> None:
+    """Refuse to resume (or skip as finished) a `resume: auto` point whose recorded config differs from `cfg`: its
+    checkpoint or results would be mixed silently into a sweep run with other settings (a changed default, say)."""
+    from twinact.compare import flatten
+    from twinact.errors import TwinActError
+
+    recorded_path = run_dir / "config.yaml"
+    if not recorded_path.is_file():
+        return
+    recorded = flatten(OmegaConf.to_container(OmegaConf.load(recorded_path), resolve=False), keep_lists=True)
+    requested = flatten(OmegaConf.to_container(cfg, resolve=True), keep_lists=True)
+    changed = sorted(k for k in recorded.keys() | requested.keys()
+                     if not k.startswith(RESUMABLE_KEYS) and recorded.get(k) != requested.get(k))
+    if changed:
+        shown = "; ".join(f"{k}: {recorded.get(k, '(absent)')!r} -> {requested.get(k, '(absent)')!r}"
+                          for k in changed[:6])
+        more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
+        raise TwinActError(f"{run_dir} holds a run made with other settings ({shown}{more}); resume: auto would mix "
+                           "it into this one. Give another run_dir (benchmarks: another --out), or move that run away.")
+
+
 def git_sha() -> str:
     repo = Path(__file__).resolve().parent.parent
     try:

@@ -26,6 +26,7 @@ from twinact.module import TwinActModule, check_fingerprint
 from twinact.rundir import (
     allocate_run_dir,
     attach_log_file,
+    check_same_settings,
     is_finished,
     record_run,
     requested_run_dir,
@@ -114,6 +115,8 @@ def train(cfg: DictConfig) -> TrainResult:
     """
     if cfg.get("resume", "never") not in ("never", "auto"):
         raise TwinActError(f"resume={cfg.resume!r} is not 'never' or 'auto'.")
+    if cfg.resume == "auto":
+        check_same_settings(requested_run_dir(cfg), cfg)
     if cfg.resume == "auto" and is_finished(point := requested_run_dir(cfg)):
         if cfg.get("eval") and not (point / "eval" / "metrics.json").is_file():
             # stopped between export and the end of its evaluation, which renders only the images still missing
