@@ -59,3 +59,13 @@ def test_unknown_latents_setting_is_refused(tiny_cfg):
 
     with pytest.raises(TwinActError, match="model.latents='mode' is not 'sample' or 'mean'"):
         train(tiny_cfg("model.latents=mode"))
+
+
+def test_tiny_model_vae_posterior_is_narrow_like_a_trained_one(tiny_components):
+    """The tiny model stands in for SD, whose sampled training latents are the image plus a little noise; with a
+    random VAE's std (~1) they would be mostly noise (and every tiny run would log the warning above)."""
+    vae = tiny_components().vae
+    x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        post = vae.encode(x).latent_dist
+    assert post.std.mean() < 0.2 * post.mean.std()

@@ -77,11 +77,18 @@ def _tiny_text_config(vocab_size: int, hidden: int, eos_token_id: int = 49407, *
 
 
 def _tiny_vae() -> AutoencoderKL:
-    return AutoencoderKL(
+    vae = AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64), layers_per_block=1,
         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=32,
         sample_size=64,
     )
+    # A trained SD VAE's posterior std is small next to its latents' spread, so training on posterior samples
+    # (model.latents=sample) is training on the image. A random one's std is ~1, six times its latents' spread here;
+    # a log-variance bias of -8 (std ~0.02) makes the tiny model behave like a trained one. Set after the random
+    # init, so the other weights drawn from the seed do not change.
+    with torch.no_grad():
+        vae.quant_conv.bias[vae.config.latent_channels:] = -8.0
+    return vae
 
 
 def build_tiny(prediction_type: str = "epsilon", seed: int = 0) -> Components:
