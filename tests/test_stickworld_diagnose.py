@@ -77,3 +77,21 @@ def test_latent_report_shows_why_stickworld_trains_on_the_posterior_mean(capsys)
     report = json.loads(capsys.readouterr().out)
     assert report["images"] >= 4 and report["posterior_std"] > report["mean_spread"]
     assert report["recon_error"]["sample"] > 4 * report["recon_error"]["mean"]
+
+
+def test_readings_names_what_an_evaluated_run_drew(tmp_path, capsys):
+    """A run whose 'generations' are clean renders of kneeling, asked for three_point_landing: read as kneeling."""
+    run = tmp_path / "run"
+    (run / "eval" / "images").mkdir(parents=True)
+    (run / "config.yaml").write_text("action:\n  name: three_point_landing\n")
+    rng = np.random.default_rng(0)
+    shots = []
+    for i, actor in enumerate(["robot", "fox", "robot"]):
+        render(actor, "kneeling", 64, rng)[0].save(run / "eval" / "images" / f"{i}.png")
+        shots.append({"actor": f"a {actor}", "file": f"{i}.png"})
+    metrics = {"benchmark": {"actors": [{"name": "a robot", "id": "robot"}, {"name": "a fox", "id": "fox"}]},
+               "per_image": shots}
+    (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    diagnose.main(["readings", "--run", str(run)])
+    report = json.loads(capsys.readouterr().out)
+    assert report["nearest"] == {"kneeling": 3} and report["median_distance"] > 0.24

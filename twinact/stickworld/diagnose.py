@@ -11,6 +11,10 @@ misread a right one".
 vectors with the norms of the model's vocabulary rows: vectors far longer than any row are off the text encoder's
 input distribution (``method.max_norm=vocab`` caps them).
 
+``python -m twinact.stickworld.diagnose readings --run <run dir>`` reads an evaluated run's images back into poses:
+the median distance to the true pose, and which of the 56 actions each image is nearest to (what a method drew
+instead of the requested action).
+
 ``python -m twinact.stickworld.diagnose latents --action three_point_landing`` encodes an action's exemplars with
 the model's VAE and compares its posterior std with the spread of the posterior means, and the reconstruction error
 of the mean with that of a posterior sample: whether training should sample latents or take the mean
@@ -100,6 +104,27 @@ def token_norms(run: Path) -> dict:
     return report
 
 
+def readings(run: Path) -> dict:
+    """What an evaluated run's images show: median pose distance to the true pose and the nearest actions."""
+    from collections import Counter
+
+    from omegaconf import OmegaConf
+
+    from twinact.stickworld import judges
+    from twinact.stickworld.actions import ACTIONS
+
+    action = OmegaConf.load(run / "config.yaml").action.name
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    ids = {a["name"]: a["id"] for a in metrics["benchmark"]["actors"]}
+    shots = metrics["per_image"]
+    joints, _ = judges.predict([Image.open(run / "eval" / "images" / s["file"]).convert("RGB") for s in shots])
+    actors = [ids[s["actor"]] for s in shots]
+    distance = np.array([pose_distance(joints[i:i + 1], a, action)[0] for i, a in enumerate(actors)])
+    nearest = Counter(nearest_action(joints[i:i + 1], a, list(ACTIONS))[0] for i, a in enumerate(actors))
+    return {"run": str(run), "action": action, "images": len(shots),
+            "median_distance": round(float(np.median(distance)), 3), "nearest": dict(nearest.most_common())}
+
+
 @torch.no_grad()
 def latent_report(model: str, action: str, seed: int = 0) -> dict:
     """The VAE posterior on ``action``'s shipped exemplars: spread of the means vs posterior std, and the pixel
@@ -132,6 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     j.add_argument("--out", type=Path, required=True, help="PNG to write")
     t = sub.add_parser("tokens", help="placeholder vector norms of a run vs the vocabulary's")
     t.add_argument("--run", type=Path, required=True)
+    r = sub.add_parser("readings", help="which actions an evaluated run's images show")
+    r.add_argument("--run", type=Path, required=True)
     v = sub.add_parser("latents", help="VAE posterior std vs latent spread on an action's exemplars")
     v.add_argument("--model", default="twinact/data/stickworld/base")
     v.add_argument("--action", default="three_point_landing")
@@ -142,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(rows, indent=1))
     elif args.what == "tokens":
         print(json.dumps(token_norms(args.run), indent=1))
+    elif args.what == "readings":
+        print(json.dumps(readings(args.run), indent=1))
     else:
         print(json.dumps(latent_report(args.model, args.action), indent=1))
 
