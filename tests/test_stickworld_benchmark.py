@@ -67,12 +67,16 @@ def test_end_to_end_sweep_writes_table_and_grid(tmp_path):
     assert "| twinact |" in table and "| textual_inversion |" in table
     assert (out / "grid_three_point_landing.png").is_file()
     metrics = json.loads((out / "runs/three_point_landing/twinact/seed0/eval/metrics.json").read_text())
-    assert {"s_action", "s_actor", "leakage"} <= set(metrics["aggregate"])
+    assert {"s_action", "action_correct", "s_actor", "leakage"} <= set(metrics["aggregate"])
+    assert "Action acc." in table
+    first_seconds = json.loads((out / "results.json").read_text())["seconds"]
+    assert first_seconds >= 1  # two points trained and evaluated
     assert len(metrics["per_image"]) == 8 * 2  # eight actors x two seeds
     # A rerun skips the finished points and rewrites the same table.
     benchmark.main(["--out", str(out), "--actions", "three_point_landing", "--methods", "twinact",
                     "textual_inversion", "--steps", "4"] + extra)
     assert (out / "table.md").read_text() == table
+    assert json.loads((out / "results.json").read_text())["seconds"] < first_seconds  # skipped, not retrained
 
 
 def test_stickworld_scoring_refuses_an_action_stickworld_does_not_have(tmp_path):

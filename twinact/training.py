@@ -116,15 +116,16 @@ def train(cfg: DictConfig) -> TrainResult:
     if cfg.get("resume", "never") not in ("never", "auto"):
         raise TwinActError(f"resume={cfg.resume!r} is not 'never' or 'auto'.")
     if cfg.resume == "auto":
-        check_same_settings(requested_run_dir(cfg), cfg)
-    if cfg.resume == "auto" and is_finished(point := requested_run_dir(cfg)):
-        if cfg.get("eval") and not (point / "eval" / "metrics.json").is_file():
-            # stopped between export and the end of its evaluation, which renders only the images still missing
-            log.info("%s is trained; finishing its evaluation (resume: auto).", point)
-            _evaluate(point, cfg, "cuda" if torch.cuda.is_available() else "cpu")
-        else:
-            log.info("%s is finished; skipping (resume: auto).", point)
-        return TrainResult(point, None, None)
+        point = requested_run_dir(cfg)
+        check_same_settings(point, cfg)
+        if is_finished(point):
+            if cfg.get("eval") and not (point / "eval" / "metrics.json").is_file():
+                # stopped between export and the end of its evaluation, which renders only the images still missing
+                log.info("%s is trained; finishing its evaluation (resume: auto).", point)
+                _evaluate(point, cfg, "cuda" if torch.cuda.is_available() else "cpu")
+            else:
+                log.info("%s is finished; skipping (resume: auto).", point)
+            return TrainResult(point, None, None)
     pl.seed_everything(cfg.seed, workers=True)
     # Denormal floats (tiny Adam moments, LoRA products) slow CPU kernels ~100x (seen in the test suite); flushing
     # them to zero changes no result that matters. No effect on GPUs.

@@ -20,6 +20,7 @@ import csv
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> Path:
     args = p.parse_args(argv)
     command = "python -m twinact.stickworld.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)
     check_settings(args.out, {"steps": args.steps, "overrides": args.overrides})
+    start = time.time()
     results, run_dirs = {}, {}
     for action in args.actions:
         for method in args.methods:
@@ -175,7 +177,9 @@ def main(argv: list[str] | None = None) -> Path:
         if action in run_dirs:
             write_grid(args.out, action, run_dirs[action], bench)
     (args.out / "results.json").write_text(json.dumps(
-        {"command": command, "rows": rows, "per_action": per_action}, indent=2) + "\n")
+        {"command": command, "rows": rows, "per_action": per_action,
+         # this invocation only: points a resumed sweep skipped cost nothing here
+         "seconds": round(time.time() - start)}, indent=2) + "\n")
     print((args.out / "table.md").read_text())
     print(f"Wrote {args.out}/table.md, table.csv, per_action.md, results.json and "
           + ", ".join(f"grid_{a}.png" for a in args.grid_actions if a in run_dirs))
