@@ -1,4 +1,4 @@
-"""Score a trained action: `python evaluate.py run=<run dir> benchmark=demo` (writes <run>/eval/)."""
+"""Score a trained action: `python evaluate.py run=<run dir> eval_suite=demo` (writes <run>/eval/)."""
 
 import hydra
 
@@ -9,7 +9,7 @@ from twinact.evaluation import evaluate
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
 def main(cfg) -> None:
     with user_errors():
-        result = evaluate(cfg.run, cfg.benchmark, pose=cfg.pose, device=cfg.device)
+        result = evaluate(cfg.run, cfg.eval_suite, device=cfg.device)
     for name, value in result["aggregate"].items():
         if not name.endswith("_ci95"):
             print(f"{name:16s} {value:.4f} ± {result['aggregate'][name + '_ci95']:.4f}")

@@ -18,11 +18,9 @@ CONF = REPO / "conf"
 
 def compose(overrides: list[str] | None = None, config_name: str = "train"):
     """The config `python train.py <overrides>` would run with (Hydra's compose API, no run dir)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from twinact.config import compose_config
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=overrides or [], return_hydra_config=False)
+    return compose_config(overrides, config_name)
 
 
 def fast_overrides(tmp_path: Path, stage1: int = 2, stage2: int = 2) -> list[str]:

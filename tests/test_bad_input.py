@@ -30,7 +30,7 @@ def test_config_mistakes(tiny_cfg, tmp_path, override, message):
     cfg = tiny_cfg(override, "trainer.fast_dev_run=true", "loss.similarity.start=0",
                    "loss.similarity.min_timestep=-1")
     if message is None:  # only detected once the similarity loss runs
-        with pytest.raises(TwinActError, match="loss.decode"):
+        with pytest.raises(TwinActError, match="loss.similarity.decode"):
             train(cfg)
         return
     with pytest.raises(TwinActError, match=message):

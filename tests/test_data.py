@@ -2,11 +2,13 @@
 
 import logging
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import stickworld
 from twinact.data import ActionStream, StepBatchSampler, check_resolution, load_exemplars, load_image
 from twinact.errors import TwinActError
 
@@ -117,11 +119,13 @@ def test_only_corrupt_images_raise(tmp_path):
 
 
 def test_packaged_action_folder_loads():
-    exemplars = load_exemplars("pkg://actions/three_point_landing", RES)
+    """pkg://<package>/<path> is <path> under the installed package's data/ folder, found by import."""
+    exemplars = load_exemplars("pkg://stickworld/exemplars/three_point_landing", RES)
     images, paths = [e.image for e in exemplars], [e.path for e in exemplars]
     assert len(images) >= 4
     assert len(paths) == len(images) and all(p.is_file() for p in paths)
     assert all(im.size == (RES, RES) and im.mode == "RGB" for im in images)
+    assert exemplars[0].path.parent == Path(stickworld.__file__).parent / "data" / "exemplars" / "three_point_landing"
 
 
 @pytest.mark.parametrize("resolution, factor", [(60, 2), (0, 2), (-64, 2), (100, 8), (72, 16)])

@@ -6,8 +6,8 @@ import torch
 from diffusers import DDIMScheduler, StableDiffusionPipeline
 from safetensors.torch import load_file
 
-from twinact.models import build_tiny, save_as_pipeline
-from twinact.sampling import make_pipeline, sample_run
+from twinact.random_models import build_tiny
+from twinact.sampling import make_pipeline, sample_run, save_as_pipeline
 from twinact.training import train
 
 PROMPT = "a polar bear <a1> <a2> <a3> in front of the Eiffel tower"

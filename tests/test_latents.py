@@ -15,7 +15,7 @@ def _stickworld_module(tmp_path, *overrides):
     from twinact.data import load_exemplars
     from twinact.models import load_model
 
-    cfg = compose(["experiment=stickworld", f"cache_dir={tmp_path}", "loss.similarity.weight=0", *overrides])
+    cfg = compose(["experiment=stickworld", f"cache_dir={tmp_path}", "method.similarity_weight=0", *overrides])
     comps = load_model(cfg.model)
     module, _ = build_module(cfg, comps, load_exemplars(cfg.action.image_dir, cfg.data.resolution))
     module.log_dict = lambda *a, **k: None  # no trainer attached to log to

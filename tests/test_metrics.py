@@ -55,7 +55,7 @@ def test_pose_judge_on_real_photos():
     from twinact.errors import TwinActError
 
     try:
-        from twinact.judges import PoseJudge
+        from twinact.scorers import PoseJudge
 
         judge = PoseJudge()
     except TwinActError as err:
@@ -73,13 +73,13 @@ def test_pose_judge_on_real_photos():
 def test_evaluate_writes_report_and_caches_images(tiny_cfg, monkeypatch):
     from conftest import compose
 
-    from twinact import evaluation, sampling
+    from twinact import evaluation
     from twinact.training import train
 
     run = train(tiny_cfg(stage1=1, stage2=1)).run_dir
-    bench = compose([], config_name="evaluate").benchmark
-    bench.steps, bench.seeds = 2, [0]
-    result = evaluation.evaluate(run, bench, pose=False)
+    suite = compose(["eval_suite.scorer.pose=false"], config_name="evaluate").eval_suite
+    suite.steps, suite.seeds = 2, [0]
+    result = evaluation.evaluate(run, suite)
     out = run / "eval"
     for name in ("metrics.json", "report.md", "grid.png", "bars.png"):
         assert (out / name).is_file(), name
@@ -89,19 +89,19 @@ def test_evaluate_writes_report_and_caches_images(tiny_cfg, monkeypatch):
     assert json.loads((out / "metrics.json").read_text())["per_prompt"][0]["actor"] == "polar bear"
 
     calls = []
-    real = sampling.base_pipeline
-    monkeypatch.setattr(sampling, "base_pipeline", lambda r: calls.append(r) or real(r))
-    evaluation.evaluate(run, bench, pose=False)
+    real = evaluation.base_pipeline
+    monkeypatch.setattr(evaluation, "base_pipeline", lambda r: calls.append(r) or real(r))
+    evaluation.evaluate(run, suite)
     assert calls == []  # everything cached: nothing rendered again
-    bench.seeds = [0, 1]
-    evaluation.evaluate(run, bench, pose=False)
+    suite.seeds = [0, 1]
+    evaluation.evaluate(run, suite)
     assert len(calls) == 1 and len(list((out / "images").glob("*.png"))) == 3 * 2 * 2
 
 
 def test_evaluate_at_end_of_training(tiny_cfg):
     from twinact.training import train
 
-    run = train(tiny_cfg("eval=true", "benchmark.steps=2", "benchmark.seeds=[0]", stage1=1, stage2=1)).run_dir
+    run = train(tiny_cfg("eval=true", "eval_suite.steps=2", "eval_suite.seeds=[0]", stage1=1, stage2=1)).run_dir
     assert (run / "eval" / "report.md").is_file()
 
 
@@ -114,9 +114,9 @@ def test_evaluation_of_a_wandb_run_is_logged_as_an_eval_job(tiny_cfg, monkeypatc
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     run = train(tiny_cfg("logger=wandb", "run_group=g", stage1=1, stage2=0)).run_dir
-    bench = compose([], config_name="evaluate").benchmark
-    bench.steps, bench.seeds = 2, [0]
-    evaluate(run, bench, pose=False)
+    suite = compose(["eval_suite.scorer.pose=false"], config_name="evaluate").eval_suite
+    suite.steps, suite.seeds = 2, [0]
+    evaluate(run, suite)
     logged = list((run / "eval" / "wandb").glob("offline-run-*"))
     assert logged, "no offline W&B eval run"
 
@@ -129,13 +129,14 @@ def test_customized_actor_gets_image_similarity(tiny_cfg):
     from twinact.training import train
 
     run = train(tiny_cfg(stage1=1, stage2=0)).run_dir
-    bench = compose([], config_name="evaluate").benchmark
-    bench.steps, bench.seeds = 2, [0]
+    suite = compose(["eval_suite.scorer.pose=false"], config_name="evaluate").eval_suite
+    suite.steps, suite.seeds = 2, [0]
     from omegaconf import open_dict
 
-    with open_dict(bench):
-        bench.actors[0].images = "pkg://actions/three_point_landing"  # stands in for a customized actor's photos
-    result = evaluate(run, bench, pose=False)
+    # StickWorld renders stand in for a customized actor's photos
+    with open_dict(suite):
+        suite.actors[0].images = "pkg://stickworld/exemplars/three_point_landing"
+    result = evaluate(run, suite)
     assert "s_actor_image" in result["aggregate"]
     scored = [row for row in result["per_image"] if row["s_actor_image"] == row["s_actor_image"]]  # not NaN
-    assert {row["actor"] for row in scored} == {bench.actors[0].name}
+    assert {row["actor"] for row in scored} == {suite.actors[0].name}

@@ -9,8 +9,9 @@ from safetensors.torch import load_file
 from twinact.assembly import exemplar_time_ids
 from twinact.conditioning import encode_captions
 from twinact.data import Exemplar
-from twinact.models import build_tiny_xl, save_as_pipeline
 from twinact.placeholder import add_placeholder_tokens, install
+from twinact.random_models import build_tiny_xl
+from twinact.sampling import save_as_pipeline
 from twinact.training import train
 
 PROMPT = "a polar bear <a1> <a2> <a3> in front of the Eiffel tower"

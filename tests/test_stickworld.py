@@ -1,4 +1,4 @@
-"""Tests for StickWorld, the procedural actors-and-actions world (twinact.stickworld)."""
+"""Tests for StickWorld, the procedural actors-and-actions world (stickworld)."""
 
 import itertools
 import time
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from twinact.stickworld import ACTORS, HELDOUT_ACTIONS, JOINTS, KNOWN_ACTIONS
-from twinact.stickworld.render import CAPTION_TEMPLATES, main, render, sample
+from stickworld import ACTORS, HELDOUT_ACTIONS, JOINTS, KNOWN_ACTIONS
+from stickworld.render import CAPTION_TEMPLATES, main, render, sample
 
 
 def test_enough_actors_and_actions_with_no_overlap():

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from twinact.data import package_path
-from twinact.stickworld import diagnose
-from twinact.stickworld.render import render
-from twinact.stickworld.scoring import canonical, normalize
+from stickworld import diagnose
+from stickworld.render import render
+from stickworld.scoring import canonical, normalize
+from twinact.paths import package_path
 
 
 def test_overlay_fits_the_true_pose_onto_the_judged_joints():
@@ -89,7 +89,7 @@ def test_readings_names_what_an_evaluated_run_drew(tmp_path, capsys):
     for i, actor in enumerate(["robot", "fox", "robot"]):
         render(actor, "kneeling", 64, rng)[0].save(run / "eval" / "images" / f"{i}.png")
         shots.append({"actor": f"a {actor}", "file": f"{i}.png"})
-    metrics = {"benchmark": {"actors": [{"name": "a robot", "id": "robot"}, {"name": "a fox", "id": "fox"}]},
+    metrics = {"eval_suite": {"actors": [{"name": "a robot", "id": "robot"}, {"name": "a fox", "id": "fox"}]},
                "per_image": shots}
     (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
     diagnose.main(["readings", "--run", str(run)])

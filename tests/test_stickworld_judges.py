@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import one_thread
 
-from twinact.stickworld import ACTORS, JOINTS, judges
-from twinact.stickworld.render import sample
+from stickworld import ACTORS, JOINTS, judges
+from stickworld.render import sample
 
 # Far from training's seeds (0 and step-derived [0, step]) and from the sidecar's evaluation seed.
 TEST_SEED = 7_777_777
@@ -64,7 +64,7 @@ def test_save_load_round_trip_is_exact(tmp_path):
 
 
 def test_training_resumes_exactly_from_a_safetensors_checkpoint(tmp_path):
-    from twinact.stickworld import train_judges
+    from stickworld import train_judges
 
     tiny = ["--steps", "4", "--batch", "4", "--width", "8", "--eval-n", "8", "--ckpt-every", "2"]
     train_judges.main(["--out", str(tmp_path / "a")] + tiny)
@@ -85,7 +85,7 @@ def test_load_missing_raises(tmp_path):
 
 @pytest.mark.skipif(not judges.DEFAULT_WEIGHTS.exists(), reason="no committed judge weights")
 def test_committed_weights_meet_recorded_accuracy():
-    from twinact.stickworld.train_judges import POSE_TOL
+    from stickworld.train_judges import POSE_TOL
 
     meta = judges.load_meta()
     assert TEST_SEED != meta["eval_seed"] and TEST_SEED != meta["seed"]

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from stickworld import base_model, pretrain
 from tests.conftest import compose
-from twinact.data import package_path
-from twinact.stickworld import base_model, pretrain
+from twinact.paths import package_path
 
 SHIPPED = package_path("pkg://stickworld/base")
 needs_model = pytest.mark.skipif(not (SHIPPED / "model_index.json").is_file(),
@@ -56,7 +56,7 @@ def test_pretraining_resumes_exactly(tmp_path):
     assert [r["step"] for r in log if r["stage"] == "unet"] == [1, 2, 3, 4]
     assert (tmp_path / "out_b" / "model_index.json").is_file()
     meta = json.loads((tmp_path / "out_a" / "pretrain.json").read_text())
-    assert meta["command"].startswith("python -m twinact.stickworld.pretrain")
+    assert meta["command"].startswith("python -m stickworld.pretrain")
 
 
 def test_pretraining_continues_from_an_export(tmp_path):
@@ -67,7 +67,7 @@ def test_pretraining_continues_from_an_export(tmp_path):
     pretrain.main(["--work", str(tmp_path / "b"), "--out", str(tmp_path / "second"), "--init",
                    str(tmp_path / "first")] + more)
     meta = json.loads((tmp_path / "second" / "pretrain.json").read_text())
-    assert "--init" in meta["command"] and meta["init"]["command"].startswith("python -m twinact.stickworld.pretrain")
+    assert "--init" in meta["command"] and meta["init"]["command"].startswith("python -m stickworld.pretrain")
     assert not (tmp_path / "b" / "vae.safetensors").exists()  # the VAE came with the initial model
     for folder, kind in (("first", "epsilon"), ("second", "v_prediction")):  # samplers read it from the export
         config = json.loads((tmp_path / folder / "scheduler" / "scheduler_config.json").read_text())
@@ -105,10 +105,10 @@ def test_shipped_model_loads_like_sd_and_draws():
 
 @needs_model
 def test_shipped_model_reproduces_its_recorded_quality():
-    from twinact.stickworld import quality
+    from stickworld import quality
 
     recorded = json.loads((SHIPPED / "quality.json").read_text())
-    assert recorded["images"] == 18 * 47 and recorded["command"].startswith("python -m twinact.stickworld.quality")
+    assert recorded["images"] == 18 * 47 and recorded["command"].startswith("python -m stickworld.quality")
     assert recorded["meets_bar"] == all(recorded[k] >= v for k, v in quality.BAR.items())
     # Re-measure a subset, so a change to loading, sampling or judging cannot hide behind the recorded file
     # (48 images: one standard error of a rate is at most 0.07).
@@ -119,7 +119,7 @@ def test_shipped_model_reproduces_its_recorded_quality():
 
 
 def test_misreadings_name_the_commonest_wrong_reading_and_its_share():
-    from twinact.stickworld.quality import misreadings
+    from stickworld.quality import misreadings
 
     jobs = [{"action": a} for a in ["raising_left_arm"] * 4 + ["squatting"] * 2]
     read_as = ["raising_both_arms", "raising_both_arms", "arms_out", "raising_left_arm", "squatting", "squatting"]

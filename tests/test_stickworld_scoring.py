@@ -9,10 +9,10 @@ import pytest
 from conftest import one_thread
 from PIL import Image
 
-from twinact.data import package_path
-from twinact.stickworld import HELDOUT_ACTIONS, KNOWN_ACTIONS
-from twinact.stickworld.render import render, sample
-from twinact.stickworld.scoring import canonical, nearest_action, normalize, pose_similarity, score_images
+from stickworld import HELDOUT_ACTIONS, KNOWN_ACTIONS
+from stickworld.render import render, sample
+from stickworld.scoring import canonical, nearest_action, normalize, pose_similarity, score_images
+from twinact.paths import package_path
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
 
@@ -56,8 +56,8 @@ def test_score_images_reads_pose_actor_and_leakage():
 
 
 def test_shipped_phrase_list_is_the_known_actions():
+    from stickworld.actions import phrase_list
     from twinact.action_space import load_phrases
-    from twinact.stickworld.actions import phrase_list
 
     shipped = load_phrases("pkg://stickworld/action_phrases.tsv")
     assert shipped == phrase_list()
@@ -68,7 +68,7 @@ def test_shipped_phrase_list_is_the_known_actions():
 
 @pytest.mark.parametrize("action", ["three_point_landing", "backflip"])
 def test_shipped_exemplars_are_reproducible(action):
-    from twinact.stickworld.exemplars import exemplar_actors, render_set
+    from stickworld.exemplars import exemplar_actors, render_set
 
     folder = package_path(f"pkg://stickworld/exemplars/{action}")
     shipped = sorted(folder.glob("*.png"))
@@ -85,7 +85,7 @@ def test_every_heldout_action_has_an_exemplar_set():
 
 
 def test_pose_encoder_separates_actions_not_actors():
-    from twinact.stickworld.encoder import StickWorldPoseEncoder
+    from stickworld.encoder import StickWorldPoseEncoder
 
     enc = StickWorldPoseEncoder()
     feats = enc.encode([render("superhero", "three_point_landing")[0], render("polar_bear", "three_point_landing")[0],

@@ -37,7 +37,7 @@ def test_relaunched_sweep_skips_finished_and_resumes_partial(tiny_cfg, tmp_path)
 
 def test_relaunched_sweep_finishes_a_stopped_evaluation(tiny_cfg, tmp_path):
     """A point stopped after its export but before its evaluation's metrics is evaluated, not retrained."""
-    overrides = [f"run_dir={tmp_path / 'p'}", "resume=auto", "eval=true", "benchmark.steps=2", "benchmark.seeds=[0]",
+    overrides = [f"run_dir={tmp_path / 'p'}", "resume=auto", "eval=true", "eval_suite.steps=2", "eval_suite.seeds=[0]",
                  *FAST]
     run = train(tiny_cfg(*overrides)).run_dir
     metrics = run / "eval" / "metrics.json"

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from twinact.errors import TwinActError
-from twinact.models import build_tiny
+from twinact.random_models import build_tiny
 from twinact.training import train
 
 
@@ -56,7 +56,7 @@ def test_two_stages_change_only_trainable_weights(tiny_cfg):
 
 
 def test_lora_none_runs_stage1_only(tiny_cfg):
-    module = train(tiny_cfg("lora=none", stage1=2, stage2=5)).module
+    module = train(tiny_cfg("method.lora=false", stage1=2, stage2=5)).module
     assert module.schedule.total_steps == 2 and not module.has_lora
 
 

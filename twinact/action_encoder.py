@@ -17,6 +17,7 @@ from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from twinact.errors import TwinActError
+from twinact.pose import FEATURE_DIM, pose_feature, shared_detector
 
 # The CLIP image normalization (the released code skipped it; the encoder expects it).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -139,14 +140,10 @@ class PoseActionEncoder:
     dim = 99
 
     def __init__(self, min_confidence: float = 0.5):
-        from twinact.pose import FEATURE_DIM, shared_detector
-
         self.detector = shared_detector(min_confidence)
         self.dim = FEATURE_DIM
 
     def encode(self, images: list[Image.Image]) -> torch.Tensor:
-        from twinact.pose import pose_feature
-
         feats = []
         for i, im in enumerate(images):
             kp = self.detector.detect(im)

@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from sklearn.decomposition import PCA
 
 from twinact.errors import TwinActError
+from twinact.paths import package_path
 
 GROUPS = ("head", "hand", "foot", "whole_body")
 
@@ -53,8 +54,6 @@ def load_phrases(path: str | None = None) -> list[tuple[str, str]]:
     if path is None:
         text = resources.files("twinact").joinpath("data/action_phrases.tsv").read_text(encoding="utf-8")
     else:
-        from twinact.data import package_path
-
         path = package_path(path)
         if not path.is_file():
             raise TwinActError(f"Phrase list {path} does not exist; set action_space.phrases to a "

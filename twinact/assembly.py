@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -11,24 +9,20 @@ from torch import nn
 
 from twinact import action_space as spaces
 from twinact.action_encoder import ClipImageEncoder, NoPersonError, build_action_feature, pil_to_tensor
-from twinact.assets import cache_dir
 from twinact.conditioning import time_ids
 from twinact.errors import TwinActError
 from twinact.lora import add_lora
 from twinact.module import LossSettings, StageSchedule, TwinActModule
+from twinact.paths import action_space_cache
 from twinact.placeholder import (
     FreeVectors,
     SpaceVectors,
     add_placeholder_tokens,
-    init_word_embedding,
+    init_word_rows,
     install,
     offsets_for,
     vocabulary_norm,
 )
-
-
-def space_cache_root(cfg: DictConfig) -> Path:
-    return Path(cfg.cache_dir).expanduser() / "action_spaces" if cfg.cache_dir else cache_dir() / "action_spaces"
 
 
 def joint_table(comps) -> torch.Tensor:
@@ -41,7 +35,7 @@ def build_space(cfg: DictConfig, comps, num_slots: int) -> spaces.ActionSpace:
     a = cfg.action_space
     space = spaces.build_action_space(
         spaces.load_phrases(a.phrases), comps.tokenizer, joint_table(comps), comps.identity, slots=num_slots,
-        mode=a.mode, max_components=a.max_components, dedupe=a.dedupe, cache_root=space_cache_root(cfg),
+        mode=a.mode, max_components=a.max_components, dedupe=a.dedupe, cache_root=action_space_cache(cfg.cache_dir),
     )
     return spaces.random_like(space, seed=cfg.seed) if a.get("basis", "pca") == "random" else space
 
@@ -94,9 +88,7 @@ def vector_sources(cfg: DictConfig, space, feature, init: torch.Tensor, dims: li
 def install_placeholders(cfg: DictConfig, comps, space, feature, tokens: list[str]) -> nn.ModuleList:
     """Add the tokens to every tokenizer and wrap every text encoder; returns the vector modules."""
     dims = [enc.get_input_embeddings().weight.shape[1] for enc in comps.text_encoders]
-    word = cfg.method.get("init_word") or cfg.action.init_word  # DreamBooth-LoRA pins a rare word instead
-    init = torch.cat([init_word_embedding(tok, enc.get_input_embeddings().weight, word)
-                      for tok, enc in zip(comps.tokenizers, comps.text_encoders)])
+    init = init_word_rows(comps, cfg.method.init_word)
     sources, spans = vector_sources(cfg, space, feature, init, dims, joint_table(comps))
     for i, (tok, enc) in enumerate(zip(comps.tokenizers, comps.text_encoders)):
         ids = add_placeholder_tokens(tok, tokens)
@@ -133,12 +125,12 @@ def build_module(cfg: DictConfig, comps, exemplars) -> tuple[TwinActModule, dict
         ) from None
     vectors = install_placeholders(cfg, comps, space, feature, tokens)
     lora_cfg = None
-    use_lora = cfg.lora.enabled and cfg.method.lora
+    use_lora = cfg.method.lora
     if use_lora:
         lora_cfg = add_lora(comps.unet, cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout, tuple(cfg.lora.targets),
                             cfg.lora.init)
     sim = cfg.loss.similarity
-    sim_weight = sim.weight if cfg.method.similarity else 0.0
+    sim_weight = cfg.method.similarity_weight
     image_encoder = ClipImageEncoder(sim.encoder) if sim_weight > 0 else None
     m = cfg.method
     schedule = StageSchedule(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -18,15 +17,11 @@ import zipfile
 from pathlib import Path
 
 from twinact.errors import TwinActError
+from twinact.paths import cache_dir
 
 CLIP_VOCAB_SIZE = 49408  # 256 bytes + 256 word-final bytes + 48894 merges + 2 special tokens
 _NUM_MERGES = 49152 - 256 - 2
 _BPE_MEMBER = "open_clip/bpe_simple_vocab_16e6.txt.gz"
-
-
-def cache_dir() -> Path:
-    """Root of twinact's caches (assets, action spaces). `TWINACT_CACHE` overrides `~/.cache/twinact`."""
-    return Path(os.environ.get("TWINACT_CACHE", Path.home() / ".cache" / "twinact")).expanduser()
 
 
 def clip_tokenizer_dir() -> Path:

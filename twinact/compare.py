@@ -8,27 +8,16 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections import defaultdict
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from twinact.config import flatten
 from twinact.errors import TwinActError
+from twinact.stats import mean_ci95
 
 IGNORED = ("run_dir", "run_name", "ckpt_path", "cache_dir", "seed", "callbacks.", "logger.", "trainer.enable_progress")
-
-
-def flatten(tree: dict, prefix: str = "", keep_lists: bool = False) -> dict:
-    """Nested config -> {"a.b.c": value}; lists are dropped (they are not swept scalars) unless `keep_lists`."""
-    out = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + ".", keep_lists))
-        elif keep_lists or not isinstance(value, list):
-            out[name] = value
-    return out
 
 
 def training_metrics(run_dir: Path, tail: float = 0.2) -> dict:
@@ -76,18 +65,6 @@ def swept_keys(records: list[dict]) -> list[str]:
     keys = sorted({k for r in records for k in r["config"]})
     varying = [k for k in keys if len({json.dumps(r["config"].get(k), default=str) for r in records}) > 1]
     return [k for k in varying if not k.startswith(IGNORED)]
-
-
-def mean_ci95(values: list[float]) -> tuple[float, float]:
-    """Mean and half-width of the 95% t-interval (0 for one value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, 0.0
-    from scipy.stats import t
-
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, float(t.ppf(0.975, n - 1) * std / math.sqrt(n))
 
 
 def summarize(records: list[dict]) -> tuple[list[str], list[str], list[dict]]:

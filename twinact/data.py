@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -18,21 +17,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from twinact.errors import TwinActError
+from twinact.paths import package_path
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-PACKAGE_PREFIX = "pkg://"  # image folders shipped inside the package, e.g. pkg://actions/three_point_landing
-
-
-def package_path(path: str) -> Path:
-    """`pkg://x/y` -> the file or folder `twinact/data/x/y` shipped in the package; anything else as a local path."""
-    if path.startswith(PACKAGE_PREFIX):
-        return Path(str(resources.files("twinact").joinpath("data", path[len(PACKAGE_PREFIX):])))
-    return Path(path).expanduser()
-
-
-
 @dataclass
 class Exemplar:
     """One exemplar image at training resolution, with what SDXL's micro-conditioning needs to know about it."""

@@ -22,7 +22,7 @@ def add_lora(unet, rank: int, alpha: float | None = None, dropout: float = 0.0,
         init: peft's `init_lora_weights` ("gaussian": A random, B zero, so the adapter starts as the identity).
     """
     if rank <= 0:
-        raise TwinActError(f"lora.rank={rank} must be a positive integer; use lora=none to train without LoRA.")
+        raise TwinActError(f"lora.rank={rank} must be a positive integer; use method.lora=false to train without LoRA.")
     config = LoraConfig(r=rank, lora_alpha=alpha or rank, lora_dropout=dropout, init_lora_weights=init,
                         target_modules=list(targets))
     try:

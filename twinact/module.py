@@ -68,7 +68,7 @@ class LossSettings:
 
     def __post_init__(self) -> None:
         if self.decode not in ("x0", "eps_raw"):
-            raise TwinActError(f"loss.decode={self.decode!r} is not 'x0' or 'eps_raw'.")
+            raise TwinActError(f"loss.similarity.decode={self.decode!r} is not 'x0' or 'eps_raw'.")
 
 
 class TwinActModule(pl.LightningModule):
@@ -225,7 +225,7 @@ def make_adamw(groups: list[dict], s: StageSchedule) -> torch.optim.Optimizer:
         try:
             import bitsandbytes as bnb
         except ImportError:
-            raise TwinActError("optim.use_8bit_adam=true needs bitsandbytes: pip install bitsandbytes") from None
+            raise TwinActError("method.use_8bit_adam=true needs bitsandbytes: pip install bitsandbytes") from None
         return bnb.optim.AdamW8bit(groups, lr=1.0, betas=s.betas, weight_decay=s.weight_decay)
     return torch.optim.AdamW(groups, lr=1.0, betas=s.betas, weight_decay=s.weight_decay)
 

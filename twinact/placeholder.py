@@ -184,8 +184,15 @@ def init_word_embedding(tokenizer, table: torch.Tensor, word: str) -> torch.Tens
     """The input embedding of `word` (its first word piece: the released code initializes from 'action')."""
     ids = tokenizer(word, add_special_tokens=False).input_ids
     if not ids:
-        raise TwinActError(f"action.init_word={word!r} tokenizes to nothing; pick a plain English word.")
+        raise TwinActError(f"method.init_word={word!r} tokenizes to nothing; pick a plain English word "
+                           "(action.init_word=<word>).")
     return table[ids[0]].detach().float().clone()
+
+
+def init_word_rows(comps, word: str) -> torch.Tensor:
+    """`word`'s input embedding in every text encoder, side by side (SDXL: 768 + 1280 columns)."""
+    return torch.cat([init_word_embedding(tok, enc.get_input_embeddings().weight, word)
+                      for tok, enc in zip(comps.tokenizers, comps.text_encoders)])
 
 
 def offsets_for(kind: str, space, init_vector: torch.Tensor) -> torch.Tensor:
@@ -197,7 +204,7 @@ def offsets_for(kind: str, space, init_vector: torch.Tensor) -> torch.Tensor:
         return space.mean.clone()
     if kind == "zero":
         return torch.zeros(slots, dim)
-    raise TwinActError(f"placeholder.offset={kind!r} is not one of init_word, mean, zero.")
+    raise TwinActError(f"action_space.offset={kind!r} is not one of init_word, mean, zero.")
 
 
 def install(text_encoder, token_ids: list[int], vectors: nn.Module, span: tuple[int, int] | None = None,

@@ -17,8 +17,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from twinact import assets
 from twinact.errors import TwinActError
+from twinact.paths import cache_dir
 
 POSE_BUNDLE = "pose_landmarker.task"
 _SOURCE = "mediapipe==0.10.21"
@@ -43,7 +43,7 @@ _MODELS = {
 
 def pose_bundle_path() -> Path:
     """The BlazePose `.task` bundle; a clear error if `make install` has not built it."""
-    path = assets.cache_dir() / "pose" / POSE_BUNDLE
+    path = cache_dir() / "pose" / POSE_BUNDLE
     if not path.is_file():
         raise TwinActError(
             f"The pose model assets are missing ({path}). Fetch them with `make install` "
@@ -135,4 +135,4 @@ def fetch_pose_assets(cache_dir: Path, force: bool = False) -> Path:
 
 
 if __name__ == "__main__":
-    print(f"Pose model ready in {fetch_pose_assets(assets.cache_dir(), force='--force' in sys.argv)}")
+    print(f"Pose model ready in {fetch_pose_assets(cache_dir(), force='--force' in sys.argv)}")

@@ -14,6 +14,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from twinact.config import flatten
+from twinact.errors import TwinActError
+
 log = logging.getLogger(__name__)
 
 RUN_DIR_ENV = "TWINACT_RUN_DIR"  # rank 0 publishes its run dir to the DDP worker processes it launches
@@ -48,9 +51,6 @@ RESUMABLE_KEYS = ("run_dir", "run_name", "run_group", "ckpt_path", "cache_dir", 
 def check_same_settings(run_dir: Path, cfg: DictConfig) -> None:
     """Refuse to resume (or skip as finished) a `resume: auto` point whose recorded config differs from `cfg`: its
     checkpoint or results would be mixed silently into a sweep run with other settings (a changed default, say)."""
-    from twinact.compare import flatten
-    from twinact.errors import TwinActError
-
     recorded_path = run_dir / "config.yaml"
     if not recorded_path.is_file():
         return
@@ -67,7 +67,7 @@ def check_same_settings(run_dir: Path, cfg: DictConfig) -> None:
 
 
 def git_sha() -> str:
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parent  # git finds the checkout from any folder inside it
     try:
         out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True,
@@ -131,7 +131,7 @@ def _is_sweep(value: str) -> bool:
     return False
 
 
-def swept_keys() -> list[str]:
+def command_line_sweeps() -> list[str]:
     """Keys the launch command sweeps over (`lora.rank=4,8` or `lora.rank=range(2,8)`)."""
     keys = []
     for arg in json.loads(os.environ.get(COMMAND_LINE_ENV, "[]")):
@@ -150,7 +150,7 @@ def sweep_label(cfg: DictConfig) -> str:
     except ValueError:  # not under a Hydra app (tests, notebooks)
         task = []
     values = dict(o.lstrip("+~").split("=", 1) for o in task if "=" in o)
-    label = ",".join(f"{k}={values[k]}" for k in swept_keys() if k in values)
+    label = ",".join(f"{k}={values[k]}" for k in command_line_sweeps() if k in values)
     return (label or cfg.run_name).replace("/", "_")
 
 

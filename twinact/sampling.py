@@ -11,7 +11,12 @@ from diffusers import DDIMScheduler, StableDiffusionPipeline, StableDiffusionXLP
 from omegaconf import OmegaConf
 from PIL import Image
 
+from twinact import space_ops
+from twinact.components import Components
 from twinact.errors import TwinActError
+from twinact.export import load_into_pipeline
+from twinact.models import load_model
+from twinact.rundir import allocate_run_dir
 
 
 def make_pipeline(comps):
@@ -71,9 +76,6 @@ def sample_run(run_dir: str, prompts: list[str] | None = None, *, num_images: in
         weights: one weight per composed run (default: equal).
         adjust: `{component: k, amount: a, slots: [..] | None}`: move the coefficients along principal component k.
     """
-    from twinact.export import load_into_pipeline
-    from twinact.rundir import allocate_run_dir
-
     run = Path(run_dir)
     edit = compose or (adjust and adjust.get("component") is not None)
     pipe, cfg, comps = base_pipeline(run)
@@ -92,10 +94,15 @@ def sample_run(run_dir: str, prompts: list[str] | None = None, *, num_images: in
     return out
 
 
+def save_as_pipeline(comps: Components, out_dir: str) -> None:
+    """Write the components as a plain diffusers pipeline folder (what `model=sd15` / `model=sdxl` load)."""
+    pipe = make_pipeline(comps)
+    pipe.scheduler = comps.noise_scheduler
+    pipe.save_pretrained(out_dir)
+
+
 def base_pipeline(run: Path):
     """(pipeline on the run's frozen base model, the run's config, the components) for a finished run."""
-    from twinact.models import load_model
-
     if not (run / "config.yaml").is_file() or not (run / "export" / "twinact.json").is_file():
         raise TwinActError(f"{run} is not a finished twinact run (needs config.yaml and export/). Pass run=<run dir>.")
     cfg = OmegaConf.load(run / "config.yaml")
@@ -106,8 +113,6 @@ def base_pipeline(run: Path):
 def _load_space_edit(pipe, comps, run: Path, runs: list[Path], weights: list[float] | None,
                      adjust: dict | None) -> list[str]:
     """Compose and/or adjust actions in the common space, then load the result like an export."""
-    from twinact import space_ops
-
     weights = list(weights) if weights else [1.0 / len(runs)] * len(runs)
     meta, coeffs = space_ops.compose(runs, weights)
     if adjust and adjust.get("component") is not None:

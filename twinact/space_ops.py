@@ -14,8 +14,9 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
+from twinact.assembly import build_space
 from twinact.errors import TwinActError
-from twinact.placeholder import cap_norm
+from twinact.placeholder import cap_norm, init_word_rows, offsets_for
 
 
 def load_run_coefficients(run_dir: Path) -> tuple[dict, list[torch.Tensor]]:
@@ -76,18 +77,13 @@ def embeddings(coefficients: list[torch.Tensor], basis: torch.Tensor, offsets: t
 
 def run_space_embeddings(run_dir: Path, comps, coefficients: list[torch.Tensor]) -> list[torch.Tensor]:
     """Turn coefficients into placeholder embeddings in `run_dir`'s action space (rebuilt or read from the cache)."""
-    from twinact.assembly import build_space
-    from twinact.placeholder import init_word_embedding, offsets_for
-
     cfg = OmegaConf.load(Path(run_dir) / "config.yaml")
     meta = json.loads((Path(run_dir) / "export" / "twinact.json").read_text())
     space = build_space(cfg, comps, len(meta["tokens"]))
     if space.fingerprint() != meta["fingerprint"]["action_space"]:
         raise TwinActError(f"The action space rebuilt for {run_dir} differs from the one it was trained in; "
                            "the model or phrase list changed since.")
-    word = cfg.method.get("init_word") or cfg.action.init_word
-    init = torch.cat([init_word_embedding(tok, enc.get_input_embeddings().weight, word)
-                      for tok, enc in zip(comps.tokenizers, comps.text_encoders)])
+    init = init_word_rows(comps, cfg.method.init_word)
     dims = [enc.get_input_embeddings().weight.shape[1] for enc in comps.text_encoders]
     return embeddings(coefficients, space.basis, offsets_for(cfg.action_space.offset, space, init), dims,
                       meta["fingerprint"].get("max_norm"))

@@ -16,13 +16,15 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from twinact import action_space as spaces
-from twinact.assembly import build_module, build_space, space_cache_root
+from twinact.assembly import build_module, build_space
 from twinact.callbacks import SampleGrid, StepTimer
 from twinact.data import ActionDataModule, check_resolution, load_exemplars
 from twinact.errors import TwinActError
+from twinact.evaluation import evaluate
 from twinact.export import export_action
 from twinact.models import load_model
 from twinact.module import TwinActModule, check_fingerprint
+from twinact.paths import action_space_cache
 from twinact.rundir import (
     allocate_run_dir,
     attach_log_file,
@@ -77,7 +79,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Traine
 def build_space_command(cfg: DictConfig) -> spaces.ActionSpace:
     """`python build_space.py model=... action_space=...`: build (or find) the space and copy it to `cfg.out`."""
     space = build_space(cfg, load_model(cfg.model), cfg.slots)
-    entry = space_cache_root(cfg) / space.fingerprint()
+    entry = action_space_cache(cfg.cache_dir) / space.fingerprint()
     if cfg.out:
         out = allocate_run_dir(cfg.out)
         shutil.copytree(entry, out, dirs_exist_ok=True)
@@ -130,8 +132,8 @@ def train(cfg: DictConfig) -> TrainResult:
     # Denormal floats (tiny Adam moments, LoRA products) slow CPU kernels ~100x (seen in the test suite); flushing
     # them to zero changes no result that matters. No effect on GPUs.
     torch.set_flush_denormal(True)
-    if cfg.lora.enabled and cfg.lora.rank <= 0:
-        raise TwinActError(f"lora.rank={cfg.lora.rank} must be a positive integer; use lora=none to train "
+    if cfg.method.lora and cfg.lora.rank <= 0:
+        raise TwinActError(f"lora.rank={cfg.lora.rank} must be a positive integer; use method.lora=false to train "
                            "without LoRA.")
     comps = load_model(cfg.model, cfg.trainer.precision)
     check_resolution(cfg.data.resolution, comps.vae_scale_factor)
@@ -169,9 +171,7 @@ def train(cfg: DictConfig) -> TrainResult:
 
 
 def _evaluate(run_dir: Path, cfg: DictConfig, device: str) -> None:
-    from twinact.evaluation import evaluate  # the judges' imports are only needed when evaluating
-
-    evaluate(run_dir, cfg.benchmark, device=device)
+    evaluate(run_dir, cfg.eval_suite, device=device)
 
 
 def _run_dir_and_checkpoint(cfg: DictConfig, fingerprint: dict) -> tuple[Path, str | None]:
@@ -199,7 +199,7 @@ def _stream_kwargs(cfg: DictConfig, module: TwinActModule, num_images: int) -> d
 def _save_run_header(run_dir: Path, cfg: DictConfig, paths: list[Path], space) -> None:
     record_run(run_dir, cfg)
     (run_dir / "exemplars.txt").write_text("\n".join(str(p) for p in paths) + "\n")
-    plot = space_cache_root(cfg) / space.fingerprint() / "action_space.png"
+    plot = action_space_cache(cfg.cache_dir) / space.fingerprint() / "action_space.png"
     if plot.is_file():
         shutil.copy(plot, run_dir / "action_space.png")
 

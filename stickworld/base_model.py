@@ -1,0 +1,83 @@
+"""The StickWorld base model: an SD1.5-shaped text-to-image model small enough to pretrain on this CPU.
+
+64 px images, a 2x VAE (32x32x4 latents: StickWorld limbs are 2-4 px wide, and a 4x VAE trained with pixel losses
+blurred them past what the judges could read), a four-level UNet with cross-attention at 8 and 4 px only (attention
+at 16 px tripled the step time), and a 4-layer 64-d CLIP text encoder over the real CLIP tokenizer, so it loads and
+runs exactly like Stable Diffusion (``model=stickworld``).
+
+Only the token-embedding rows of words StickWorld captions use are initialised randomly; every other row of the
+49,408-row table starts (and stays) at zero. Those rows are never trained, and zeros keep the committed file small
+once git compresses it.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+from stickworld.actions import ACTIONS
+from stickworld.actors import ACTORS
+from stickworld.render import CAPTION_TEMPLATES
+from twinact.assets import clip_tokenizer_dir
+from twinact.components import Components
+
+RESOLUTION = 64
+TEXT_WIDTH = 64
+
+
+def build_vae() -> AutoencoderKL:
+    # No mid-block attention: it doubled the step time and flat-coloured figures do not need it.
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32), layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=16,
+        sample_size=RESOLUTION, mid_block_add_attention=False,
+    )
+
+
+def build_unet() -> UNet2DConditionModel:
+    return UNet2DConditionModel(
+        sample_size=RESOLUTION // 2, in_channels=4, out_channels=4, block_out_channels=(32, 64, 128, 128),
+        layers_per_block=1, down_block_types=("DownBlock2D",) * 2 + ("CrossAttnDownBlock2D",) * 2,
+        up_block_types=("CrossAttnUpBlock2D",) * 2 + ("UpBlock2D",) * 2, cross_attention_dim=TEXT_WIDTH,
+        attention_head_dim=32, norm_num_groups=16,
+    )
+
+
+def vocabulary_ids(tokenizer: CLIPTokenizer) -> list[int]:
+    """Token ids of every word a StickWorld caption or action phrase can contain (held-out phrases included:
+    their rows get a random start like any word, but pretraining never shows them, so they stay untrained)."""
+    texts = [a.caption for a in ACTORS.values()] + [a.phrase for a in ACTIONS.values()] + list(CAPTION_TEMPLATES)
+    ids = {tokenizer.bos_token_id, tokenizer.eos_token_id}
+    for text in texts:
+        ids.update(tokenizer(text.format(actor="", action=""), add_special_tokens=False).input_ids)
+    return sorted(ids)
+
+
+def build_text_encoder(tokenizer: CLIPTokenizer) -> CLIPTextModel:
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=TEXT_WIDTH, intermediate_size=4 * TEXT_WIDTH, num_hidden_layers=4,
+        num_attention_heads=4, max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    model = CLIPTextModel(config)
+    table = model.get_input_embeddings().weight
+    with torch.no_grad():
+        used = torch.tensor(vocabulary_ids(tokenizer))
+        keep = table[used].clone()
+        table.zero_()
+        table[used] = keep
+    return model
+
+
+def noise_scheduler() -> DDPMScheduler:
+    return DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                         prediction_type="epsilon", clip_sample=False, steps_offset=1)
+
+
+def build(seed: int = 0) -> Components:
+    """Untrained StickWorld components (weights fixed by ``seed``)."""
+    torch.manual_seed(seed)
+    tokenizer = CLIPTokenizer.from_pretrained(str(clip_tokenizer_dir()))
+    return Components(tokenizer, build_text_encoder(tokenizer), build_vae(), build_unet(), noise_scheduler(),
+                      identity=f"stickworld-untrained-seed{seed}")

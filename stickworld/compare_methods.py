@@ -1,0 +1,187 @@
+"""The StickWorld method comparison: every held-out action x every method, scored against the true pose.
+
+``python -m stickworld.compare_methods --out experiments/stickworld_comparison`` (``make stickworld-compare``)
+trains each (action, method, seed) point with ``experiment=stickworld`` through the same ``train()`` as
+``train.py``, evaluates it on ``eval_suite=stickworld`` (actors the exemplars do not show, several seeds), then writes:
+
+- ``table.md`` / ``table.csv``: methods x S_Action, S_Actor, Leakage, mean and 95% CI over (action, seed) units;
+- ``per_action.md``: S_Action per action and method;
+- ``grid_<action>.png``: the exemplars, the true pose on each evaluation actor, then one row per method.
+
+Runs live under ``<out>/runs/<action>/<method>/seed<k>`` with ``resume: auto``: a rerun skips finished points and
+continues unfinished ones, so the whole sweep can be stopped and restarted. Every method gets the same step budget
+(``--steps``), split between its stages as in its own config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shlex
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from stickworld.actions import HELDOUT_ACTIONS
+from stickworld.render import render
+from twinact.cli import user_errors
+from twinact.config import compose_config
+from twinact.data import load_exemplars
+from twinact.errors import TwinActError
+from twinact.evaluation import slug
+from twinact.stats import mean_ci95
+from twinact.training import train
+
+METHODS = ("twinact", "textual_inversion", "lora", "ti_lora")
+METRICS = (("s_action", "S_Action", "higher"), ("action_correct", "Action acc.", "higher"),
+           ("s_actor", "S_Actor", "higher"), ("leakage", "Leakage", "lower"))
+
+
+def method_names() -> list[str]:
+    """The `method=` options (conf/method/*.yaml)."""
+    return sorted(f.name.removesuffix(".yaml") for f in resources.files("conf").joinpath("method").iterdir()
+                  if f.name.endswith(".yaml"))
+
+
+def point_overrides(action: str, method: str, seed: int, steps: int, run_dir: Path, extra: list[str]) -> list[str]:
+    """Overrides of one point: the method's stages scaled to ``steps`` optimizer steps in all."""
+    base = ["experiment=stickworld", f"method={method}", f"action.name={action}", f"seed={seed}"] + extra
+    stages = compose_config(base).method
+    total = stages.stage1.steps + stages.stage2.steps
+    s1 = round(steps * stages.stage1.steps / total)
+    return base + [f"method.stage1.steps={s1}", f"method.stage2.steps={steps - s1}", f"run_dir={run_dir}",
+                   "resume=auto", "eval=true"]
+
+
+def check_settings(out: Path, settings: dict) -> None:
+    """Record the sweep's settings in ``<out>/comparison.json``; refuse an ``out`` made with other ones, since its
+    finished runs would be skipped (resume) and silently mixed into the new table."""
+    path = out / "comparison.json"
+    if path.is_file() and (old := json.loads(path.read_text())) != settings:
+        raise TwinActError(f"{out} holds a comparison made with other settings ({old}); give another --out or the "
+                           "same --steps and overrides.")
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings) + "\n")
+
+
+def run_point(overrides: list[str]) -> dict:
+    cfg = compose_config(overrides)
+    result = train(cfg)
+    return json.loads((Path(result.run_dir) / "eval" / "metrics.json").read_text())
+
+
+def method_table(results: dict[tuple[str, str, int], dict], methods: list[str]) -> tuple[list[dict], dict]:
+    """Per method: each metric's mean and CI95 over (action, seed) units (a unit: the mean over its images)."""
+    rows, per_action = [], {}
+    for method in methods:
+        units: dict[str, list[float]] = {m: [] for m, _, _ in METRICS}
+        for (action, m, _), res in results.items():
+            if m != method:
+                continue
+            by_seed: dict[int, dict[str, list[float]]] = {}
+            for img in res["per_image"]:
+                for metric, _, _ in METRICS:
+                    if metric in img:
+                        by_seed.setdefault(img["seed"], {}).setdefault(metric, []).append(img[metric])
+            for seed_scores in by_seed.values():
+                for metric, values in seed_scores.items():
+                    units[metric].append(sum(values) / len(values))
+            per_action.setdefault(action, {})[method] = res["aggregate"]["s_action"]
+        row = {"method": method, "units": len(units["s_action"])}
+        for metric, values in units.items():
+            if values:
+                row[metric], row[f"{metric}_ci95"] = mean_ci95(values)
+        rows.append(row)
+    return rows, per_action
+
+
+def write_tables(out: Path, rows: list[dict], per_action: dict, command: str, note: str) -> None:
+    head = ["method"] + [f"{label} ({better} better)" for _, label, better in METRICS] + ["units"]
+    lines = [f"Command: `{command}`", "", note, "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r in rows:
+        cells = [f"{r[m]:.3f} ± {r[m + '_ci95']:.3f}" if m in r else "n/a" for m, _, _ in METRICS]
+        lines.append(f"| {r['method']} | " + " | ".join(cells) + f" | {r['units']} |")
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+    with open(out / "table.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}, key=lambda k: (k != "method", k)))
+        writer.writeheader()
+        writer.writerows(rows)
+    methods = [r["method"] for r in rows]
+    lines = ["| action | " + " | ".join(methods) + " |", "|" + " --- |" * (len(methods) + 1)]
+    for action, scores in per_action.items():
+        lines.append(f"| {action} | " + " | ".join(f"{scores[m]:.3f}" if m in scores else "n/a" for m in methods)
+                     + " |")
+    (out / "per_action.md").write_text("S_Action (mean over actors, prompts, seeds) per held-out action\n\n"
+                                       + "\n".join(lines) + "\n")
+
+
+def write_grid(out: Path, action: str, run_dirs: dict[str, Path], bench, tile: int = 96) -> Path:
+    """Exemplars; the true pose on each evaluation actor; then each method's seed-0 image per actor."""
+    actors = list(bench.actors)
+    exemplars = [e.image for e in load_exemplars(f"pkg://stickworld/exemplars/{action}", 64)]
+    rows = [("exemplars", exemplars), ("true pose", [render(a.id, action)[0] for a in actors])]
+    for method, run in run_dirs.items():
+        seed = bench.seeds[0]
+        rows.append((method, [Image.open(run / "eval" / "images" / f"{slug(a.name)}_t0_s{seed}.png") for a in actors]))
+    label_w, cols = 130, max(len(images) for _, images in rows)
+    grid = Image.new("RGB", (label_w + cols * tile, len(rows) * tile + 18), "white")
+    draw = ImageDraw.Draw(grid)
+    for c, a in enumerate(actors):
+        draw.text((label_w + c * tile + 2, len(rows) * tile + 3), a.id, fill="black")
+    for r, (label, images) in enumerate(rows):
+        draw.text((4, r * tile + tile // 2 - 6), label, fill="black")
+        for c, im in enumerate(images):
+            grid.paste(im.convert("RGB").resize((tile, tile), Image.Resampling.NEAREST), (label_w + c * tile, r * tile))
+    path = out / f"grid_{action}.png"
+    grid.save(path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> Path:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--actions", nargs="+", default=list(HELDOUT_ACTIONS), choices=list(HELDOUT_ACTIONS))
+    p.add_argument("--methods", nargs="+", default=list(METHODS),
+                   choices=method_names())
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (evaluation: eval_suite.seeds)")
+    p.add_argument("--steps", type=int, default=400, help="optimizer steps per method, all stages together")
+    p.add_argument("--grid-actions", nargs="*", default=["three_point_landing"])
+    p.add_argument("overrides", nargs="*", help="more Hydra overrides for every run, e.g. data.batch_size=8")
+    args = p.parse_args(argv)
+    command = "python -m stickworld.compare_methods " + shlex.join(sys.argv[1:] if argv is None else argv)
+    check_settings(args.out, {"steps": args.steps, "overrides": args.overrides})
+    start = time.time()
+    results, run_dirs = {}, {}
+    for action in args.actions:
+        for method in args.methods:
+            for seed in args.seeds:
+                run_dir = args.out / "runs" / action / method / f"seed{seed}"
+                overrides = point_overrides(action, method, seed, args.steps, run_dir, args.overrides)
+                results[(action, method, seed)] = run_point(overrides)
+                run_dirs.setdefault(action, {}).setdefault(method, run_dir)
+    rows, per_action = method_table(results, args.methods)
+    bench = compose_config(["experiment=stickworld"]).eval_suite
+    note = (f"{len(args.actions)} held-out actions x {len(args.seeds)} training seed(s); each unit is one (action, "
+            f"evaluation seed) pair averaged over {len(bench.actors)} actors x {len(bench.templates)} prompts; "
+            f"{args.steps} optimizer steps per method. Judges: stickworld/data/judges.safetensors.")
+    write_tables(args.out, rows, per_action, command, note)
+    for action in args.grid_actions:
+        if action in run_dirs:
+            write_grid(args.out, action, run_dirs[action], bench)
+    (args.out / "results.json").write_text(json.dumps(
+        {"command": command, "rows": rows, "per_action": per_action,
+         # this invocation only: points a resumed sweep skipped cost nothing here
+         "seconds": round(time.time() - start)}, indent=2) + "\n")
+    print((args.out / "table.md").read_text())
+    print(f"Wrote {args.out}/table.md, table.csv, per_action.md, results.json and "
+          + ", ".join(f"grid_{a}.png" for a in args.grid_actions if a in run_dirs))
+    return args.out / "table.md"
+
+
+if __name__ == "__main__":
+    with user_errors():
+        main()

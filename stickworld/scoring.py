@@ -1,0 +1,111 @@
+"""Score StickWorld generations against the exact answer: which pose, which actor.
+
+The judges (:mod:`stickworld.judges`) read an image back into 14 joints and actor probabilities. Poses
+are compared after removing what an action does not fix: position and size in the frame (joints centred on their
+mean and scaled to unit RMS radius). The reference is the action's canonical pose on the *requested* actor's body,
+so a bear's short arms are not counted as a wrong pose.
+
+- S_Action = exp(-d^2 / (2 kappa^2)), d the RMS joint distance between the normalised generated and true poses.
+- S_Actor = the judge's probability of the requested actor; Leakage = its probability of the exemplars' actor(s)
+  (summed when there are two).
+- Action / actor "correct": the nearest action (by d) is the prompted one; the most probable actor is the
+  prompted one. For the base model's quality bar the candidates are the known actions; for a customization
+  (`score_images`) they are every action, known and held-out, so a learned pose counts only when it is nearer its
+  true pose than any pose the base model already knows.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from PIL import Image
+
+from stickworld import judges
+from stickworld.actions import ACTIONS, HELDOUT_ACTIONS, get_action
+from stickworld.actors import ACTORS, get_actor
+from stickworld.exemplars import load_meta
+from stickworld.skeleton import forward_kinematics
+from twinact.errors import TwinActError
+
+KAPPA = 0.15  # in RMS-radius units; one limb off by 90 degrees moves d by about 0.15-0.25
+ACTOR_INDEX = {name: i for i, name in enumerate(ACTORS)}
+
+
+def normalize(joints: np.ndarray) -> np.ndarray:
+    """[..., 14, 2] joints -> centred on their mean, scaled to unit RMS distance from it."""
+    centred = joints - joints.mean(-2, keepdims=True)
+    radius = np.sqrt((centred**2).sum(-1).mean(-1))[..., None, None]
+    return centred / np.maximum(radius, 1e-6)
+
+
+@functools.lru_cache(maxsize=None)
+def canonical(actor: str, action: str) -> np.ndarray:
+    """Normalised joints of ``action``'s un-jittered pose on ``actor``'s body, in image orientation (y down)."""
+    joints = forward_kinematics(get_action(action).pose, get_actor(actor).build) * [1.0, -1.0]
+    return normalize(joints)
+
+
+def pose_distance(joints: np.ndarray, actor: str, action: str) -> np.ndarray:
+    """RMS joint distance of normalised ``joints`` [B, 14, 2] (image fractions) to the true pose: [B]."""
+    return np.sqrt(((normalize(joints) - canonical(actor, action)) ** 2).sum(-1).mean(-1))
+
+
+def pose_similarity(joints: np.ndarray, actor: str, action: str, kappa: float = KAPPA) -> np.ndarray:
+    """S_Action per image: exp(-d^2 / (2 kappa^2)), 1 for the exact pose."""
+    return np.exp(-pose_distance(joints, actor, action) ** 2 / (2 * kappa**2))
+
+
+def nearest_action(joints: np.ndarray, actor: str, candidates: list[str]) -> list[str]:
+    """For each of ``joints`` [B, 14, 2], the candidate action whose true pose on ``actor`` is nearest."""
+    d = np.stack([pose_distance(joints, actor, a) for a in candidates], axis=1)
+    return [candidates[i] for i in d.argmin(1)]
+
+
+def score_images(images: list[Image.Image], actors: list[str], action: str,
+                 exemplar_actors: list[str] = (), model: judges.Judge | None = None) -> dict[str, np.ndarray]:
+    """Per-image S_Action (vs ``action`` on each image's requested actor), action and actor correct, S_Actor and
+    Leakage.
+
+    Args:
+        images: Generations, any size (the judges resize to 64 px).
+        actors: The actor each image asked for (StickWorld actor names).
+        action: The action they should show (held-out or known).
+        exemplar_actors: Actors of the exemplars; Leakage is their summed probability (omitted when empty).
+    """
+    joints, probs = judges.predict(images, model)
+    s_action = np.array([pose_similarity(joints[i:i + 1], a, action)[0] for i, a in enumerate(actors)])
+    out = {"s_action": s_action, "s_actor": probs[np.arange(len(actors)), [ACTOR_INDEX[a] for a in actors]],
+           "joints": joints}
+    if exemplar_actors:
+        out["leakage"] = probs[:, [ACTOR_INDEX[a] for a in exemplar_actors]].sum(1)
+    read_as = [nearest_action(joints[i:i + 1], a, list(ACTIONS))[0] for i, a in enumerate(actors)]
+    out["action_correct"] = np.array([r == action for r in read_as], dtype=np.float32)
+    out["actor_correct"] = (probs.argmax(1) == np.array([ACTOR_INDEX[a] for a in actors])).astype(np.float32)
+    return out
+
+
+class StickWorldScorer:
+    """The evaluation scorer for StickWorld runs (`eval_suite=stickworld`): `score_images` against the true pose of
+    the run's action, each suite actor given by its StickWorld `id`.
+
+    Args:
+        device: unused (the judges are small enough for the CPU); kept so every scorer takes the same arguments.
+    """
+
+    description = "StickWorld judges (stickworld/data/judges.safetensors)"
+
+    def __init__(self, device: str = "cpu"):
+        self.device = device
+
+    def __call__(self, images: list[Image.Image], jobs: list[dict], suite, run_cfg,
+                 exemplars: list[Image.Image]) -> tuple[dict[str, list[float]], list[str]]:
+        action = run_cfg.action.name
+        if action not in ACTIONS:
+            raise TwinActError(f"eval_suite=stickworld scores StickWorld actions; {action!r} is not one "
+                               f"(use action=stickworld action.name=<one of {', '.join(HELDOUT_ACTIONS)}>).")
+        ids = {a.name: a.id for a in suite.actors}
+        exemplar_actors = load_meta(run_cfg.action.image_dir).get("actors", [])
+        scores = score_images(images, [ids[j["actor"]] for j in jobs], action, exemplar_actors)
+        keys = ("s_action", "action_correct", "s_actor", "leakage", "actor_correct")
+        return {k: [float(x) for x in scores[k]] for k in keys if k in scores}, []

@@ -1,0 +1,124 @@
+"""The repository's shape: the framework never depends on StickWorld, no import cycles, one meaning per module name,
+short modules and thin entry points."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = ("twinact", "stickworld")
+ENTRY_POINTS = ("train.py", "sample.py", "evaluate.py", "compare.py", "build_space.py")
+
+
+def modules(package: str) -> dict[str, Path]:
+    found = {}
+    for path in sorted((REPO / package).rglob("*.py")):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """First-party modules `name` imports anywhere in its file, inside functions included."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + [base]).strip(".")
+            targets = [base] + [f"{base}.{a.name}" for a in node.names]
+        else:
+            continue
+        out |= {t for t in targets if t in known and t != name}
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    everything = {k: v for p in PACKAGES for k, v in modules(p).items()}
+    return {name: imports(name, path, set(everything)) for name, path in everything.items()}
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in edges:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_framework_never_imports_stickworld():
+    offenders = {name: sorted(t for t in targets if t.split(".")[0] == "stickworld")
+                 for name, targets in graph().items() if name.startswith("twinact")}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_no_import_cycles_counting_imports_inside_functions():
+    assert cycles(graph()) == []
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_module_name_is_used_twice():
+    names = defaultdict(list)
+    for package in PACKAGES:
+        for dotted in modules(package):
+            if dotted not in PACKAGES:
+                names[dotted.rpartition(".")[2]].append(dotted)
+    assert {k: v for k, v in names.items() if len(v) > 1} == {}
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_modules_stay_short(package):
+    long = {str(p.relative_to(REPO)): n for p in modules(package).values()
+            if (n := len(p.read_text().splitlines())) > 350}
+    assert long == {}
+
+
+def test_entry_points_are_thin():
+    assert {f: n for f in ENTRY_POINTS if (n := len((REPO / f).read_text().splitlines())) > 30} == {}
+
+
+def test_readme_layout_names_every_module_and_no_other():
+    """The README's Layout section lists each package's modules exactly (its bullet for the package)."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Layout"):]
+    section = section[: section.find("\n## ", 1) if "\n## " in section[1:] else len(section)]
+    for package in PACKAGES:
+        start = section.index(f"- `{package}/`")
+        end = section.find("\n- `", start + 1)
+        named = {n for n in re.findall(r"`([a-z_]+)`", section[start:end]) if n not in PACKAGES and n[0] != "_"}
+        actual = {d.rpartition(".")[2] for d in modules(package) if d != package}
+        assert named == actual, (package, sorted(named - actual), sorted(actual - named))

@@ -1,0 +1,90 @@
+"""The StickWorld method comparison: aggregation, settings guard, and (with the shipped model) an end-to-end sweep."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from stickworld import compare_methods
+from tests.test_stickworld_model import needs_model
+from twinact.config import compose_config
+from twinact.errors import TwinActError
+
+
+def _result(values: dict[int, list[float]]) -> dict:
+    images = [{"seed": seed, "s_action": v, "s_actor": 1 - v, "leakage": v / 2} for seed, vs in values.items()
+              for v in vs]
+    return {"per_image": images, "aggregate": {"s_action": sum(i["s_action"] for i in images) / len(images)}}
+
+
+def test_summary_averages_each_action_seed_unit_then_across_units():
+    results = {("a", "twinact", 0): _result({0: [0.2, 0.4], 1: [0.6, 0.6]}),
+               ("b", "twinact", 0): _result({0: [1.0, 1.0], 1: [0.0, 0.2]}),
+               ("a", "lora", 0): _result({0: [0.5], 1: [0.5]})}
+    rows, per_action = compare_methods.method_table(results, ["twinact", "lora"])
+    twinact, lora = rows
+    assert twinact["units"] == 4 and lora["units"] == 2
+    assert twinact["s_action"] == pytest.approx((0.3 + 0.6 + 1.0 + 0.1) / 4)
+    assert twinact["leakage"] == pytest.approx(twinact["s_action"] / 2)
+    assert lora["s_action"] == pytest.approx(0.5) and lora["s_action_ci95"] == pytest.approx(0.0)
+    assert twinact["s_action_ci95"] > 0
+    assert per_action["a"]["twinact"] == pytest.approx(0.45) and "lora" not in per_action["b"]
+
+
+def test_tables_name_the_command_and_every_method(tmp_path):
+    rows, per_action = compare_methods.method_table({("a", "twinact", 0): _result({0: [0.5]})}, ["twinact"])
+    compare_methods.write_tables(tmp_path, rows, per_action, "python -m stickworld.compare_methods --out x", "note")
+    text = (tmp_path / "table.md").read_text()
+    assert "python -m stickworld.compare_methods --out x" in text and "| twinact | 0.500" in text
+    assert (tmp_path / "table.csv").read_text().startswith("method,")
+
+
+def test_an_output_folder_of_other_settings_is_refused(tmp_path):
+    compare_methods.check_settings(tmp_path, {"steps": 400, "overrides": []})
+    compare_methods.check_settings(tmp_path, {"steps": 400, "overrides": []})  # same settings: resume
+    with pytest.raises(TwinActError, match="other settings"):
+        compare_methods.check_settings(tmp_path, {"steps": 200, "overrides": []})
+
+
+def test_each_method_gets_the_same_budget_split_like_its_config(tmp_path):
+    for method, first in (("twinact", 0.25), ("textual_inversion", 1.0), ("lora", 0.0)):
+        ov = compare_methods.point_overrides("backflip", method, 0, 40, tmp_path, [])
+        s1 = int(next(o for o in ov if o.startswith("method.stage1.steps=")).split("=")[1])
+        s2 = int(next(o for o in ov if o.startswith("method.stage2.steps=")).split("=")[1])
+        assert s1 + s2 == 40 and s1 == round(40 * first)
+        cfg = compose_config(ov)
+        assert cfg.model.name == "stickworld" and cfg.action.name == "backflip" and cfg.resume == "auto"
+
+
+@needs_model
+def test_end_to_end_sweep_writes_table_and_grid(tmp_path):
+    out = tmp_path / "bench"
+    extra = [f"cache_dir={tmp_path / 'cache'}", "logger=none", "data.batch_size=2", "eval_suite.seeds=[0,1]",
+             "eval_suite.steps=3", "eval_suite.templates=[\"{actor} {action}\"]", "sample_at_end=false"]
+    compare_methods.main(["--out", str(out), "--actions", "three_point_landing", "--methods", "twinact",
+                    "textual_inversion", "--steps", "4"] + extra)
+    table = (out / "table.md").read_text()
+    assert "| twinact |" in table and "| textual_inversion |" in table
+    assert (out / "grid_three_point_landing.png").is_file()
+    metrics = json.loads((out / "runs/three_point_landing/twinact/seed0/eval/metrics.json").read_text())
+    assert {"s_action", "action_correct", "s_actor", "leakage"} <= set(metrics["aggregate"])
+    assert "Action acc." in table
+    first_seconds = json.loads((out / "results.json").read_text())["seconds"]
+    assert first_seconds >= 1  # two points trained and evaluated
+    assert len(metrics["per_image"]) == 8 * 2  # eight actors x two seeds
+    # A rerun skips the finished points and rewrites the same table.
+    compare_methods.main(["--out", str(out), "--actions", "three_point_landing", "--methods", "twinact",
+                    "textual_inversion", "--steps", "4"] + extra)
+    assert (out / "table.md").read_text() == table
+    assert json.loads((out / "results.json").read_text())["seconds"] < first_seconds  # skipped, not retrained
+
+
+def test_stickworld_scorer_refuses_an_action_stickworld_does_not_have(tmp_path):
+    cfg = OmegaConf.create({"action": {"name": "three_point_landing_photos", "image_dir": str(tmp_path)}})
+    suite = compose_config(["experiment=stickworld"]).eval_suite
+    scorer = instantiate(suite.scorer)
+    with pytest.raises(TwinActError, match="action.name=<one of three_point_landing"):
+        scorer([], [], suite, cfg, [])
