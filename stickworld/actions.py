@@ -10,17 +10,30 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+from pathlib import Path
 
 from stickworld.skeleton import Pose
+from twinact.paths import package_path
+
+HELDOUT_FILE = package_path("pkg://stickworld/heldout_actions.json")
+SPLITS = ("dev", "test")
 
 
 @dataclasses.dataclass(frozen=True)
 class Action:
-    """A named pose and how captions say it ("kicking with the right leg")."""
+    """A named pose and how captions say it ("kicking with the right leg").
+
+    Attributes:
+        split: ``known`` (named in pretraining), or for held-out actions ``dev`` / ``test``.
+        units: The pose's description in the pose grammar (held-out actions), empty when it has none.
+    """
 
     name: str
     phrase: str
     pose: Pose
+    split: str = "known"
+    units: tuple[str, ...] = ()
 
 
 F = functools.partial(Pose, "front")
@@ -112,29 +125,27 @@ KNOWN_ACTIONS = _table(
                                                        right_hip=95, right_knee=100)),
 )
 
-HELDOUT_ACTIONS = _table(
-    # Superhero landing: near knee down with the shin flat behind, near fist planted, far foot forward, far arm back.
-    ("three_point_landing", "doing a three-point landing",
-     S(lean=62, neck=-50, left_shoulder=-52, left_elbow=5, right_shoulder=76, right_elbow=0, left_hip=94,
-       left_knee=98, right_hip=-8, right_knee=84)),
-    ("arabesque", "doing an arabesque", S(lean=60, neck=-30, left_shoulder=-40, right_shoulder=160, left_hip=0,
-                                          right_hip=-110)),
-    ("cartwheel", "doing a cartwheel", F(lean=100, left_shoulder=100, right_shoulder=80, left_hip=-60,
-                                         right_hip=130)),
-    ("superhero_flight", "flying like a superhero", S(lean=85, neck=-30, left_shoulder=10, right_shoulder=175,
-                                                      left_hip=-95, left_knee=30, right_hip=-85, lift=0.25)),
-    ("dabbing", "dabbing", F(neck=25, left_shoulder=120, left_elbow=120, right_shoulder=125)),
-    ("warrior_pose", "holding a warrior pose", F(left_shoulder=90, right_shoulder=90, left_hip=55, left_knee=55,
-                                                 right_hip=38)),
-    ("side_plank", "doing a side plank", F(lean=55, left_shoulder=55, right_shoulder=125, left_hip=-55,
-                                           right_hip=55)),
-    # Upside down mid-rotation, knees tucked to the chest, hands on the shins.
-    ("backflip", "doing a backflip", S(lean=-135, neck=-20, left_shoulder=60, left_elbow=30, right_shoulder=65,
-                                       right_elbow=30, left_hip=-105, left_knee=115, right_hip=-112,
-                                       right_knee=115, lift=0.25)),
-    ("pistol_squat", "doing a pistol squat", S(lean=35, left_shoulder=125, right_shoulder=125, left_hip=100,
-                                               left_knee=130, right_hip=85)),
-)
+def load_heldout(path: str | Path = HELDOUT_FILE) -> dict[str, Action]:
+    """Held-out actions from a JSON list of ``{name, phrase, split, pose, units, description}`` entries.
+
+    ``pose`` holds :class:`Pose` fields (joint angles in degrees, view, lift); ``split`` is ``dev`` (for tuning
+    anything) or ``test`` (only ever reported); ``units`` (optional) is the pose's description in the pose grammar
+    (:mod:`stickworld.units`), used to check that the base model can draw it. Adding an entry adds an action.
+    """
+    entries = json.loads(Path(path).read_text())
+    out = {}
+    for e in entries:
+        if e.get("split") not in SPLITS:
+            raise ValueError(f"{path}: held-out action {e.get('name')!r} needs split: one of {SPLITS}")
+        if e["name"] in KNOWN_ACTIONS or e["name"] in out:
+            raise ValueError(f"{path}: held-out action name {e['name']!r} is already taken")
+        out[e["name"]] = Action(e["name"], e["phrase"], Pose(**e["pose"]), e["split"], tuple(e.get("units", ())))
+    return out
+
+
+HELDOUT_ACTIONS = load_heldout()
+DEV_ACTIONS = tuple(name for name, a in HELDOUT_ACTIONS.items() if a.split == "dev")
+TEST_ACTIONS = tuple(name for name, a in HELDOUT_ACTIONS.items() if a.split == "test")
 
 ACTIONS: dict[str, Action] = {**KNOWN_ACTIONS, **HELDOUT_ACTIONS}
 
@@ -147,21 +158,3 @@ def get_action(action: str | Action) -> Action:
         return ACTIONS[action]
     except KeyError:
         raise KeyError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}") from None
-
-
-# Word -> body-part group of the common action space's phrase list (the groups of twinact.action_space.GROUPS).
-_GROUP_WORDS = (("head", ("head", "shrugging", "bowing")), ("foot", ("leg", "knee", "kick", "toes", "hopping")),
-                ("hand", ("arm", "hand", "biceps", "pointing", "saluting", "clapping", "punch", "praying", "ball")))
-
-
-def phrase_list() -> list[tuple[str, str]]:
-    """(group, phrase) of every known action: the StickWorld model's common action space, what it can draw.
-
-    Held-out phrases are left out, as the paper keeps only phrases the base model renders. This is what
-    ``stickworld/data/action_phrases.tsv`` holds (a test keeps the two equal).
-    """
-    out = []
-    for action in KNOWN_ACTIONS.values():
-        group = next((g for g, words in _GROUP_WORDS if any(w in action.phrase for w in words)), "whole_body")
-        out.append((group, action.phrase))
-    return out

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from stickworld.actions import HELDOUT_ACTIONS
+from stickworld.actions import HELDOUT_ACTIONS, TEST_ACTIONS
 from stickworld.render import render
 from twinact.cli import user_errors
 from twinact.config import compose_config
@@ -144,7 +144,8 @@ def write_grid(out: Path, action: str, run_dirs: dict[str, Path], bench, tile: i
 def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--actions", nargs="+", default=list(HELDOUT_ACTIONS), choices=list(HELDOUT_ACTIONS))
+    p.add_argument("--actions", nargs="+", default=list(TEST_ACTIONS), choices=list(HELDOUT_ACTIONS),
+                   help="held-out actions (default: the test split; tune on the dev split)")
     p.add_argument("--methods", nargs="+", default=list(METHODS),
                    choices=method_names())
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (evaluation: eval_suite.seeds)")

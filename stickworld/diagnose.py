@@ -25,16 +25,25 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers import AutoencoderKL
+from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file
 
-from stickworld.actions import KNOWN_ACTIONS
+from stickworld import judges
+from stickworld.actions import ACTIONS, KNOWN_ACTIONS
+from stickworld.render import caption
 from stickworld.scoring import canonical, nearest_action, pose_distance
+from twinact.action_encoder import pil_to_tensor
+from twinact.data import load_exemplars
+from twinact.models import load_components, load_model
 from twinact.placeholder import vocabulary_norm
+from twinact.sampling import make_pipeline
 
 DEFAULT_ACTIONS = ("standing", "raising_both_arms", "arms_out", "squatting", "running", "waving_right_hand",
                    "hands_on_hips", "jumping_jack")
@@ -60,11 +69,6 @@ def overlay(image: Image.Image, joints: np.ndarray, true_pose: np.ndarray, label
 def joints_sheet(model: str, actor: str, actions: list[str], seed: int = 0, steps: int = 25,
                  guidance_scale: float = 5.0) -> tuple[Image.Image, list[dict]]:
     """Render ``actor`` doing each of ``actions`` and overlay the judges' reading; returns (sheet, per-image rows)."""
-    from stickworld import judges
-    from stickworld.render import caption
-    from twinact.models import load_components
-    from twinact.sampling import make_pipeline
-
     pipe = make_pipeline(load_components(model))
     pipe.set_progress_bar_config(disable=True)
     images = pipe([caption(actor, a) for a in actions], num_inference_steps=steps, guidance_scale=guidance_scale,
@@ -86,10 +90,6 @@ def joints_sheet(model: str, actor: str, actions: list[str], seed: int = 0, step
 
 def token_norms(run: Path) -> dict:
     """Norms of ``run``'s exported placeholder vectors next to its model's vocabulary row norms (non-zero rows)."""
-    from omegaconf import OmegaConf
-
-    from twinact.models import load_model
-
     cfg = OmegaConf.load(run / "config.yaml")
     state = load_file(str(run / "export" / "twinact_state.safetensors"))
     comps = load_model(cfg.model)
@@ -106,13 +106,6 @@ def token_norms(run: Path) -> dict:
 
 def readings(run: Path) -> dict:
     """What an evaluated run's images show: median pose distance to the true pose and the nearest actions."""
-    from collections import Counter
-
-    from omegaconf import OmegaConf
-
-    from stickworld import judges
-    from stickworld.actions import ACTIONS
-
     action = OmegaConf.load(run / "config.yaml").action.name
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     ids = {a["name"]: a["id"] for a in metrics["eval_suite"]["actors"]}
@@ -129,11 +122,6 @@ def readings(run: Path) -> dict:
 def latent_report(model: str, action: str, seed: int = 0) -> dict:
     """The VAE posterior on ``action``'s shipped exemplars: spread of the means vs posterior std, and the pixel
     error (mean absolute, [-1, 1] range) of decoding the mean vs decoding one posterior sample."""
-    from diffusers import AutoencoderKL
-
-    from twinact.action_encoder import pil_to_tensor
-    from twinact.data import load_exemplars
-
     vae = AutoencoderKL.from_pretrained(model, subfolder="vae")
     exemplars = load_exemplars(f"pkg://stickworld/exemplars/{action}", 64)
     x = torch.stack([pil_to_tensor(e.image) for e in exemplars])

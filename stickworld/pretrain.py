@@ -31,10 +31,12 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from safetensors.torch import load_file
 
-from stickworld import base_model
+from stickworld import base_model, mixture
 from stickworld.checkpoints import load_optimizer, optimizer_tensors, save_tensors
 from stickworld.render import sample
 from twinact.losses import diffusion_loss, diffusion_target
+from twinact.models import load_components
+from twinact.sampling import save_as_pipeline
 
 STAGES = ("vae", "unet")
 
@@ -45,10 +47,15 @@ def images_tensor(images) -> torch.Tensor:
     return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
-def batch(seed: int, stage: str, step: int, size: int, drop: float = 0.0) -> tuple[torch.Tensor, list[str]]:
-    """The ``step``-th batch of ``stage``: known-action renders and captions (``drop`` of them emptied)."""
+def batch(seed: int, stage: str, step: int, size: int, drop: float = 0.0,
+          captions: str | None = None) -> tuple[torch.Tensor, list[str]]:
+    """The ``step``-th batch of ``stage`` (``drop`` of its captions emptied): known-action renders and captions, or
+    with ``captions="grammar"`` the pose-grammar mixture of :mod:`stickworld.mixture`."""
     rng = np.random.default_rng([seed, STAGES.index(stage), step])
-    samples = [sample(rng, "known") for _ in range(size)]
+    if captions == "grammar":
+        samples = [mixture.sample(rng) for _ in range(size)]
+    else:
+        samples = [sample(rng, "known") for _ in range(size)]
     captions = ["" if rng.random() < drop else s["caption"] for s in samples]
     return images_tensor([s["image"] for s in samples]), captions
 
@@ -173,8 +180,6 @@ def run_stage(stage: Stage, work: Path, state: dict, total: int, args, step_fn) 
 
 def export(comps, out: Path, meta: dict) -> None:
     """Write ``comps`` as a diffusers folder with fp16 weights (loads in any dtype) and ``pretrain.json``."""
-    from twinact.sampling import save_as_pipeline
-
     for module in (comps.text_encoder, comps.vae, comps.unet):
         module.to(torch.float16)
     save_as_pipeline(comps, str(out))
@@ -197,8 +202,6 @@ def snapshot(unet_stage: Stage, comps, args, state: dict, argv: list[str] | None
 
 def load_init(folder: str):
     """Components of an earlier export, in fp32 and trainable, to continue pretraining from."""
-    from twinact.models import load_components
-
     comps = load_components(folder)
     for module in (comps.text_encoder, comps.unet):
         module.requires_grad_(True)
@@ -227,6 +230,9 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--init", type=str, default=None,
                    help="continue from this diffusers folder (an earlier export): its VAE is kept (no VAE stage), "
                         "its UNet and text encoder start the UNet stage, with a fresh optimizer and schedule")
+    p.add_argument("--captions", choices=("known", "grammar"), default=None,
+                   help="training distribution: known actions by name (default), or the pose-grammar mixture "
+                        "(known actions by name, free poses by their units, actors, scenes: base model 2)")
     p.add_argument("--min-snr-gamma", type=float, default=None, help="Min-SNR loss weighting (e.g. 5)")
     p.add_argument("--prediction-type", choices=("epsilon", "v_prediction"), default=None,
                    help="what the UNet predicts (default: epsilon, or the --init model's); switching an --init "
@@ -286,7 +292,7 @@ def main(argv: list[str] | None = None) -> Path:
             return snapshot(unet_stage, comps, args, state, argv)
 
         def unet_step(step):
-            x, captions = batch(args.seed, "unet", step, args.unet_batch, drop=0.1)
+            x, captions = batch(args.seed, "unet", step, args.unet_batch, drop=0.1, captions=args.captions)
             gen.manual_seed(args.seed * 1_000_003 + step)
             return unet_loss(comps, x, captions, gen, args.min_snr_gamma)
 

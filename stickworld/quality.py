@@ -1,9 +1,15 @@
-"""The StickWorld base model's quality bar: does it draw the prompted actor doing the prompted known action?
+"""The StickWorld base model's gates: does it draw what it is told, and only what it can name?
 
-``python -m stickworld.quality --model stickworld/data/base`` renders every known actor x known
-action prompt (``--per-pair`` images each), reads them with the judges, and writes ``quality.json`` into the model
-folder: action accuracy (the nearest known action's true pose is the prompted one), actor accuracy (the most
-probable actor is the prompted one), and the mean S_Action. The bar (issue 6): action >= 0.70, actor >= 0.90.
+``python -m stickworld.quality --model stickworld/data/base`` renders three prompt sets, every actor with
+``--per-pair`` images each, reads them with the judges, and writes ``quality.json`` into the model folder:
+
+- ``known_by_name``: every known action by its phrase ("a robot doing a lunge");
+- ``heldout_by_units``: every held-out action by its pose-grammar description ("a robot leaning far forward, ...");
+- ``heldout_by_name``: every held-out action by its phrase, which pretraining never shows.
+
+Per set: action accuracy (the nearest action's true pose is the prompted one), actor accuracy (the most probable
+actor is the prompted one), mean S_Action, and per action its accuracy and commonest misreading. The gates
+(:data:`GATES`) and which passed are recorded beside them.
 """
 
 from __future__ import annotations
@@ -20,53 +26,94 @@ import numpy as np
 import torch
 
 from stickworld import judges
-from stickworld.actions import KNOWN_ACTIONS
+from stickworld.actions import ACTIONS, HELDOUT_ACTIONS, KNOWN_ACTIONS
 from stickworld.actors import ACTORS
+from stickworld.mixture import unit_prompt
 from stickworld.render import caption, contact_sheet
 from stickworld.scoring import ACTOR_INDEX, nearest_action, pose_similarity
+from twinact.models import load_components
+from twinact.sampling import make_pipeline
 
-BAR = {"action_acc": 0.70, "actor_acc": 0.90}
+# Known actions drawn by name, actors kept; held-out poses drawn from their units (the model can draw them) but not
+# from their names (it cannot name them): what makes a proving ground where the methods decide the result.
+GATES = {"known_by_name.action_acc": (">=", 0.75), "known_by_name.actor_acc": (">=", 0.95),
+         "heldout_by_units.action_acc": (">=", 0.5), "heldout_by_name.action_acc": ("<=", 0.05)}
+SETS = ("known_by_name", "heldout_by_units", "heldout_by_name")
 
 
-def prompts(per_pair: int, limit: int | None = None, seed: int = 0) -> list[dict]:
-    """Every (actor, known action) pair, ``per_pair`` times, shuffled by ``seed`` and cut to ``limit``."""
-    jobs = [{"actor": a, "action": b, "prompt": caption(a, b), "seed": 1000 * i + k}
-            for i, (a, b) in enumerate((a, b) for a in ACTORS for b in KNOWN_ACTIONS) for k in range(per_pair)]
+def prompts(kind: str = "known_by_name", per_pair: int = 1, limit: int | None = None, seed: int = 0) -> list[dict]:
+    """Every (actor, action) prompt of a set, ``per_pair`` times, shuffled by ``seed`` and cut to ``limit``.
+
+    Args:
+        kind: ``known_by_name`` (known actions by phrase), ``heldout_by_units`` (held-out actions by their pose
+            grammar description), ``heldout_by_name`` (held-out actions by phrase).
+    """
+    if kind == "known_by_name":
+        pairs = [(a, b, caption(a, b)) for a in ACTORS for b in KNOWN_ACTIONS]
+    elif kind == "heldout_by_name":
+        pairs = [(a, b, caption(a, b)) for a in ACTORS for b in HELDOUT_ACTIONS]
+    elif kind == "heldout_by_units":
+        pairs = [(a, b, unit_prompt(a, h.pose.view, h.units)) for a in ACTORS for b, h in HELDOUT_ACTIONS.items()
+                 if h.units]
+    else:
+        raise ValueError(f"kind must be one of {SETS}, got {kind!r}")
+    jobs = [{"actor": a, "action": b, "prompt": text, "seed": 1000 * i + k}
+            for i, (a, b, text) in enumerate(pairs) for k in range(per_pair)]
     if limit is not None:
         order = np.random.default_rng(seed).permutation(len(jobs))[:limit]
         jobs = [jobs[i] for i in sorted(order)]
     return jobs
 
 
-@torch.no_grad()
-def measure(model: str, per_pair: int = 1, limit: int | None = None, steps: int = 25, guidance_scale: float = 5.0,
-            batch_size: int = 64) -> tuple[dict, list]:
-    """Render and judge; returns (summary, images)."""
-    from twinact.models import load_components
-    from twinact.sampling import make_pipeline
-
-    pipe = make_pipeline(load_components(model))
-    pipe.set_progress_bar_config(disable=True)
-    jobs, images = prompts(per_pair, limit), []
-    for i in range(0, len(jobs), batch_size):
-        chunk = jobs[i:i + batch_size]
-        images += pipe([j["prompt"] for j in chunk], num_inference_steps=steps, guidance_scale=guidance_scale,
-                       height=64, width=64, generator=[torch.Generator().manual_seed(j["seed"]) for j in chunk]).images
-    # One pass of the judges over every image (they load once); scores are then per image's own prompt.
+def score(jobs: list[dict], images: list, candidates: list[str]) -> dict:
+    """Action accuracy (the nearest of ``candidates`` is the prompted action), actor accuracy, mean S_Action, and per
+    action its accuracy and commonest misreading."""
     joints, probs = judges.predict(images)
-    known = list(KNOWN_ACTIONS)
     actor_ok = [float(probs[i].argmax() == ACTOR_INDEX[j["actor"]]) for i, j in enumerate(jobs)]
     s_action = [float(pose_similarity(joints[i:i + 1], j["actor"], j["action"])[0]) for i, j in enumerate(jobs)]
-    read_as = [nearest_action(joints[i:i + 1], j["actor"], known)[0] for i, j in enumerate(jobs)]
+    read_as = [nearest_action(joints[i:i + 1], j["actor"], candidates)[0] for i, j in enumerate(jobs)]
     action_ok = [float(r == j["action"]) for r, j in zip(read_as, jobs)]
-    summary = {"action_acc": float(np.mean(action_ok)), "actor_acc": float(np.mean(actor_ok)),
-               "s_action": float(np.mean(s_action)), "images": len(jobs), "steps": steps,
-               "guidance_scale": guidance_scale, "bar": BAR}
-    summary["meets_bar"] = all(summary[k] >= v for k, v in BAR.items())
-    summary["per_action_acc"] = {b: float(np.mean([ok for ok, j in zip(action_ok, jobs) if j["action"] == b]))
-                                 for b in KNOWN_ACTIONS if any(j["action"] == b for j in jobs)}
-    summary["per_action_misread"] = misreadings(jobs, read_as)
-    return summary, list(zip(jobs, images))
+    return {"action_acc": float(np.mean(action_ok)), "actor_acc": float(np.mean(actor_ok)),
+            "s_action": float(np.mean(s_action)), "images": len(jobs),
+            "per_action_acc": {b: float(np.mean([ok for ok, j in zip(action_ok, jobs) if j["action"] == b]))
+                               for b in dict.fromkeys(j["action"] for j in jobs)},
+            "per_action_misread": misreadings(jobs, read_as)}
+
+
+def check_gates(summary: dict) -> dict[str, bool]:
+    """Each gate of :data:`GATES` that ``summary`` measured: passed or not."""
+    out = {}
+    for key, (op, bar) in GATES.items():
+        kind, metric = key.split(".")
+        if kind in summary:
+            value = summary[kind][metric]
+            out[key] = value >= bar if op == ">=" else value <= bar
+    return out
+
+
+@torch.no_grad()
+def measure(model: str, per_pair: int = 1, limit: int | None = None, steps: int = 25, guidance_scale: float = 5.0,
+            batch_size: int = 64, sets: tuple[str, ...] = SETS) -> tuple[dict, list]:
+    """Render every set's prompts and judge them; returns (summary, [(job, image)] of the first set)."""
+    pipe = make_pipeline(load_components(model))
+    pipe.set_progress_bar_config(disable=True)
+    summary, first = {"steps": steps, "guidance_scale": guidance_scale}, []
+    for kind in sets:
+        jobs, images = prompts(kind, per_pair, limit), []
+        for i in range(0, len(jobs), batch_size):
+            chunk = jobs[i:i + batch_size]
+            images += pipe([j["prompt"] for j in chunk], num_inference_steps=steps, guidance_scale=guidance_scale,
+                           height=64, width=64,
+                           generator=[torch.Generator().manual_seed(j["seed"]) for j in chunk]).images
+        # Known actions are told apart from the known ones (the pretraining bar); a held-out pose counts only when
+        # it is nearer its own true pose than any action's, known or held-out.
+        candidates = list(KNOWN_ACTIONS) if kind == "known_by_name" else list(ACTIONS)
+        summary[kind] = score(jobs, images, candidates)
+        first = first or list(zip(jobs, images))
+    summary["gates"] = {k: {"op": op, "bar": bar} for k, (op, bar) in GATES.items()}
+    summary["passed"] = check_gates(summary)
+    summary["meets_gates"] = len(summary["passed"]) == len(GATES) and all(summary["passed"].values())
+    return summary, first
 
 
 def misreadings(jobs: list[dict], read_as: list[str]) -> dict[str, list]:
@@ -88,18 +135,21 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--limit", type=int, default=None, help="score a random subset of this many prompts")
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance-scale", type=float, default=5.0)
+    p.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS), help="which prompt sets to measure")
     p.add_argument("--sheet", type=Path, default=None, help="also write a contact sheet of the first 24 images")
     args = p.parse_args(argv)
     t0 = time.time()
-    summary, shots = measure(args.model, args.per_pair, args.limit, args.steps, args.guidance_scale)
+    summary, shots = measure(args.model, args.per_pair, args.limit, args.steps, args.guidance_scale,
+                             sets=tuple(args.sets))
     summary["seconds"] = round(time.time() - t0)
     summary["command"] = "python -m stickworld.quality " + shlex.join(sys.argv[1:] if argv is None else argv)
-    if args.limit is None:
+    if args.limit is None and tuple(args.sets) == SETS:  # a subset is a probe, not the model's record
         (Path(args.model) / "quality.json").write_text(json.dumps(summary, indent=2) + "\n")
     if args.sheet:
         contact_sheet([im for _, im in shots[:24]], [f"{j['actor']}: {j['action']}" for j, _ in shots[:24]],
                       cols=6).save(args.sheet)
-    print(json.dumps({k: v for k, v in summary.items() if not k.startswith("per_action")}, indent=1))
+    print(json.dumps({k: {m: x for m, x in v.items() if not m.startswith("per_action")} if isinstance(v, dict) else v
+                      for k, v in summary.items()}, indent=1))
     return summary
 
 

@@ -5,9 +5,13 @@
 ``judges.ckpt.safetensors`` (weights, optimizer moments, step), written every ``--ckpt-every`` steps and deleted
 once the final weights are saved.
 
-The judges train on BOTH known and held-out actions. That is deliberate: they measure whether a generation shows
-the held-out pose, so they must recognise it; they are not the diffusion model, whose pretraining must never see
-held-out actions, and nothing they learn flows into it. Every training batch is rendered fresh from a seed derived
+The judges train on BOTH known and held-out actions, and with ``--free-frac`` on free poses of the pose grammar
+(:mod:`stickworld.units`, drawn as :mod:`stickworld.mixture` draws them). That is deliberate: they measure whether
+a generation shows the held-out pose, so they must recognise it, and a model pretrained on the mixture draws free
+poses too; they are not the diffusion model, whose pretraining must never see held-out actions, and nothing they
+learn flows into it. ``--free-frac`` defaults to 0, which draws exactly the batches of the runs recorded before free
+poses existed. Metrics are reported over the whole evaluation set and per kind (``known``, ``heldout``, ``free``).
+Every training batch is rendered fresh from a seed derived
 from (``--seed``, step), so there is no training set to overfit and a resumed run sees exactly the batches an
 unbroken one would. Evaluation uses a fixed set rendered from ``--eval-seed``, a seed training never uses.
 """
@@ -26,23 +30,43 @@ import torch
 import torch.nn.functional as F
 
 from stickworld import judges
+from stickworld.actors import ACTORS
 from stickworld.checkpoints import load_optimizer, load_tensors, optimizer_tensors, save_tensors
-from stickworld.render import sample
+from stickworld.mixture import free_action
+from stickworld.render import ACTOR_IDS, render, sample
+from stickworld.units import random_units
 
 POSE_TOL = 0.05  # a pose is "right" when its mean joint error is under 5% of the image (~3 px at 64 px)
+KINDS = ("known", "heldout", "free")  # the kinds of pose, in the order of the ids render_batch returns
 
 
-def render_batch(rng: np.random.Generator, n: int, heldout_frac: float) -> tuple[torch.Tensor, torch.Tensor,
-                                                                                   torch.Tensor]:
-    """``n`` fresh samples as (images [n,3,64,64], joints [n,14,2], actor ids [n]).
+def free_sample(rng: np.random.Generator) -> dict:
+    """A free pose as the mixture draws one (:func:`stickworld.mixture.sample`): a random actor in a random scene
+    in a random composition of 2-5 units; ``image``, ``joints`` and ``actor_id`` as :func:`render.sample` gives."""
+    actor = list(ACTORS)[int(rng.integers(len(ACTORS)))]
+    image, joints = render(actor, free_action(*random_units(rng)), 64, rng)
+    return dict(image=image, joints=joints, actor_id=ACTOR_IDS[actor])
 
-    Held-out actions are oversampled (``heldout_frac``) because there are few of them yet they are what the
-    judges are for.
+
+def render_batch(rng: np.random.Generator, n: int, heldout_frac: float,
+                 free_frac: float = 0.0) -> tuple[torch.Tensor, ...]:
+    """``n`` fresh samples as (images [n,3,64,64], joints [n,14,2], actor ids [n], kinds [n]).
+
+    Each sample is a held-out action with probability ``heldout_frac``, a free pose with ``free_frac`` and else a
+    known action; kinds index :data:`KINDS`. Held-out actions are oversampled because there are few of them yet
+    they are what the judges are for. With ``free_frac`` 0 the draws are those of the runs made before free poses.
     """
-    samples = [sample(rng, "heldout" if rng.random() < heldout_frac else "known") for _ in range(n)]
+    if heldout_frac + free_frac > 1:
+        raise ValueError(f"heldout_frac + free_frac must be <= 1, got {heldout_frac} + {free_frac}")
+    samples, kinds = [], []
+    for _ in range(n):
+        r = rng.random()
+        kind = 1 if r < heldout_frac else 2 if r < heldout_frac + free_frac else 0
+        samples.append(free_sample(rng) if kind == 2 else sample(rng, KINDS[kind]))
+        kinds.append(kind)
     return (judges.to_tensor([s["image"] for s in samples]),
             torch.from_numpy(np.stack([s["joints"] for s in samples])),
-            torch.tensor([s["actor_id"] for s in samples]))
+            torch.tensor([s["actor_id"] for s in samples]), torch.tensor(kinds))
 
 
 @torch.no_grad()
@@ -54,23 +78,42 @@ def vae_round_trip(vae, x: torch.Tensor) -> torch.Tensor:
     return (out * 255).round() / 255
 
 
-def eval_set(seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The fixed evaluation set: half known, half held-out actions, rendered from ``seed``."""
-    return render_batch(np.random.default_rng(seed), n, heldout_frac=0.5)
+def eval_set(seed: int, n: int) -> tuple[torch.Tensor, ...]:
+    """The fixed evaluation set: ``n`` renders from ``seed``, half known and half held-out actions (the set of the
+    runs made before free poses), then ``n // 2`` free poses from the seed ``[seed, 2]``."""
+    old = render_batch(np.random.default_rng(seed), n, heldout_frac=0.5)
+    free = render_batch(np.random.default_rng([seed, 2]), n // 2, heldout_frac=0.0, free_frac=1.0)
+    return tuple(torch.cat(pair) for pair in zip(old, free))
+
+
+def _scores(err: torch.Tensor, correct: torch.Tensor) -> dict:
+    return dict(actor_acc=float(correct.float().mean()), pose_acc=float((err < POSE_TOL).float().mean()),
+                mean_joint_err=float(err.mean()), median_joint_err=float(err.median()), n=len(err))
 
 
 @torch.no_grad()
-def evaluate(model: judges.Judge, data: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> dict:
-    """Actor accuracy, pose accuracy (mean joint error < :data:`POSE_TOL`) and mean joint error on ``data``."""
-    x, joints, actors = data
+def evaluate(model: judges.Judge, data: tuple[torch.Tensor, ...]) -> dict:
+    """Actor accuracy, pose accuracy (mean joint error < :data:`POSE_TOL`), mean and median joint error and the
+    count ``n`` on ``data`` (from :func:`eval_set`): over all of it, and per kind under the keys of :data:`KINDS`
+    (kinds absent from ``data`` are left out)."""
+    x, joints, actors, kinds = data
     was_training = model.training
     model.eval()
     pred_j, logits = zip(*(model(x[i:i + 256]) for i in range(0, len(x), 256)))
     model.train(was_training)
     err = (torch.cat(pred_j) - joints).norm(dim=-1).mean(dim=-1)  # per image: mean Euclidean joint error
-    return dict(actor_acc=float((torch.cat(logits).argmax(1) == actors).float().mean()),
-                pose_acc=float((err < POSE_TOL).float().mean()), mean_joint_err=float(err.mean()),
-                median_joint_err=float(err.median()))
+    correct = torch.cat(logits).argmax(1) == actors
+    out = _scores(err, correct)
+    for i, kind in enumerate(KINDS):
+        if (kinds == i).any():
+            out[kind] = _scores(err[kinds == i], correct[kinds == i])
+    return out
+
+
+def summary(metrics: dict) -> str:
+    """One line of :func:`evaluate`'s metrics: pose accuracy, actor accuracy and mean joint error per kind."""
+    return " | ".join(f"{kind} pose {m['pose_acc']:.3f} actor {m['actor_acc']:.3f} err {m['mean_joint_err']:.4f}"
+                      for kind, m in [("all", metrics)] + [(k, metrics[k]) for k in KINDS if k in metrics])
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -82,6 +125,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--width", type=int, default=16, help="channels of the first conv stage")
     p.add_argument("--heldout-frac", type=float, default=0.4, help="fraction of training samples from held-out")
+    p.add_argument("--free-frac", type=float, default=0.0,
+                   help="fraction of training samples that are free poses of the grammar (the rest: known)")
     p.add_argument("--seed", type=int, default=0, help="training render seed")
     p.add_argument("--eval-seed", type=int, default=1_000_003, help="evaluation render seed (not used in training)")
     p.add_argument("--eval-n", type=int, default=1000)
@@ -127,7 +172,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     deadline = None if args.stop_after is None else time.time() + 60 * args.stop_after
     model.train()
     for step in range(start, args.steps):
-        x, joints, actors = render_batch(np.random.default_rng([args.seed, step]), args.batch, args.heldout_frac)
+        x, joints, actors, _ = render_batch(np.random.default_rng([args.seed, step]), args.batch,
+                                            args.heldout_frac, args.free_frac)
         if vae is not None:
             k = round(args.vae_frac * len(x))
             x = torch.cat([vae_round_trip(vae, x[:k]), x[k:]])
@@ -145,9 +191,9 @@ def main(argv: list[str] | None = None) -> dict | None:
             print(f"step {done} joint_l1 {loss_j.item() / 10:.4f} actor_ce {loss_a.item():.3f} "
                   f"{time.time() - t0:.0f}s", flush=True)
         if done % args.ckpt_every == 0 or done == args.steps:
-            print(f"eval @ {done}: {json.dumps(evaluate(model, data))}", flush=True)
+            print(f"eval @ {done}: {summary(evaluate(model, data))}", flush=True)
             if data_vae is not None:
-                print(f"eval (through the VAE) @ {done}: {json.dumps(evaluate(model, data_vae))}", flush=True)
+                print(f"eval (through the VAE) @ {done}: {summary(evaluate(model, data_vae))}", flush=True)
             tensors = {**{f"model.{k}": v for k, v in model.state_dict().items()},
                        **{f"opt.{k}": v for k, v in optimizer_tensors(opt).items()}}
             save_tensors(tensors, ckpt_path, {"step": done, "elapsed": time.time() - t0, "sched": sched.state_dict()})
@@ -158,7 +204,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     meta = dict(command="python -m stickworld.train_judges " + shlex.join(sys.argv[1:] if argv is None
                                                                                    else argv),
                 steps=args.steps, batch=args.batch, train_samples=args.steps * args.batch,
-                heldout_frac=args.heldout_frac, seed=args.seed, eval_seed=args.eval_seed, eval_n=args.eval_n,
+                heldout_frac=args.heldout_frac, free_frac=args.free_frac, seed=args.seed, eval_seed=args.eval_seed,
+                eval_n=args.eval_n,
                 width=args.width, params=sum(p.numel() for p in model.parameters()), pose_tol=POSE_TOL,
                 train_seconds=round(time.time() - t0, 1), threads=args.threads, metrics=metrics)
     if data_vae is not None:

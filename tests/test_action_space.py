@@ -1,6 +1,7 @@
 """Tests for the common action space (twinact.action_space) on the tiny model's embedding table."""
 
 import json
+import logging
 
 import pytest
 import torch
@@ -66,7 +67,8 @@ def test_unknown_mode_raises(model, phrases):
 def test_num_components_bounded_by_setting_and_embedding_dim(model, phrases, max_components):
     space = build(model, phrases, slots=2, max_components=max_components)
     dim = model[1].shape[1]
-    assert space.num_components == space.basis.shape[1] == space.meta["num_components"]
+    assert space.num_components == space.basis.shape[1] == max(space.meta["num_components"])
+    assert space.slot_components == space.meta["num_components"]
     assert space.num_components <= max_components
     assert space.num_components <= dim
     assert space.explained_variance_ratio.shape == (2, space.num_components)
@@ -126,7 +128,7 @@ def test_sidecar_and_plot_written(model, phrases, tmp_path):
     meta = json.loads((entry / "meta.json").read_text())
     assert meta["identity"] == model[2]
     assert len(meta["phrase_sha256"]) == 64
-    assert meta["num_components"] == space.num_components == 8
+    assert meta["num_components"] == [8, 8, 8] and space.num_components == 8
     assert len(meta["explained_variance"]) == 3
     assert all(0 < v <= 1 + 1e-6 for v in meta["explained_variance"])
     assert meta["explained_variance"] == pytest.approx(space.explained_variance_ratio.sum(1).tolist())
@@ -167,3 +169,118 @@ def test_build_space_command_copies_the_space(tmp_path):
     assert space.basis.shape[0] == 2 and space.meta["mode"] == "pooled"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["action_space.png", "basis.safetensors",
                                                                     "meta.json"]
+
+
+class WordTokenizer:
+    """One id per whitespace-separated word (a stand-in tokenizer for synthetic tables)."""
+
+    def __init__(self, words):
+        self.vocab = {w: i for i, w in enumerate(words)}
+
+    def __call__(self, text, add_special_tokens=False):
+        return type("Out", (), {"input_ids": [self.vocab[w] for w in text.split()]})()
+
+
+def uneven_model(dim=16, n=12, last_slot_words=3, seed=0):
+    """Phrases `a<i> b<i> c<i % last_slot_words>`: slots 0 and 1 have `n` distinct rows, slot 2 only a few."""
+    words = [f"{x}{i}" for x in "abc" for i in range(n)]
+    table = torch.randn(len(words), dim, generator=torch.Generator().manual_seed(seed))
+    phrases = [("whole_body", f"a{i} b{i} c{i % last_slot_words}") for i in range(n)]
+    return WordTokenizer(words), table, phrases
+
+
+def test_low_rank_slot_keeps_its_own_k_and_others_are_not_cut(caplog, tmp_path):
+    tokenizer, table, phrases = uneven_model()
+    with caplog.at_level(logging.INFO, logger="twinact.action_space"):
+        space = build_action_space(phrases, tokenizer, table, "synthetic", slots=3, max_components=8,
+                                   cache_root=tmp_path)
+    assert space.slot_components == space.meta["num_components"] == [8, 8, 2]  # slot 2: 3 distinct rows, rank 2
+    assert space.basis.shape == (3, 8, 16) and space.num_components == 8
+    for slot, k in enumerate(space.slot_components):
+        assert_orthonormal(space.basis[slot, :k])
+        assert torch.count_nonzero(space.basis[slot, k:]) == 0  # padding rows are exactly zero
+        assert torch.count_nonzero(space.explained_variance_ratio[slot, k:]) == 0
+    assert "K per slot = [8, 8, 2]" in caplog.text
+    # zero rows add nothing: any coefficients beyond slot 2's K leave its vector unchanged
+    coeffs = torch.randn(3, 8)
+    moved = coeffs.clone()
+    moved[2, 2:] += 5.0
+    embed = lambda c: torch.einsum("sk,skd->sd", c, space.basis)  # noqa: E731
+    assert torch.equal(embed(moved)[2], embed(coeffs)[2])
+    # the padded space survives the cache round trip and the plot is drawn
+    again = build_action_space(phrases, tokenizer, table, "synthetic", slots=3, max_components=8, cache_root=tmp_path)
+    assert again.slot_components == [8, 8, 2] and torch.equal(again.basis, space.basis)
+    assert (tmp_path / space.fingerprint() / "action_space.png").is_file()
+    rand = spaces.random_like(space)
+    assert rand.slot_components == [8, 8, 2] and torch.count_nonzero(rand.basis[2, 2:]) == 0
+    assert_orthonormal(rand.basis[2, :2])
+
+
+def test_max_components_per_slot_list():
+    tokenizer, table, phrases = uneven_model()
+    space = build_action_space(phrases, tokenizer, table, "synthetic", slots=3, max_components=[4, 9, 8],
+                               cache_root=None)
+    assert space.slot_components == [4, 9, 2] and space.basis.shape == (3, 9, 16)
+    assert space.meta["max_components"] == [4, 9, 8]
+    for bad in ([4, 9], [4, 0, 8], "many", 0):
+        with pytest.raises(TwinActError, match="action_space.max_components"):
+            build_action_space(phrases, tokenizer, table, "synthetic", slots=3, max_components=bad, cache_root=None)
+
+
+def test_max_components_list_from_the_config(tmp_path):
+    from conftest import compose
+
+    from twinact.assembly import build_space
+    from twinact.models import load_model
+
+    cfg = compose([f"cache_dir={tmp_path}", "action_space.max_components=[3,5,7]"])
+    comps = load_model(cfg.model)
+    space = build_space(cfg, comps, 3)
+    assert space.slot_components == [3, 5, 7] and space.num_components == 7
+    with pytest.raises(TwinActError, match="action_space.max_components"):
+        build_space(compose([f"cache_dir={tmp_path}", "action_space.max_components=[3,5]"]), comps, 3)
+
+
+def test_spaces_of_the_old_version_are_not_reused():
+    tokenizer, table, phrases = uneven_model()
+    space = build_action_space(phrases, tokenizer, table, "synthetic", slots=3, max_components=8, cache_root=None)
+    old = {"slots": 3, "mode": "per_slot", "max_components": 8, "dedupe": True, "version": 1}
+    assert space.meta["version"] == spaces.SPACE_VERSION > 1
+    assert space_key(phrases, tokenizer, table, "synthetic", old) != space.fingerprint()
+    assert space_key(phrases, tokenizer, table, "synthetic", {**old, "version": spaces.SPACE_VERSION}) == \
+        space.fingerprint()
+
+
+def span_model(inside: bool, dim=16, seed=0):
+    """One slot from single-word phrases whose rows are m +- v_i (v_i in e0..e5, m along e7, so the mean is
+    exactly m), and actor words m + u_j with u_j in the span of the v_i or orthogonal to it (in e8..e15)."""
+    gen = torch.Generator().manual_seed(seed)
+    m = torch.zeros(dim)
+    m[7] = 2.0
+    v = torch.zeros(4, dim)
+    v[:, :6] = torch.randn(4, 6, generator=gen)
+    u = torch.zeros(5, dim)
+    if inside:
+        u = torch.randn(5, 4, generator=gen) @ v
+    else:
+        u[:, 8:] = torch.randn(5, 8, generator=gen)
+    table = torch.cat([m + v, m - v, m + u])
+    words = [f"p{i}" for i in range(8)] + [f"q{j}" for j in range(5)]
+    return WordTokenizer(words), table, [("hand", f"p{i}") for i in range(8)], [f"q{j}" for j in range(5)]
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_design_check_measures_actor_words_in_the_span(inside):
+    tokenizer, table, phrases, actors = span_model(inside)
+    space = build_action_space(phrases, tokenizer, table, "synthetic", slots=1, max_components=8, cache_root=None,
+                               appearance_words=actors)
+    assert space.slot_components == [4]  # 8 rows +-v_i: rank 4 around their mean
+    span_rows = table[:8]
+    assert spaces.span_fraction(space, span_rows).item() == pytest.approx(1.0, abs=1e-5)
+    actor_rows = table[8:]
+    check = space.meta["design_check"][0]
+    assert check["actor_rows"] == 5 and space.meta["design_check_words"] == actors
+    assert check["actor_in_span"] == pytest.approx(spaces.span_fraction(space, actor_rows).item(), abs=1e-6)
+    # four random directions of a 4-d span in 16-d: about sqrt(4 / 16) = 0.5
+    assert 0.35 < check["random_in_span"] < 0.65
+    assert check["actor_in_span"] == pytest.approx(1.0 if inside else 0.0, abs=1e-5)

@@ -92,3 +92,26 @@ def test_space_embeddings_apply_the_runs_norm_cap(tmp_path):
     torch.testing.assert_close(rebuilt, load_file(run / "export" / "twinact_state.safetensors")["embeddings.0"],
                                atol=1e-6, rtol=1e-5)
     assert torch.allclose(rebuilt.norm(dim=-1), torch.full((3,), 0.05))
+
+
+def test_adjust_refuses_a_component_beyond_a_slots_own_k():
+    coeffs = [torch.zeros(3, 8), torch.zeros(3, 8)]  # e.g. SDXL: one coefficient module per text encoder
+    ks = [8, 8, 2]  # slot 2 has rank 2: its components 2..7 are zero padding
+    moved = space_ops.adjust(coeffs, component=5, amount=1.0, slots=[0, 1], num_components=ks)
+    assert all(float(c[:2, 5].sum()) == 2.0 and float(c.abs().sum()) == 2.0 for c in moved)
+    assert float(space_ops.adjust(coeffs, component=1, amount=1.0, slots=[2], num_components=ks)[0][2, 1]) == 1.0
+    with pytest.raises(TwinActError, match=r"outside the components of slot\(s\) \[2\].*K per slot = \[8, 8, 2\]"):
+        space_ops.adjust(coeffs, component=2, amount=1.0, slots=[2], num_components=ks)
+    with pytest.raises(TwinActError, match=r"slot\(s\) \[2\]"):  # all slots by default, so slot 2 too
+        space_ops.adjust(coeffs, component=5, amount=1.0, num_components=ks)
+    with pytest.raises(TwinActError, match="outside the components"):
+        space_ops.adjust(coeffs, component=4, amount=1.0, num_components=4)  # spaces recorded before per-slot K
+    with pytest.raises(TwinActError, match="outside the run's 3 slots"):
+        space_ops.adjust(coeffs, component=0, amount=1.0, slots=[3], num_components=ks)
+
+
+def test_runs_record_k_per_slot_for_adjust(two_runs):
+    meta, coeffs = space_ops.load_run_coefficients(two_runs[0])
+    ks = space_ops.slot_components(meta)
+    assert isinstance(ks, list) and len(ks) == 3 and max(ks) == coeffs[0].shape[1]
+    space_ops.adjust(coeffs, component=max(ks) - 1, amount=1.0, num_components=ks)

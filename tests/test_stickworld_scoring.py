@@ -56,13 +56,14 @@ def test_score_images_reads_pose_actor_and_leakage():
 
 
 def test_shipped_phrase_list_is_the_known_actions():
-    from stickworld.actions import phrase_list
+    from stickworld.phrases import phrase_list
+    from stickworld.units import UNITS
     from twinact.action_space import load_phrases
 
     shipped = load_phrases("pkg://stickworld/action_phrases.tsv")
     assert shipped == phrase_list()
     phrases = {p for _, p in shipped}
-    assert phrases == {a.phrase for a in KNOWN_ACTIONS.values()}
+    assert phrases == {a.phrase for a in KNOWN_ACTIONS.values()} | {u.phrase for u in UNITS}
     assert not phrases & {a.phrase for a in HELDOUT_ACTIONS.values()}
 
 

@@ -86,6 +86,20 @@ def test_resume_is_exact(tiny_cfg, tmp_path):
     assert max(gaps) > 1e-4
 
 
+@pytest.mark.parametrize("at", [1, 2, 3])  # mid stage 1, at the stage boundary, mid stage 2
+def test_resume_from_a_periodic_checkpoint_is_exact(tiny_cfg, tmp_path, at):
+    """A run killed right after a periodic checkpoint and resumed from it ends where a straight run ends: samples,
+    stage switch and LoRA optimizer reset are functions of the global step, not of Lightning's epoch or batch
+    counters (a checkpoint written at an epoch's end restores that epoch)."""
+    straight = train(tiny_cfg(f"run_dir={tmp_path / 'a'}", stage1=2, stage2=2)).run_dir
+    checkpoint = straight / "checkpoints" / f"step{at:06d}.ckpt"
+    resumed = train(tiny_cfg(f"run_dir={tmp_path / 'b'}", f"ckpt_path={checkpoint}", stage1=2, stage2=2)).run_dir
+    for name in ("twinact_state.safetensors", "pytorch_lora_weights.safetensors"):
+        a, b = load_file(straight / "export" / name), load_file(resumed / "export" / name)
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=f"{name}: {key}")
+
+
 def test_resume_refuses_missing_or_foreign_checkpoint(tiny_cfg, tmp_path):
     with pytest.raises(TwinActError, match="does not exist"):
         train(tiny_cfg(f"ckpt_path={tmp_path / 'nope.ckpt'}"))

@@ -4,12 +4,18 @@ Each phrase ("looking down", "arms crossed") is tokenized and the text encoder's
 pieces are gathered (before position embeddings and the transformer). `per_slot` mode builds one basis per
 placeholder slot k from the phrases' k-th word piece (the released code's choice); `pooled` builds one basis from
 all word pieces and gives it to every slot. Bases are cached on disk, keyed by everything they depend on.
+
+Each slot keeps its own number of components K_s (its rank, capped by `max_components`: one int for all slots or
+one per slot); never is a slot cut to another's rank. `basis` stays one dense [slots, K_max, D] tensor: a slot with
+K_s < K_max has zero rows beyond K_s, which add nothing to `coeffs @ basis`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -23,6 +29,9 @@ from twinact.errors import TwinActError
 from twinact.paths import package_path
 
 GROUPS = ("head", "hand", "foot", "whole_body")
+SPACE_VERSION = 2  # 2: per-slot K, zero-padded, null directions dropped (1 cut every slot to the smallest K)
+RANK_RTOL = 1e-6  # a PCA direction counts when its singular value exceeds this times the largest
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,10 +39,11 @@ class ActionSpace:
     """Per-slot orthonormal bases.
 
     Attributes:
-        basis: [slots, K, D] orthonormal rows per slot (pooled mode repeats one basis).
+        basis: [slots, K_max, D]; slot s has `slot_components[s]` orthonormal rows, then zero rows (pooled mode
+            repeats one basis).
         mean: [slots, D] the PCA mean of each slot's embeddings.
-        explained_variance_ratio: [slots, K].
-        meta: the JSON sidecar (phrase hash, encoder identity, K, mode...).
+        explained_variance_ratio: [slots, K_max], zero beyond each slot's K.
+        meta: the JSON sidecar (phrase hash, encoder identity, K per slot in `num_components`, mode...).
     """
 
     basis: torch.Tensor
@@ -43,7 +53,14 @@ class ActionSpace:
 
     @property
     def num_components(self) -> int:
+        """K_max: the width of the coefficient vectors (the MLP output)."""
         return self.basis.shape[1]
+
+    @property
+    def slot_components(self) -> list[int]:
+        """K of each slot (its non-zero basis rows)."""
+        k = self.meta.get("num_components", self.num_components)
+        return [int(v) for v in k] if isinstance(k, list) else [int(k)] * self.basis.shape[0]
 
     def fingerprint(self) -> str:
         return self.meta["key"]
@@ -89,8 +106,29 @@ def slot_embeddings(phrases: list[str], tokenizer, table: torch.Tensor, slots: i
     return out, owners
 
 
+def slot_caps(max_components, slots: int) -> list[int]:
+    """`action_space.max_components` as one cap per slot: an int (every slot) or a list of `slots` ints."""
+    key = "action_space.max_components"
+    if isinstance(max_components, Sequence) and not isinstance(max_components, str):
+        caps = list(max_components)
+        if len(caps) != slots:
+            raise TwinActError(f"{key}={caps} gives {len(caps)} values for {slots} placeholder slots; give one int "
+                               f"for all slots or exactly {slots} ints.")
+    else:
+        caps = [max_components] * slots
+    for c in caps:
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1:
+            raise TwinActError(f"{key}={max_components!r} must be a positive int or a list of {slots} positive ints.")
+    return [int(c) for c in caps]
+
+
 def fit_pca(rows: torch.Tensor, max_components: int, dedupe: bool, seed: int = 0) -> tuple[np.ndarray, ...]:
-    """PCA of one slot's rows: (components [K, D], mean [D], explained-variance ratio [K])."""
+    """PCA of one slot's rows: (components [K, D], mean [D], explained-variance ratio [K]).
+
+    K is at most `max_components` and the rows' numerical rank around their mean: directions with no variance
+    (singular value below RANK_RTOL times the largest) are arbitrary completions, not learned from phrases, so they
+    are dropped.
+    """
     x = rows.double().numpy()
     if dedupe:  # the same word piece in many phrases would otherwise weigh by its frequency
         x = np.unique(x, axis=0)
@@ -98,7 +136,9 @@ def fit_pca(rows: torch.Tensor, max_components: int, dedupe: bool, seed: int = 0
     if k < 1:
         raise TwinActError("The action space needs at least two distinct phrase embeddings per slot.")
     pca = PCA(n_components=k, svd_solver="full", random_state=seed).fit(x)
-    return pca.components_, pca.mean_, pca.explained_variance_ratio_
+    sv = pca.singular_values_
+    k = max(1, int((sv > RANK_RTOL * sv[0]).sum())) if sv[0] > 0 else 1
+    return pca.components_[:k], pca.mean_, pca.explained_variance_ratio_[:k]
 
 
 def space_key(phrases: list[tuple[str, str]], tokenizer, table: torch.Tensor, identity: str, cfg: dict) -> str:
@@ -112,8 +152,9 @@ def space_key(phrases: list[tuple[str, str]], tokenizer, table: torch.Tensor, id
 
 
 def build_action_space(phrases: list[tuple[str, str]], tokenizer, table: torch.Tensor, identity: str, *,
-                       slots: int = 3, mode: str = "per_slot", max_components: int = 512, dedupe: bool = True,
-                       cache_root: Path | None = None, plot: bool = True) -> ActionSpace:
+                       slots: int = 3, mode: str = "per_slot", max_components: int | Sequence[int] = 512,
+                       dedupe: bool = True, cache_root: Path | None = None, plot: bool = True,
+                       appearance_words: Sequence[str] | None = None) -> ActionSpace:
     """Build (or load from `cache_root`) the action space for an embedding table.
 
     Args:
@@ -123,26 +164,56 @@ def build_action_space(phrases: list[tuple[str, str]], tokenizer, table: torch.T
         identity: the model's name, stored in the sidecar for humans.
         slots: number of placeholder tokens.
         mode: `per_slot` or `pooled`.
-        max_components: K; fewer are kept when a slot has lower rank.
+        max_components: the cap on K, one int for every slot or a list with one per slot; a slot of lower rank
+            keeps its own smaller K (logged), the others are not cut to it.
         dedupe: drop repeated embedding rows before PCA.
         cache_root: where built spaces live; None disables caching.
         plot: write the explained-variance / projection PNG next to the cache entry.
+        appearance_words: optional actor words ("a polar bear"); adds `meta["design_check"]` (see
+            :func:`design_check`). Not part of the cache key: computed on every call.
     """
-    settings = {"slots": slots, "mode": mode, "max_components": max_components, "dedupe": dedupe, "version": 1}
+    caps = slot_caps(max_components, slots)
+    cap_setting = caps if isinstance(max_components, Sequence) else caps[0]  # an int keys as before
+    settings = {"slots": slots, "mode": mode, "max_components": cap_setting, "dedupe": dedupe,
+                "version": SPACE_VERSION}
     key = space_key(phrases, tokenizer, table, identity, settings)
     entry = cache_root / key if cache_root is not None else None
     if entry is not None and (entry / "meta.json").is_file():
-        return load_action_space(entry)
+        space = load_action_space(entry)
+    else:
+        space = _fit_space(phrases, tokenizer, table, identity, settings, caps, key, entry, plot)
+    log.info("action space: K per slot = %s (cap %s, mode %s, %d phrases)", space.slot_components, cap_setting,
+             mode, len(phrases))
+    if appearance_words:
+        space.meta["design_check"] = design_check(space, tokenizer, table, appearance_words,
+                                                  phrases=[p for _, p in phrases])
+        space.meta["design_check_words"] = list(appearance_words)
+        log.info("action space design check, fraction in span per slot (actor words, random directions, other "
+                 "vocabulary): %s", [tuple(None if v is None else round(v, 3) for v in
+                                          (d["actor_in_span"], d["random_in_span"], d["vocab_in_span"]))
+                                    for d in space.meta["design_check"]])
+    return space
+
+
+def _fit_space(phrases, tokenizer, table, identity, settings, caps, key, entry, plot) -> ActionSpace:
     texts = [p for _, p in phrases]
-    per_slot, owners = slot_embeddings(texts, tokenizer, table, slots, mode)
-    fits = [fit_pca(rows, max_components, dedupe) for rows in per_slot]
-    k = min(f[0].shape[0] for f in fits)  # one K for all slots so the coefficient vectors stack
-    basis = torch.tensor(np.stack([f[0][:k] for f in fits]), dtype=torch.float32)
+    per_slot, owners = slot_embeddings(texts, tokenizer, table, settings["slots"], settings["mode"])
+    fits = [fit_pca(rows, cap, settings["dedupe"]) for rows, cap in zip(per_slot, caps)]
+    ks = [f[0].shape[0] for f in fits]
+    k_max, dim = max(ks), table.shape[1]
+    basis = torch.zeros(len(fits), k_max, dim)
+    evr = torch.zeros(len(fits), k_max)
+    for s, (components, _, ratio) in enumerate(fits):  # zero rows beyond a slot's own K
+        basis[s, : ks[s]] = torch.tensor(components, dtype=torch.float32)
+        evr[s, : ks[s]] = torch.tensor(ratio, dtype=torch.float32)
     mean = torch.tensor(np.stack([f[1] for f in fits]), dtype=torch.float32)
-    evr = torch.tensor(np.stack([f[2][:k] for f in fits]), dtype=torch.float32)
+    for s, (k, cap) in enumerate(zip(ks, caps)):
+        if k < cap:
+            log.info("action space: slot %d keeps K=%d < cap %d (%d rows, %d distinct, dimension %d)", s, k, cap,
+                     per_slot[s].shape[0], torch.unique(per_slot[s], dim=0).shape[0], dim)
     meta = {
-        "key": key, "identity": identity, "num_phrases": len(phrases), "num_components": k,
-        "embedding_dim": table.shape[1], **settings,
+        "key": key, "identity": identity, "num_phrases": len(phrases), "num_components": ks,
+        "embedding_dim": dim, **settings,
         "phrase_sha256": hashlib.sha256("\n".join(texts).encode()).hexdigest(),
         "explained_variance": [float(v.sum()) for v in evr],
     }
@@ -153,9 +224,65 @@ def build_action_space(phrases: list[tuple[str, str]], tokenizer, table: torch.T
             from twinact.plots import plot_action_space
 
             groups = [g for g, _ in phrases]
-            coords = [(rows - m) @ b[:2].T for rows, m, b in zip(per_slot, mean, basis)]
-            plot_action_space(space, coords[0].numpy(), [groups[i] for i in owners[0]], entry / "action_space.png")
+            coords = (per_slot[0] - mean[0]) @ basis[0, :2].T
+            plot_action_space(space, coords.numpy(), [groups[i] for i in owners[0]], entry / "action_space.png")
     return space
+
+
+def span_fraction(space: ActionSpace, rows: torch.Tensor, centre: bool = True) -> torch.Tensor:
+    """[slots] mean over `rows` [N, D] of |P_s(r - mean_s)| / |r - mean_s|, P_s the projection onto slot s's span.
+
+    1: the rows lie in the span (the coefficients can express them); about sqrt(K_s / D) for random directions.
+    `centre=False` takes `rows` as directions (no mean subtracted). Zero (padding) rows of the basis add nothing.
+    """
+    rows = rows.detach().double().cpu()
+    basis = space.basis.double()
+    out = []
+    for s in range(basis.shape[0]):
+        x = rows - space.mean[s].double() if centre else rows
+        inside = (x @ basis[s].T).norm(dim=-1)  # orthonormal rows: |B x| = |P x|
+        out.append((inside / x.norm(dim=-1).clamp_min(1e-12)).mean())
+    return torch.stack(out).float()
+
+
+def word_rows(words: Sequence[str], tokenizer, table: torch.Tensor,
+              exclude: Sequence[str] = ()) -> tuple[torch.Tensor, list[int]]:
+    """Distinct input-embedding rows of the word pieces of `words`, leaving out pieces that occur in `exclude`."""
+    skip = {t for text in exclude for t in tokenizer(text, add_special_tokens=False).input_ids}
+    ids = list(dict.fromkeys(t for w in words for t in tokenizer(w, add_special_tokens=False).input_ids
+                             if t not in skip))
+    return table.detach().float().cpu()[ids], ids
+
+
+def design_check(space: ActionSpace, tokenizer, table: torch.Tensor, words: Sequence[str], *,
+                 phrases: Sequence[str] = (), directions: int = 256, seed: int = 0) -> list[dict]:
+    """Per slot: how much of the actor words' embeddings the space can express, against chance.
+
+    - `actor_in_span`: :func:`span_fraction` of the distinct word pieces of `words` ("a polar bear") that occur in
+      none of `phrases` (a piece shared with the phrases, like "a", is part of what the space is fitted on);
+    - `random_in_span`: the same fraction for `directions` seeded Gaussian directions (about sqrt(K_s / D));
+    - `vocab_in_span`: the same for up to `directions` seeded random vocabulary rows that are neither phrase nor
+      actor pieces nor all-zero (never-trained rows of a small model's table): embedding tables are not isotropic,
+      so any trained token's row may sit nearer the phrases' span than a Gaussian direction does. None when no
+      such row exists.
+
+    A space meant to carry action but not appearance should keep `actor_in_span` at or below the chance levels:
+    above them, the span favours actor directions, and learned coefficients can encode the exemplars' actor.
+    """
+    rows, ids = word_rows(words, tokenizer, table, exclude=phrases)
+    if not ids:
+        raise TwinActError(f"design check: the words {list(words)} have no word piece outside the phrase list.")
+    gen = torch.Generator().manual_seed(seed)
+    random_dirs = torch.randn(directions, table.shape[1], generator=gen, dtype=torch.float64)
+    full = table.detach().float().cpu()
+    skip = {t for text in [*phrases, *words] for t in tokenizer(text, add_special_tokens=False).input_ids}
+    pool = [i for i in torch.nonzero(full.abs().sum(1) > 0).flatten().tolist() if i not in skip]
+    picked = [pool[i] for i in torch.randperm(len(pool), generator=gen)[:directions].tolist()]
+    actor = span_fraction(space, rows).tolist()
+    rand = span_fraction(space, random_dirs, centre=False).tolist()
+    voc = span_fraction(space, full[picked]).tolist() if picked else [None] * len(actor)
+    return [{"actor_in_span": a, "random_in_span": r, "vocab_in_span": v, "actor_rows": len(ids),
+             "vocab_rows": len(picked)} for a, r, v in zip(actor, rand, voc)]
 
 
 def save_action_space(space: ActionSpace, entry: Path) -> None:
@@ -172,10 +299,15 @@ def load_action_space(entry: Path) -> ActionSpace:
 
 
 def random_like(space: ActionSpace, seed: int = 0) -> ActionSpace:
-    """Ablation: a random orthonormal basis of the same shape (same K, same mean), nothing learned from phrases."""
+    """Ablation: a random orthonormal basis of the same shape (same K per slot, same mean, same zero padding),
+    nothing learned from phrases."""
     gen = torch.Generator().manual_seed(seed)
     slots, k, dim = space.basis.shape
     q, _ = torch.linalg.qr(torch.randn(slots, dim, k, generator=gen, dtype=torch.float64))
     basis = q.transpose(1, 2).float()
+    evr = torch.zeros(slots, k)
+    for s, ks in enumerate(space.slot_components):
+        basis[s, ks:] = 0
+        evr[s, :ks] = 1.0 / ks
     meta = {**space.meta, "key": f"{space.meta['key']}-random{seed}", "basis": "random"}
-    return ActionSpace(basis, space.mean.clone(), torch.full((slots, k), 1.0 / k), meta)
+    return ActionSpace(basis, space.mean.clone(), evr, meta)

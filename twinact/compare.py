@@ -107,7 +107,7 @@ def write_outputs(keys: list[str], metrics: list[str], rows: list[dict], out_dir
 
 
 def _plot(keys: list[str], metrics: list[str], rows: list[dict], path: Path) -> None:
-    from twinact.plots import plt
+    from twinact.plots import plt  # matplotlib takes ~1 s to import; only plotting pays it
 
     numeric = [k for k in keys if k != "method.name" and all(isinstance(r.get(k), (int, float)) for r in rows)]
     x_key = numeric[0] if numeric else None

@@ -134,21 +134,22 @@ class StepBatchSampler(Sampler):
     """One epoch = one optimizer step: `accumulate` micro-batches of this rank's share of the global batch.
 
     Args:
-        epoch_fn: returns the epoch being iterated (the trainer's `current_epoch`, read when iteration starts, which
-            is also right after a resume).
+        step_fn: returns the optimizer step about to run (the trainer's `global_step`, read when iteration starts).
+            The global step, not the epoch counter: a checkpoint written at an epoch's end restores the epoch it was
+            written in, so an epoch-indexed stream would repeat that step's samples after a resume.
     """
 
-    def __init__(self, batch_size: int, accumulate: int, epoch_fn, rank: int = 0, world_size: int = 1):
+    def __init__(self, batch_size: int, accumulate: int, step_fn, rank: int = 0, world_size: int = 1):
         self.batch_size, self.accumulate, self.rank, self.world_size = batch_size, accumulate, rank, world_size
-        self.epoch_fn = epoch_fn
+        self.step_fn = step_fn
 
     def __len__(self) -> int:
         return self.accumulate
 
     def __iter__(self):
-        b, w, epoch = self.batch_size, self.world_size, self.epoch_fn()
+        b, w, step = self.batch_size, self.world_size, self.step_fn()
         for micro in range(self.accumulate):
-            start = ((epoch * self.accumulate + micro) * w + self.rank) * b
+            start = ((step * self.accumulate + micro) * w + self.rank) * b
             yield list(range(start, start + b))
 
 
@@ -163,6 +164,6 @@ class ActionDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         world, rank = self.trainer.world_size, self.trainer.global_rank
         stream = ActionStream(samples_per_step=self.batch_size * self.accumulate * world, **self.stream_kwargs)
-        sampler = StepBatchSampler(self.batch_size, self.accumulate, lambda: self.trainer.current_epoch, rank, world)
+        sampler = StepBatchSampler(self.batch_size, self.accumulate, lambda: self.trainer.global_step, rank, world)
         return DataLoader(stream, batch_sampler=sampler, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)

@@ -195,12 +195,16 @@ class TwinActModule(pl.LightningModule):
                                             self.reference[idx[mask], flip[mask]])
         return per_sample * mask.sum() / len(mask)
 
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        # LoRA starts stage 2 with a fresh optimizer state: in stage 1 it saw gradients but a learning rate of 0.
-        if self.has_lora and batch_idx == 0 and self.global_step == self.schedule.stage1_steps:
-            opt = self.optimizers().optimizer
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """LoRA starts stage 2 with a fresh optimizer state: in stage 1 it saw gradients but a learning rate of 0.
+
+        Keyed on the global step alone (the first stage-2 step), so it happens exactly once whether the run got
+        there straight or resumed from any checkpoint.
+        """
+        if self.has_lora and self.global_step == self.schedule.stage1_steps:
+            state = getattr(optimizer, "optimizer", optimizer).state  # Lightning may hand over its wrapper
             for p in self.lora_parameters():
-                opt.state.pop(p, None)
+                state.pop(p, None)
 
     def configure_optimizers(self):
         s = self.schedule

@@ -117,7 +117,7 @@ def _load_space_edit(pipe, comps, run: Path, runs: list[Path], weights: list[flo
     meta, coeffs = space_ops.compose(runs, weights)
     if adjust and adjust.get("component") is not None:
         coeffs = space_ops.adjust(coeffs, int(adjust["component"]), float(adjust.get("amount", 0.0)),
-                                  adjust.get("slots"))
+                                  adjust.get("slots"), num_components=space_ops.slot_components(meta))
     rows = space_ops.run_space_embeddings(run, comps, coeffs)
     pairs = list(zip(comps.tokenizers, comps.text_encoders))
     for slot, token in enumerate(meta["tokens"]):

@@ -33,7 +33,7 @@ class ModelConfig:
 @dataclass
 class ActionSpaceConfig:
     mode: str = "per_slot"
-    max_components: int = 512
+    max_components: Any = 512  # int (every slot) or a list of ints (one per slot); checked in action_space
     dedupe: bool = True
     phrases: Optional[str] = None
     offset: str = "init_word"

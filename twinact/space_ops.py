@@ -49,15 +49,40 @@ def compose(runs: list[Path], weights: list[float]) -> tuple[dict, list[torch.Te
     return loaded[0][0], mixed
 
 
+def slot_components(meta: dict) -> list[int] | int | None:
+    """K per slot of the space a run was trained in, from its export metadata (an int for spaces built before
+    per-slot K; None when the metadata does not say)."""
+    return meta.get("action_space", {}).get("num_components")
+
+
 def adjust(coefficients: list[torch.Tensor], component: int, amount: float,
-           slots: list[int] | None = None) -> list[torch.Tensor]:
-    """Move the coefficient vectors of `slots` (all by default) by `amount` along principal component `component`."""
+           slots: list[int] | None = None, num_components: list[int] | int | None = None) -> list[torch.Tensor]:
+    """Move the coefficient vectors of `slots` (all by default) by `amount` along principal component `component`.
+
+    `num_components`: K of each slot (:attr:`ActionSpace.slot_components`, or :func:`slot_components` of a run's
+    export); a slot's components beyond its own K are zero padding, so moving along one is refused. None: only the
+    coefficient width (K_max) bounds `component`.
+    """
     out = []
     for c in coefficients:
-        if not 0 <= component < c.shape[1]:
-            raise TwinActError(f"adjust.component={component} is outside the space's {c.shape[1]} components.")
+        n_slots, width = c.shape
+        chosen = list(range(n_slots)) if slots is None else [int(s) for s in slots]
+        bad = [s for s in chosen if not 0 <= s < n_slots]
+        if bad:
+            raise TwinActError(f"adjust.slots={list(slots)} names slot(s) {bad} outside the run's {n_slots} slots.")
+        if not 0 <= component < width:
+            raise TwinActError(f"adjust.component={component} is outside the space's {width} components.")
+        if num_components is not None:
+            ks = ([int(num_components)] * n_slots if isinstance(num_components, int)
+                  else [int(k) for k in num_components])
+            short = [s for s in chosen if component >= ks[s]]
+            if short:
+                raise TwinActError(
+                    f"adjust.component={component} is outside the components of slot(s) {short} (K per slot = "
+                    f"{ks}; components are numbered from 0). Pick a smaller component or set adjust.slots to "
+                    f"slots with more than {component} components.")
         c = c.clone()
-        c[slots if slots is not None else slice(None), component] += amount
+        c[chosen, component] += amount
         out.append(c)
     return out
 
