@@ -9,12 +9,15 @@ metadata), and `export/twinact_state.safetensors` + `twinact.json` (MLPs, action
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from twinact.errors import NonFiniteError
 from twinact.lora import lora_state_dict
 
 SDXL_KEYS = ("clip_l", "clip_g")  # first and second text encoder
@@ -33,25 +36,18 @@ def pipeline_class(is_xl: bool):
 @torch.no_grad()
 def export_action(out_dir: Path, *, tokens: list[str], vectors, embeddings: list[torch.Tensor], unet, lora_config,
                   meta: dict) -> Path:
-    """Write the export folder; returns it.
+    """Write the export folder atomically (built beside it, then renamed into place); returns it.
+
+    An export marks a finished run, so a half-written one must never exist under `out_dir`: a crash while exporting
+    leaves only the hidden `.<name>.partial` folder, which the next attempt replaces. Nothing non-finite is written.
 
     Args:
         vectors: the trainable vector modules (their state and coefficients go to `twinact_state.safetensors`).
         embeddings: [slots, D_i] per text encoder, the final placeholder embeddings.
     """
-    out_dir.mkdir(parents=True, exist_ok=False)
+    if (out_dir / "twinact.json").is_file():
+        raise FileExistsError(f"{out_dir} already holds an export")
     is_xl = len(embeddings) > 1
-    ti_dir = out_dir / "textual_inversion"
-    ti_dir.mkdir()
-    for slot, token in enumerate(tokens):
-        rows = [e[slot].detach().float().cpu().contiguous() for e in embeddings]
-        content = dict(zip(SDXL_KEYS, rows)) if is_xl else {token: rows[0]}
-        save_file(content, str(ti_dir / f"{token_filename(token)}.safetensors"))
-    if lora_config is not None:
-        pipeline_class(is_xl).save_lora_weights(
-            out_dir, unet_lora_layers=lora_state_dict(unet), safe_serialization=True,
-            unet_lora_adapter_metadata=lora_config.to_dict(),
-        )
     # clone: SDXL's two MLP sets share one action feature, and safetensors refuses shared storage
     state = {f"vectors.{k}": v.detach().cpu().clone() for k, v in vectors.state_dict().items()}
     for i, source in enumerate(vectors):
@@ -59,8 +55,28 @@ def export_action(out_dir: Path, *, tokens: list[str], vectors, embeddings: list
             state[f"coefficients.{i}"] = source.coefficients().detach().float().cpu().contiguous()
     for i, emb in enumerate(embeddings):
         state[f"embeddings.{i}"] = emb.detach().float().cpu().contiguous()
-    save_file(state, str(out_dir / "twinact_state.safetensors"))
-    (out_dir / "twinact.json").write_text(json.dumps({"tokens": tokens, "sdxl": is_xl, **meta}, indent=2, default=str))
+    lora = lora_state_dict(unet) if lora_config is not None else {}
+    bad = [k for k, v in {**state, **lora}.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise NonFiniteError(f"Refusing to export non-finite weights ({', '.join(bad[:4])}); nothing was written.")
+    partial = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    ti_dir = partial / "textual_inversion"
+    ti_dir.mkdir(parents=True)
+    for slot, token in enumerate(tokens):
+        rows = [e[slot].detach().float().cpu().contiguous() for e in embeddings]
+        content = dict(zip(SDXL_KEYS, rows)) if is_xl else {token: rows[0]}
+        save_file(content, str(ti_dir / f"{token_filename(token)}.safetensors"))
+    if lora_config is not None:
+        pipeline_class(is_xl).save_lora_weights(
+            partial, unet_lora_layers=lora, safe_serialization=True,
+            unet_lora_adapter_metadata=lora_config.to_dict(),
+        )
+    save_file(state, str(partial / "twinact_state.safetensors"))
+    (partial / "twinact.json").write_text(json.dumps({"tokens": tokens, "sdxl": is_xl, **meta}, indent=2, default=str))
+    if out_dir.exists():  # an interrupted export written in place by an older twinact (it has no twinact.json)
+        shutil.rmtree(out_dir)
+    os.replace(partial, out_dir)
     return out_dir
 
 

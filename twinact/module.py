@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from twinact.conditioning import added_conditioning, encode_captions
-from twinact.errors import TwinActError
+from twinact.errors import NonFiniteError, TwinActError
 from twinact.losses import action_similarity_loss, diffusion_loss, diffusion_target, predicted_x0
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,11 @@ class TwinActModule(pl.LightningModule):
             self.unet.enable_gradient_checkpointing()
 
     @property
+    def scaled_gradients(self) -> bool:
+        """Whether a grad scaler (fp16 mixed precision) handles inf gradients by skipping the step."""
+        return self._trainer is not None and str(self.trainer.precision) in ("16-mixed", "16")
+
+    @property
     def text_encoder(self):
         return self.comps.text_encoder
 
@@ -169,6 +174,8 @@ class TwinActModule(pl.LightningModule):
         mse = diffusion_loss(pred, target, self.noise_scheduler, t, self.losses.min_snr_gamma)
         sim = self.similarity(noisy, pred, t, idx, flip, step)
         loss = mse + self.losses.similarity_weight * sim
+        if not torch.isfinite(loss):
+            self.diverged("loss", loss)
         # Lightning's logging costs ~4 ms a call, so only on the steps it will write (its own callbacks ask the same).
         if self._trainer is None or self.trainer._logger_connector.should_update_logs:
             self.log_dict({"train/loss": loss, "train/mse": mse, "train/similarity": sim,
@@ -195,12 +202,26 @@ class TwinActModule(pl.LightningModule):
                                             self.reference[idx[mask], flip[mask]])
         return per_sample * mask.sum() / len(mask)
 
+    def diverged(self, what: str, value: torch.Tensor) -> None:
+        """Stop the run: nothing non-finite may reach a checkpoint or an export."""
+        step, stage = self.global_step, self.schedule.stage(self.global_step)
+        rate = f"method.stage1.lr={self.schedule.lr:g}" if stage == 1 else \
+            f"method.stage2.lora_lr={self.schedule.lora_lr:g} (and method.stage1.lr={self.schedule.lr:g})"
+        raise NonFiniteError(f"the {what} became non-finite ({float(value.detach())}) at step {step} (stage {stage}); the "
+                             f"learning rate is the likely cause: lower {rate}. No export was written; the "
+                             "checkpoints before this step are intact.")
+
     def on_before_optimizer_step(self, optimizer) -> None:
         """LoRA starts stage 2 with a fresh optimizer state: in stage 1 it saw gradients but a learning rate of 0.
 
         Keyed on the global step alone (the first stage-2 step), so it happens exactly once whether the run got
         there straight or resumed from any checkpoint.
         """
+        if not self.scaled_gradients:  # a grad scaler skips inf steps on purpose; otherwise they are fatal
+            grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+            if not torch.isfinite(norm):
+                self.diverged("gradient norm", norm)
         if self.has_lora and self.global_step == self.schedule.stage1_steps:
             state = getattr(optimizer, "optimizer", optimizer).state  # Lightning may hand over its wrapper
             for p in self.lora_parameters():

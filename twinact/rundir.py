@@ -161,5 +161,8 @@ def requested_run_dir(cfg: DictConfig) -> Path:
     return Path("runs") / (cfg.get("run_group") or "ungrouped") / sweep_label(cfg)
 
 
+FAILED_MARK = "FAILED"  # written in a run dir whose training diverged, holding the error
+
+
 def is_finished(run_dir: Path) -> bool:
     return (run_dir / "export" / "twinact.json").is_file()

@@ -44,9 +44,14 @@ class ActionSpaceConfig:
 
 
 @dataclass
-class StageConfig:
-    steps: int = 0
-    lr: float = 2e-4
+class Stage1Config:
+    steps: int = 200
+    lr: float = 2e-4  # coefficient MLPs (or free vectors), in both stages
+
+
+@dataclass
+class Stage2Config:
+    steps: int = 600
     lora_lr: float = 2e-4
 
 
@@ -59,8 +64,8 @@ class MethodConfig:
     similarity_weight: float = 0.0
     init_word: str = II("action.init_word")
     max_norm: Optional[Any] = None  # null, "vocab" or a number
-    stage1: StageConfig = field(default_factory=lambda: StageConfig(steps=200))
-    stage2: StageConfig = field(default_factory=lambda: StageConfig(steps=600))
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
     warmup_steps: int = 0
     weight_decay: float = 1e-2
     use_8bit_adam: bool = False

@@ -18,14 +18,16 @@ from pytorch_lightning.utilities import rank_zero_only
 from twinact import action_space as spaces
 from twinact.assembly import build_module, build_space
 from twinact.callbacks import SampleGrid, StepTimer
+from twinact.checkpoint_io import AtomicCheckpointIO
 from twinact.data import ActionDataModule, check_resolution, load_exemplars
-from twinact.errors import TwinActError
+from twinact.errors import NonFiniteError, TwinActError
 from twinact.evaluation import evaluate
 from twinact.export import export_action
 from twinact.models import load_model
 from twinact.module import TwinActModule, check_fingerprint
 from twinact.paths import action_space_cache
 from twinact.rundir import (
+    FAILED_MARK,
     allocate_run_dir,
     attach_log_file,
     check_same_settings,
@@ -56,7 +58,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Traine
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     callbacks = [
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step:06d}", auto_insert_metric_name=False,
-                        every_n_epochs=c.checkpoint_every_n_steps, save_top_k=-1, save_last=True),
+                        every_n_epochs=c.checkpoint_every_n_steps, save_top_k=-1, save_last=True,
+                        enable_version_counter=False),  # last.ckpt is replaced, never joined by last-v1.ckpt
         SampleGrid(str(run_dir / "samples"), [p.format(" ".join(cfg.action.placeholder_tokens))
                                               for p in cfg.action.eval_prompts],
                    every_n_steps=c.samples_every_n_steps, num_images=c.samples_num_images, steps=c.sample_steps,
@@ -73,6 +76,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Traine
         log_every_n_steps=t.log_every_n_steps, num_sanity_val_steps=0, limit_val_batches=0,
         use_distributed_sampler=False,
         default_root_dir=str(run_dir), enable_model_summary=False, deterministic=t.deterministic,
+        plugins=[AtomicCheckpointIO()],
     )
 
 
@@ -120,6 +124,9 @@ def train(cfg: DictConfig) -> TrainResult:
     if cfg.resume == "auto":
         point = requested_run_dir(cfg)
         check_same_settings(point, cfg)
+        if (point / FAILED_MARK).is_file():
+            raise TwinActError(f"{point} diverged before ({(point / FAILED_MARK).read_text().strip()}) Fix the cause "
+                               f"in a new run_dir, or remove {point / FAILED_MARK} to retry it as it is.")
         if is_finished(point):
             if cfg.get("eval") and not (point / "eval" / "metrics.json").is_file():
                 # stopped between export and the end of its evaluation, which renders only the images still missing
@@ -150,7 +157,11 @@ def train(cfg: DictConfig) -> TrainResult:
         trainer = build_trainer(cfg, run_dir, module.schedule.total_steps)
         _log_space_plot(trainer, run_dir)
         # weights_only: check_ckpt already read the file with the safe loader, so Lightning can too (no pickle)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        except NonFiniteError as err:  # marked failed, so no sweep counts it as finished or resumes into it
+            (run_dir / FAILED_MARK).write_text(f"{err}\n")
+            raise
         if not cfg.trainer.fast_dev_run:  # the final state, whatever the checkpoint interval
             trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
         finished = cfg.trainer.fast_dev_run or trainer.global_step >= module.schedule.total_steps
