@@ -32,7 +32,6 @@ from twinact.cli import user_errors
 from twinact.config import compose_config
 from twinact.data import load_exemplars
 from twinact.errors import TwinActError
-from twinact.evaluation import slug
 from twinact.stats import mean_ci95
 from twinact.training import train
 
@@ -126,7 +125,9 @@ def write_grid(out: Path, action: str, run_dirs: dict[str, Path], bench, tile: i
     rows = [("exemplars", exemplars), ("true pose", [render(a.id, action)[0] for a in actors])]
     for method, run in run_dirs.items():
         seed = bench.seeds[0]
-        rows.append((method, [Image.open(run / "eval" / "images" / f"{slug(a.name)}_t0_s{seed}.png") for a in actors]))
+        shots = {(s["actor"], s["template"], s["seed"]): s["file"]
+                 for s in json.loads((run / "eval" / "metrics.json").read_text())["per_image"]}
+        rows.append((method, [Image.open(run / "eval" / "images" / shots[(a.name, 0, seed)]) for a in actors]))
     label_w, cols = 130, max(len(images) for _, images in rows)
     grid = Image.new("RGB", (label_w + cols * tile, len(rows) * tile + 18), "white")
     draw = ImageDraw.Draw(grid)

@@ -96,6 +96,13 @@ def test_evaluate_writes_report_and_caches_images(tiny_cfg, monkeypatch):
     suite.seeds = [0, 1]
     evaluation.evaluate(run, suite)
     assert len(calls) == 1 and len(list((out / "images").glob("*.png"))) == 3 * 2 * 2
+    # A cached image is reused only for the same prompt and sampler settings: other steps or another template text
+    # at the same template index render anew, and the report never labels an old image with a new prompt.
+    suite.steps = 3
+    evaluation.evaluate(run, suite)
+    suite.templates = ["a {actor} {action} on the moon", suite.templates[1]]
+    evaluation.evaluate(run, suite)
+    assert len(calls) == 3 and len(list((out / "images").glob("*.png"))) == 3 * 2 * 2 * 2 + 3 * 2
 
 
 def test_evaluate_at_end_of_training(tiny_cfg):

@@ -7,6 +7,7 @@ missing. Writes `eval/metrics.json` (per prompt and aggregated, mean and 95% CI 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -33,15 +34,31 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def jobs(suite: DictConfig, placeholder: str) -> list[dict]:
-    """Every (actor, template, seed) of the suite with its prompt and cache file name."""
+def render_settings(run: Path, suite: DictConfig, cfg: DictConfig) -> dict:
+    """Everything besides prompt and seed that changes a rendered image: the export's bytes, the base model, the
+    sampler settings and the resolution."""
+    export = hashlib.sha256()
+    for path in sorted((run / "export").rglob("*.safetensors")):
+        export.update(path.read_bytes())
+    return {"export": export.hexdigest(), "model": OmegaConf.to_container(cfg.model, resolve=True),
+            "sampler": "DDIMScheduler", "steps": int(suite.steps), "guidance_scale": float(suite.guidance_scale),
+            "resolution": int(cfg.data.resolution)}
+
+
+def jobs(suite: DictConfig, placeholder: str, settings: dict | None = None) -> list[dict]:
+    """Every (actor, template, seed) of the suite with its prompt and cache file name.
+
+    The file name carries a hash of the prompt and `settings` (see `render_settings`), so a cached image is reused
+    only for exactly the prompt, seed and settings that made it.
+    """
     out = []
     for actor in suite.actors:
         for t, template in enumerate(suite.templates):
             for seed in suite.seeds:
                 prompt = template.format(actor=actor.name, action=placeholder)
+                key = hashlib.sha256(json.dumps([prompt, int(seed), settings], sort_keys=True).encode()).hexdigest()
                 out.append({"actor": actor.name, "template": t, "seed": int(seed), "prompt": prompt,
-                            "file": f"{slug(actor.name)}_t{t}_s{seed}.png"})
+                            "file": f"{slug(actor.name)}_t{t}_s{seed}_{key[:12]}.png"})
     return out
 
 
@@ -91,7 +108,7 @@ def evaluate(run_dir: str | Path, suite: DictConfig, *, device: str = "cpu") -> 
         raise TwinActError(f"{run} is not a finished twinact run (no export/). Pass run=<run dir>.")
     cfg = OmegaConf.load(run / "config.yaml")
     placeholder = " ".join(json.loads((run / "export" / "twinact.json").read_text())["tokens"])
-    todo = jobs(suite, placeholder)
+    todo = jobs(suite, placeholder, render_settings(run, suite, cfg))
     render_missing(run, todo, suite, cfg.data.resolution)
     exemplars = [e.image for e in load_exemplars(cfg.action.image_dir, cfg.data.resolution)]
     scorer = instantiate(suite.scorer, device=device)

@@ -207,8 +207,8 @@ class TwinActModule(pl.LightningModule):
         step, stage = self.global_step, self.schedule.stage(self.global_step)
         rate = f"method.stage1.lr={self.schedule.lr:g}" if stage == 1 else \
             f"method.stage2.lora_lr={self.schedule.lora_lr:g} (and method.stage1.lr={self.schedule.lr:g})"
-        raise NonFiniteError(f"the {what} became non-finite ({float(value.detach())}) at step {step} (stage {stage}); the "
-                             f"learning rate is the likely cause: lower {rate}. No export was written; the "
+        raise NonFiniteError(f"the {what} became non-finite ({float(value.detach())}) at step {step} (stage {stage}); "
+                             f"the learning rate is the likely cause: lower {rate}. No export was written; the "
                              "checkpoints before this step are intact.")
 
     def on_before_optimizer_step(self, optimizer) -> None:
