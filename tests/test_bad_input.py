@@ -21,6 +21,7 @@ def _images(folder, n=3, size=80):
     ("lora.rank=0", "lora.rank=0 must be a positive"),
     ('action.placeholder_tokens=[action,"<a2>","<a3>"]', "already exist in the tokenizer"),
     ('action.placeholder_tokens=["<a1>","<a1>","<a3>"]', "distinct"),
+    ('action.placeholder_tokens=["<a1>","[a1]","<a3>"]', "same file names"),
     ("action_space.offset=median", "init_word, mean, zero"),
     ("loss.similarity.decode=noise", None),
     ("method.vectors=magic", "method.vectors='magic' is not one of"),

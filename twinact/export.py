@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 
@@ -19,12 +18,9 @@ from safetensors.torch import load_file, save_file
 
 from twinact.errors import NonFiniteError
 from twinact.lora import lora_state_dict
+from twinact.placeholder import token_filename
 
 SDXL_KEYS = ("clip_l", "clip_g")  # first and second text encoder
-
-
-def token_filename(token: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", token).strip("_") or "token"
 
 
 def pipeline_class(is_xl: bool):

@@ -8,6 +8,8 @@ stays bit-identical and the checkpoint needs none of it.
 
 from __future__ import annotations
 
+import re
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -161,6 +163,11 @@ class PlaceholderEmbedding(nn.Module):
         return torch.where(is_placeholder.unsqueeze(-1), injected, out)
 
 
+def token_filename(token: str) -> str:
+    """The file name (without suffix) a token's embedding is exported under: `<a1>` -> `a1`."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", token).strip("_") or "token"
+
+
 def add_placeholder_tokens(tokenizer, tokens: list[str]) -> list[int]:
     """Add the placeholder tokens to the tokenizer; a clear error on a clash with existing vocabulary."""
     vocab = tokenizer.get_vocab()
@@ -172,6 +179,10 @@ def add_placeholder_tokens(tokenizer, tokens: list[str]) -> list[int]:
         )
     if len(set(tokens)) != len(tokens):
         raise TwinActError(f"Placeholder tokens must be distinct, got {tokens}.")
+    files = [token_filename(t) for t in tokens]
+    if len(set(files)) != len(files):
+        raise TwinActError(f"Placeholder tokens {tokens} would export to the same file names {files}: make them "
+                           "differ in letters or digits, e.g. action.placeholder_tokens='[<a1>,<a2>,<a3>]'.")
     tokenizer.add_tokens(tokens)
     ids = tokenizer.convert_tokens_to_ids(tokens)
     for tok in tokens:  # a token the tokenizer splits would never reach the embedding as one id
