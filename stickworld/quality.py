@@ -65,10 +65,10 @@ def prompts(kind: str = "known_by_name", per_pair: int = 1, limit: int | None = 
     return jobs
 
 
-def score(jobs: list[dict], images: list, candidates: list[str]) -> dict:
+def score(jobs: list[dict], images: list, candidates: list[str], judge: judges.Judge | None = None) -> dict:
     """Action accuracy (the nearest of ``candidates`` is the prompted action), actor accuracy, mean S_Action, and per
     action its accuracy and commonest misreading."""
-    joints, probs = judges.predict(images)
+    joints, probs = judges.predict(images, judge)
     actor_ok = [float(probs[i].argmax() == ACTOR_INDEX[j["actor"]]) for i, j in enumerate(jobs)]
     s_action = [float(pose_similarity(joints[i:i + 1], j["actor"], j["action"])[0]) for i, j in enumerate(jobs)]
     read_as = [nearest_action(joints[i:i + 1], j["actor"], candidates)[0] for i, j in enumerate(jobs)]
@@ -93,11 +93,13 @@ def check_gates(summary: dict) -> dict[str, bool]:
 
 @torch.no_grad()
 def measure(model: str, per_pair: int = 1, limit: int | None = None, steps: int = 25, guidance_scale: float = 5.0,
-            batch_size: int = 64, sets: tuple[str, ...] = SETS) -> tuple[dict, list]:
+            batch_size: int = 64, sets: tuple[str, ...] = SETS, judge_weights: str | None = None) -> tuple[dict, list]:
     """Render every set's prompts and judge them; returns (summary, [(job, image)] of the first set)."""
     pipe = make_pipeline(load_components(model))
     pipe.set_progress_bar_config(disable=True)
-    summary, first = {"steps": steps, "guidance_scale": guidance_scale}, []
+    judge = judges.load(judge_weights) if judge_weights else None
+    summary, first = {"steps": steps, "guidance_scale": guidance_scale,
+                      "judges": judge_weights or "stickworld/data/judges.safetensors"}, []
     for kind in sets:
         jobs, images = prompts(kind, per_pair, limit), []
         for i in range(0, len(jobs), batch_size):
@@ -108,7 +110,7 @@ def measure(model: str, per_pair: int = 1, limit: int | None = None, steps: int 
         # Known actions are told apart from the known ones (the pretraining bar); a held-out pose counts only when
         # it is nearer its own true pose than any action's, known or held-out.
         candidates = list(KNOWN_ACTIONS) if kind == "known_by_name" else list(ACTIONS)
-        summary[kind] = score(jobs, images, candidates)
+        summary[kind] = score(jobs, images, candidates, judge)
         first = first or list(zip(jobs, images))
     summary["gates"] = {k: {"op": op, "bar": bar} for k, (op, bar) in GATES.items()}
     summary["passed"] = check_gates(summary)
@@ -135,12 +137,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--limit", type=int, default=None, help="score a random subset of this many prompts")
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance-scale", type=float, default=5.0)
+    p.add_argument("--judges", default=None, help="judge weights (default: the shipped stickworld/data/judges)")
     p.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS), help="which prompt sets to measure")
     p.add_argument("--sheet", type=Path, default=None, help="also write a contact sheet of the first 24 images")
     args = p.parse_args(argv)
     t0 = time.time()
     summary, shots = measure(args.model, args.per_pair, args.limit, args.steps, args.guidance_scale,
-                             sets=tuple(args.sets))
+                             sets=tuple(args.sets), judge_weights=args.judges)
     summary["seconds"] = round(time.time() - t0)
     summary["command"] = "python -m stickworld.quality " + shlex.join(sys.argv[1:] if argv is None else argv)
     if args.limit is None and tuple(args.sets) == SETS:  # a subset is a probe, not the model's record

@@ -26,6 +26,13 @@ def _images(folder, n=3, size=80):
     ("loss.similarity.decode=noise", None),
     ("method.vectors=magic", "method.vectors='magic' is not one of"),
     ("resume=sometimes", "resume='sometimes'"),
+    ("method.stage1.lr=-1e-4", r"method.stage1.lr=-0.0001 must be a learning rate > 0, e.g. method.stage1.lr=2e-4"),
+    ("method.stage1.steps=-5", "method.stage1.steps=-5 must be a step count"),
+    ("data.batch_size=0", "data.batch_size=0 must be a batch size >= 1"),
+    ("action.placeholder_tokens=[]", "action.placeholder_tokens is empty"),
+    ('action.caption="a photo"', "action.caption must contain"),
+    ('action.templates=["a photo of {}","a photo"]', "action.templates must contain"),
+    ("action.name=../../x", "action.name='../../x' must be a plain name"),
 ])
 def test_config_mistakes(tiny_cfg, tmp_path, override, message):
     cfg = tiny_cfg(override, "trainer.fast_dev_run=true", "loss.similarity.start=0",
@@ -54,6 +61,8 @@ def test_image_folder_problems(tiny_cfg, tmp_path):
     (bad / "a.png").write_bytes(b"\x89PNG garbage")
     with pytest.raises(TwinActError, match="corrupt"):
         train(tiny_cfg(f"action.image_dir={bad}"))
+    with pytest.raises(TwinActError, match="is a file; give the folder"):
+        train(tiny_cfg(f"action.image_dir={bad / 'a.png'}"))
     assert not (tmp_path / "run").exists()
 
 

@@ -37,6 +37,7 @@ from twinact.rundir import (
     sweep_label,
 )
 from twinact.sampling import make_grid, make_pipeline, render
+from twinact.validate import check_training_config
 
 log = logging.getLogger(__name__)
 # Frozen parts are in eval mode on purpose; an epoch is one optimizer step by design (see data.py), so Lightning's
@@ -121,6 +122,7 @@ def train(cfg: DictConfig) -> TrainResult:
     """
     if cfg.get("resume", "never") not in ("never", "auto"):
         raise TwinActError(f"resume={cfg.resume!r} is not 'never' or 'auto'.")
+    check_training_config(cfg)
     if cfg.resume == "auto":
         point = requested_run_dir(cfg)
         check_same_settings(point, cfg)
