@@ -6,7 +6,7 @@ STAMP := $(VENV)/.twinact-installed
 TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: help install assets demo demo-tiny test test-all lint clean-cache bench stickworld stickworld-compare
+.PHONY: help install assets demo demo-tiny test test-all lint clean-cache bench stickworld stickworld2 stickworld-compare
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 28
@@ -66,6 +66,16 @@ $(SW)/v7/model_index.json: $(SW)/v6/model_index.json
 		--seed 7
 $(SW)/v7/quality.json: $(SW)/v7/model_index.json
 	$(PY) -m stickworld.quality --model $(SW)/v7
+
+# Base model 2: the shipped model continued on the pose-grammar mixture (known actions by name, free poses by their
+# units, actors, scenes), then its gates (experiments/stickworld2_base). Resumable; hours on 2 cores.
+SW2 ?= runs/stickworld2
+stickworld2: $(SW2)/v8/quality.json  ## base model 2 on the pose grammar, then its gates (resumable)
+$(SW2)/v8/model_index.json: | install
+	OMP_NUM_THREADS=1 $(PRETRAIN) --init stickworld/data/base --work $(SW2)/v8_work --out $(SW2)/v8 --unet-steps 6000 \
+		--warmup 100 --unet-lr 4e-4 --seed 8 --captions grammar --ckpt-every 100 --log-every 25
+$(SW2)/v8/quality.json: $(SW2)/v8/model_index.json
+	$(PY) -m stickworld.quality --model $(SW2)/v8
 
 # Every held-out action x twinact, textual_inversion, lora, ti_lora (resumable); table and grid into experiments/.
 stickworld-compare: install  ## every held-out action x 4 methods (resumable)

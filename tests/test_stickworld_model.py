@@ -108,14 +108,18 @@ def test_shipped_model_reproduces_its_recorded_quality():
     from stickworld import quality
 
     recorded = json.loads((SHIPPED / "quality.json").read_text())
-    assert recorded["images"] == 18 * 47 and recorded["command"].startswith("python -m stickworld.quality")
-    assert recorded["meets_bar"] == all(recorded[k] >= v for k, v in quality.BAR.items())
+    assert recorded["command"].startswith("python -m stickworld.quality")
+    # The shipped model predates the StickWorld 2 gates: its record holds the known-action set alone, at top level.
+    known = recorded.get("known_by_name", recorded)
+    assert known["images"] == 18 * 47
+    if "passed" in recorded:
+        assert recorded["passed"] == quality.check_gates(recorded)
     # Re-measure a subset, so a change to loading, sampling or judging cannot hide behind the recorded file
     # (48 images: one standard error of a rate is at most 0.07).
     torch.set_num_threads(2)
-    summary, _ = quality.measure(str(SHIPPED), limit=48)
-    assert abs(summary["actor_acc"] - recorded["actor_acc"]) <= 0.2
-    assert abs(summary["action_acc"] - recorded["action_acc"]) <= 0.2
+    summary, _ = quality.measure(str(SHIPPED), limit=48, sets=("known_by_name",))
+    assert abs(summary["known_by_name"]["actor_acc"] - known["actor_acc"]) <= 0.2
+    assert abs(summary["known_by_name"]["action_acc"] - known["action_acc"]) <= 0.2
 
 
 def test_misreadings_name_the_commonest_wrong_reading_and_its_share():
