@@ -62,3 +62,4 @@ def test_resume_auto_replaces_an_interrupted_export(tiny_cfg, tmp_path):
     export = second.run_dir / "export"
     assert (export / "twinact.json").is_file() and (export / "pytorch_lora_weights.safetensors").stat().st_size > 4
     assert not list(second.run_dir.glob(".*partial"))
+    assert all(p.stat().st_mode & 0o777 == (0o755 if p.is_dir() else 0o644) for p in [export, *export.rglob("*")])

@@ -70,6 +70,8 @@ def export_action(out_dir: Path, *, tokens: list[str], vectors, embeddings: list
         )
     save_file(state, str(partial / "twinact_state.safetensors"))
     (partial / "twinact.json").write_text(json.dumps({"tokens": tokens, "sdxl": is_xl, **meta}, indent=2, default=str))
+    for path in [partial, *partial.rglob("*")]:  # colleagues read exports (safetensors writes them 0600)
+        path.chmod(0o755 if path.is_dir() else 0o644)
     if out_dir.exists():  # an interrupted export written in place by an older twinact (it has no twinact.json)
         shutil.rmtree(out_dir)
     os.replace(partial, out_dir)
