@@ -1,5 +1,8 @@
 """twinact: customized action image synthesis in a common action space."""
 
 from twinact import schema  # noqa: F401  (registers the config schemas before any entry point composes a config)
+from twinact.console import quiet_known_noise
+
+quiet_known_noise()  # before any module imports the libraries whose import-time messages it filters
 
 __version__ = "0.1.0"

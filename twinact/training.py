@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from twinact import action_space as spaces
 from twinact.assembly import build_module, build_space
 from twinact.callbacks import SampleGrid, StepTimer
 from twinact.checkpoint_io import AtomicCheckpointIO
+from twinact.console import ProgressLines
 from twinact.data import ActionDataModule, check_resolution, load_exemplars
 from twinact.errors import NonFiniteError, TwinActError
 from twinact.evaluation import evaluate
@@ -66,7 +68,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Traine
                    every_n_steps=c.samples_every_n_steps, num_images=c.samples_num_images, steps=c.sample_steps,
                    guidance_scale=c.guidance_scale, resolution=cfg.data.resolution, seed=cfg.seed),
     ]
-    callbacks.append(StepTimer())
+    callbacks += [StepTimer(), ProgressLines(stop)]
     if logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     return pl.Trainer(
@@ -157,6 +159,7 @@ def train(cfg: DictConfig) -> TrainResult:
         datamodule = ActionDataModule(_stream_kwargs(cfg, module, len(exemplars)), cfg.data.batch_size,
                                       cfg.trainer.accumulate_grad_batches, cfg.data.num_workers)
         trainer = build_trainer(cfg, run_dir, module.schedule.total_steps)
+        started = time.time()
         _log_space_plot(trainer, run_dir)
         # weights_only: check_ckpt already read the file with the safe loader, so Lightning can too (no pickle)
         try:
@@ -165,7 +168,7 @@ def train(cfg: DictConfig) -> TrainResult:
             (run_dir / FAILED_MARK).write_text(f"{err}\n")
             raise
         if not cfg.trainer.fast_dev_run:  # the final state, whatever the checkpoint interval
-            trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+            trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
         finished = cfg.trainer.fast_dev_run or trainer.global_step >= module.schedule.total_steps
         if not finished:  # an export marks a finished run (sweeps skip those), so a stopped one gets none
             log.info("Stopped at step %d of %d; continue with ckpt_path=%s", trainer.global_step,
@@ -174,6 +177,7 @@ def train(cfg: DictConfig) -> TrainResult:
             _export_and_render(cfg, run_dir, module, parts)
             if cfg.get("eval"):
                 _evaluate(run_dir, cfg, str(module.device))
+            _log_summary(run_dir, trainer, time.time() - started, parts["tokens"])
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             # without this, DDP worker processes sometimes abort at interpreter exit
             torch.distributed.destroy_process_group()
@@ -181,6 +185,13 @@ def train(cfg: DictConfig) -> TrainResult:
         logging.getLogger().removeHandler(handler)
         handler.close()
     return TrainResult(run_dir, module, trainer)
+
+
+def _log_summary(run_dir: Path, trainer: pl.Trainer, seconds: float, tokens: list[str]) -> None:
+    loss = trainer.callback_metrics.get("train/loss")
+    log.info("Done: %d steps in %.1f min, last logged loss %s. Export: %s", trainer.global_step, seconds / 60,
+             f"{float(loss):.4f}" if loss is not None else "n/a", run_dir / "export")
+    log.info("Try it: python sample.py run=%s prompt=\"a polar bear %s\"", run_dir, " ".join(tokens))
 
 
 def _evaluate(run_dir: Path, cfg: DictConfig, device: str) -> None:
