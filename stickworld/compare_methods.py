@@ -158,13 +158,13 @@ def main(argv: list[str] | None = None) -> Path:
     check_settings(args.out, {"steps": args.steps, "overrides": args.overrides})
     start = time.time()
     results, run_dirs = {}, {}
-    for action in args.actions:
-        for method in args.methods:
-            for seed in args.seeds:
-                run_dir = args.out / "runs" / action / method / f"seed{seed}"
-                overrides = point_overrides(action, method, seed, args.steps, run_dir, args.overrides)
-                results[(action, method, seed)] = run_point(overrides)
-                run_dirs.setdefault(action, {}).setdefault(method, run_dir)
+    points = [(a, m, s) for a in args.actions for m in args.methods for s in args.seeds]
+    for n, (action, method, seed) in enumerate(points, 1):
+        run_dir = args.out / "runs" / action / method / f"seed{seed}"
+        print(f"[{n}/{len(points)}] {method} on {action}, training seed {seed} -> {run_dir}", flush=True)
+        overrides = point_overrides(action, method, seed, args.steps, run_dir, args.overrides)
+        results[(action, method, seed)] = run_point(overrides)
+        run_dirs.setdefault(action, {}).setdefault(method, run_dir)
     rows, per_action = method_table(results, args.methods)
     bench = compose_config(["experiment=stickworld"]).eval_suite
     note = (f"{len(args.actions)} held-out actions x {len(args.seeds)} training seed(s); each unit is one (action, "
