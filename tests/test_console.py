@@ -26,3 +26,21 @@ def test_a_run_redirected_to_a_file_prints_progress_and_no_known_noise(tmp_path)
     for _, start in NOISE:
         assert start not in text, start
     assert "LeafSpec" not in text and "Loading weights" not in text and "weights_only" not in text
+
+
+def test_a_plain_multirun_makes_one_wandb_run_per_point(tmp_path):
+    """Hydra's default launcher runs every point in one process; each point still gets its own W&B run (offline),
+    with an id that is a function of its run dir."""
+    cmd = [sys.executable, "train.py", "-m", "model=tiny", "method.stage1.steps=2", "method.stage2.steps=2",
+           "sample_at_end=false", "logger=wandb", "run_group=g", "seed=0,1", "callbacks.samples_every_n_steps=0",
+           f"run_dir={tmp_path}/run-$${{seed}}".replace("$$", "$"), f"cache_dir={tmp_path / 'cache'}",
+           f"hydra.sweep.dir={tmp_path / 'multirun'}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    from twinact.training import wandb_run_id
+
+    for seed in (0, 1):
+        run_dir = tmp_path / f"run-{seed}"
+        runs = list((run_dir / "wandb").glob("offline-run-*"))
+        assert [r.name.rsplit("-", 1)[1] for r in runs] == [wandb_run_id(run_dir)], runs

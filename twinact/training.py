@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import time
@@ -55,7 +56,11 @@ def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Traine
     has_logger = cfg.get("logger") and "_target_" in cfg.logger  # logger=none composes to an empty node
     logger = False
     if has_logger:
-        named = {"name": sweep_label(cfg)} if cfg.logger._target_.endswith("WandbLogger") else {}
+        named = {}
+        if cfg.logger._target_.endswith("WandbLogger"):
+            # One W&B run per run dir: a stable id (a resumed point continues its own run), never the process's
+            # previous run (a multirun's points all live in one process under Hydra's default launcher).
+            named = {"name": sweep_label(cfg), "id": wandb_run_id(run_dir), "resume": "allow"}
         logger = instantiate(cfg.logger, save_dir=str(run_dir), **named)
         # the whole resolved config, so runs can be grouped and filtered by any swept key
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -184,7 +189,19 @@ def train(cfg: DictConfig) -> TrainResult:
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
+        _finish_wandb(locals().get("trainer"))
     return TrainResult(run_dir, module, trainer)
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """A W&B run id that is a function of the run dir alone."""
+    return hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
+
+
+def _finish_wandb(trainer: pl.Trainer | None) -> None:
+    logger = getattr(trainer, "logger", None)
+    if logger is not None and type(logger).__name__ == "WandbLogger" and logger._experiment is not None:
+        logger.experiment.finish()
 
 
 def _log_summary(run_dir: Path, trainer: pl.Trainer, seconds: float, tokens: list[str]) -> None:
