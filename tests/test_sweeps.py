@@ -6,11 +6,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from conftest import REPO, fast_overrides
 from safetensors.torch import load_file
 
 from twinact.compare import compare, load_wandb, summarize
+from twinact.errors import TwinActError
 from twinact.training import train
 
 FAST = ["logger=csv", "method.stage1.steps=1", "method.stage2.steps=2"]
@@ -53,10 +55,6 @@ def test_relaunched_sweep_finishes_a_stopped_evaluation(tiny_cfg, tmp_path):
 def test_relaunch_with_other_settings_is_refused(tiny_cfg, tmp_path):
     """A sweep relaunched after a setting changed (an edited default, another override) must not skip or continue
     the points made with the old one: their results would be mixed into the new table without a trace."""
-    import pytest
-
-    from twinact.errors import TwinActError
-
     done = train(tiny_cfg(f"run_dir={tmp_path / 'a'}", "resume=auto", *FAST)).run_dir
     partial = train(tiny_cfg(f"run_dir={tmp_path / 'b'}", "resume=auto", "trainer.stop_after_steps=1", *FAST)).run_dir
     for run in (done, partial):
@@ -107,3 +105,12 @@ def test_wandb_source_reads_synced_runs():
     records = load_wandb("g", "twinact", "me", api=Api())
     keys, metrics, rows = summarize(records)
     assert keys == ["lora.rank"] and metrics == ["final_mse"] and rows[1]["final_mse"] == 0.25
+
+
+def test_wandb_source_without_access_is_one_error_naming_login_and_sync():
+    class Api:
+        def runs(self, path, filters):
+            raise ValueError("No API key configured. Use `wandb login` to log in.")
+
+    with pytest.raises(TwinActError, match=r"wandb login.*wandb sync .*source=local"):
+        load_wandb("g", "twinact", None, api=Api())

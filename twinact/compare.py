@@ -48,13 +48,23 @@ def load_local(run_dirs: list[Path]) -> list[dict]:
 
 def load_wandb(run_group: str, project: str, entity: str | None = None, api=None) -> list[dict]:
     """The same records from W&B for runs of `run_group` that were synced (`api`: a `wandb.Api`, for tests)."""
-    if api is None:
-        import wandb
-
-        api = wandb.Api()
     path = f"{entity}/{project}" if entity else project
+    try:
+        if api is None:
+            import wandb  # an optional dependency (pip install 'twinact[wandb]')
+
+            api = wandb.Api(timeout=20)
+        runs = list(api.runs(path, filters={"group": run_group}))
+    except ImportError:
+        raise TwinActError("compare.py source=wandb needs wandb: pip install 'twinact[wandb]'.") from None
+    except Exception as err:  # no key, no network, unknown project: wandb raises many types
+        raise TwinActError(
+            f"Could not read W&B project {path!r} ({type(err).__name__}: {str(err).splitlines()[0][:160]}). Log in "
+            "with `wandb login`, upload offline runs with `wandb sync runs/<group>/*/wandb/offline-run-*`, or "
+            "compare the local files instead: python compare.py run_group=<group> source=local."
+        ) from None
     records = []
-    for run in api.runs(path, filters={"group": run_group}):
+    for run in runs:
         metrics = {k: v for k, v in dict(run.summary).items() if isinstance(v, (int, float)) and not k.startswith("_")}
         records.append({"run": run.name, "config": flatten(dict(run.config)), "metrics": metrics})
     return records
