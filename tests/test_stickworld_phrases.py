@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from conftest import one_thread
 
 from stickworld import phrases as sw
 from stickworld.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS, Action
+from stickworld.actors import ACTORS
 from stickworld.units import UNITS, get_unit
 from twinact.action_space import GROUPS, load_phrases
 from twinact.paths import package_path
@@ -60,7 +62,8 @@ def test_candidates_have_the_poses_the_phrase_names():
 
 
 class DrawPoses:
-    """Stand-in for the diffusion pipeline: draws a clean StickWorld render of a chosen pose per prompt."""
+    """Stand-in for the diffusion pipeline: draws a clean StickWorld render of a chosen pose per prompt, its true
+    joints kept in the image's `info` for an exact stand-in judge."""
 
     def __init__(self, pose_of):
         self.pose_of = pose_of
@@ -74,19 +77,24 @@ class DrawPoses:
     def __call__(self, prompts, **kw):
         from stickworld.render import render
 
-        images = [render("robot", Action("x", p, self.pose_of(p)))[0] for p in prompts]
+        images = []
+        for p in prompts:
+            image, joints = render("robot", Action("x", p, self.pose_of(p)))
+            image.info["joints"] = joints
+            images.append(image)
         return type("Out", (), {"images": images})()
 
 
+def exact_judge(images, model=None):
+    """Reads every image's true joints: the criterion is tested, not the CNN."""
+    joints = np.stack([im.info["joints"] for im in images])
+    return joints, np.full((len(images), len(ACTORS)), 1.0 / len(ACTORS))
+
+
 def test_filter_keeps_drawn_phrases_and_drops_the_rest(monkeypatch):
-    """The criterion on exact renders: a phrase drawn as its own pose is kept, one drawn at rest is dropped."""
-    import twinact.models
-    import twinact.sampling
+    """The criterion on exactly read poses: a phrase drawn as its own pose is kept, one drawn at rest is dropped."""
     from stickworld.skeleton import Pose
 
-    # Negatives are front-view units: the judges read the side view's rest pose poorly (0.4-0.6 from it; it is
-    # rare in their training data, whose free poses move 2-5 parts), so a side-view rest drawing can be read as
-    # nearer a side-view unit than rest.
     drawn = {"left arm raised": True, "right leg kicked forward": True, "left arm out to the side": False,
              "doing a lunge": True, "right hand on the hip": False, "head bowed": False}
 
@@ -98,11 +106,12 @@ def test_filter_keeps_drawn_phrases_and_drops_the_rest(monkeypatch):
             return Pose(view)
         return next(t for t in c.targets if t.view == view)
 
-    monkeypatch.setattr(twinact.models, "load_components", lambda *a, **k: None)
-    monkeypatch.setattr(twinact.sampling, "make_pipeline", lambda comps: DrawPoses(pose_of))
+    monkeypatch.setattr(sw, "load_components", lambda *a, **k: None)
+    monkeypatch.setattr(sw, "make_pipeline", lambda comps: DrawPoses(pose_of))
+    monkeypatch.setattr(sw.judges, "predict", exact_judge)
     pairs = [(g, p) for g, p in sw.phrase_list() if p in drawn]
     kept, report = sw.filter_drawable(pairs, "unused", actors=("robot",), seeds=1, steps=1)
-    # "head bowed" is 0.045 from rest, below what the judges resolve: drawn at rest, it cannot be refused
+    # "head bowed" is 0.045 from rest, below what the judges resolve: drawn at rest, it is not refused
     undecidable = {"head bowed"}
     assert [p for _, p in kept] == [p for _, p in pairs if drawn[p] or p in undecidable]
     assert set(report) == set(drawn)
