@@ -221,7 +221,7 @@ def _fit_space(phrases, tokenizer, table, identity, settings, caps, key, entry, 
     if entry is not None:
         save_action_space(space, entry)
         if plot:
-            from twinact.plots import plot_action_space
+            from twinact.plots import plot_action_space  # matplotlib takes ~1 s to import; only plotting pays it
 
             groups = [g for g, _ in phrases]
             coords = (per_slot[0] - mean[0]) @ basis[0, :2].T
