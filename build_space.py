@@ -1,8 +1,10 @@
 """Build the common action space of a model: `python build_space.py model=sd15 action_space=pooled out=space/`."""
 
+import sys
+
 import hydra
 
-from twinact.cli import user_errors
+from twinact.cli import check_command_line, user_errors
 from twinact.training import build_space_command
 
 
@@ -13,4 +15,5 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line(sys.argv[1:], "build_space")
     main()

@@ -1,8 +1,10 @@
 """Compare runs: `python compare.py run_group=ablate_lora_rank` (or runs=[dir,...], source=wandb)."""
 
+import sys
+
 import hydra
 
-from twinact.cli import user_errors
+from twinact.cli import check_command_line, user_errors
 from twinact.compare import compare
 
 
@@ -16,4 +18,5 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line(sys.argv[1:], "compare")
     main()

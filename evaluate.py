@@ -1,8 +1,10 @@
 """Score a trained action: `python evaluate.py run=<run dir> eval_suite=demo` (writes <run>/eval/)."""
 
+import sys
+
 import hydra
 
-from twinact.cli import user_errors
+from twinact.cli import check_command_line, user_errors
 from twinact.evaluation import evaluate
 
 
@@ -16,4 +18,5 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line(sys.argv[1:], "evaluate")
     main()

@@ -1,9 +1,11 @@
 """Render a trained action: `python sample.py run=<run dir> prompt="a polar bear <a1> <a2> <a3> ..." num_images=4`."""
 
+import sys
+
 import hydra
 from omegaconf import ListConfig, OmegaConf
 
-from twinact.cli import user_errors
+from twinact.cli import check_command_line, user_errors
 from twinact.sampling import sample_run
 
 
@@ -20,4 +22,5 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line(sys.argv[1:], "sample")
     main()

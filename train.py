@@ -4,7 +4,7 @@ import sys
 
 import hydra
 
-from twinact.cli import user_errors
+from twinact.cli import check_command_line, user_errors
 from twinact.rundir import remember_command_line
 from twinact.training import train
 
@@ -17,4 +17,5 @@ def main(cfg) -> None:
 
 if __name__ == "__main__":
     remember_command_line(sys.argv[1:])
+    check_command_line(sys.argv[1:], "train")
     main()

@@ -12,7 +12,7 @@ stages, each resumable at any checkpoint (``make stickworld`` runs the chain tha
 Every batch is rendered fresh from a seed derived from (``--seed``, stage, step), so a resumed run sees exactly the
 batches an unbroken one would, and there is no training set to memorise. Held-out actions never appear. The work
 folder holds ``state.json``, safetensors checkpoints (weights, EMA, optimizer moments) and ``log.jsonl``; the
-export is a plain diffusers folder (fp16 weights) plus ``pretrain.json`` (command, steps, timings).
+export is a plain diffusers folder (fp32 weights, the DDIM sampler) plus ``pretrain.json`` (command, steps, timings).
 """
 
 from __future__ import annotations
@@ -179,12 +179,9 @@ def run_stage(stage: Stage, work: Path, state: dict, total: int, args, step_fn) 
 
 
 def export(comps, out: Path, meta: dict) -> None:
-    """Write ``comps`` as a diffusers folder with fp16 weights (loads in any dtype) and ``pretrain.json``."""
-    for module in (comps.text_encoder, comps.vae, comps.unet):
-        module.to(torch.float16)
+    """Write ``comps`` as a diffusers folder (fp32, DDIM: what a plain ``from_pretrained`` renders with) and
+    ``pretrain.json``."""
     save_as_pipeline(comps, str(out))
-    for module in (comps.text_encoder, comps.vae, comps.unet):
-        module.to(torch.float32)
     (out / "pretrain.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 

@@ -82,3 +82,30 @@ def test_8bit_adam_without_bitsandbytes_is_a_clear_error(tiny_cfg):
         pass
     with pytest.raises(TwinActError, match="pip install bitsandbytes"):
         train(tiny_cfg("method.use_8bit_adam=true", "trainer.fast_dev_run=true"))
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares its size and holds no pixels: what PIL reads before it decodes anything."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + \
+        chunk(b"IEND", b"")
+
+
+def test_huge_tiny_and_elongated_images_are_named_in_the_console_and_train_log(tiny_cfg, tmp_path, caplog):
+    folder = _images(tmp_path / "photos", n=3)
+    (folder / "bomb.png").write_bytes(_png_header(20000, 20000))
+    Image.new("RGB", (10, 12), (200, 30, 30)).save(folder / "tiny.png")
+    Image.new("RGB", (400, 40), (30, 200, 30)).save(folder / "strip.png")
+    with caplog.at_level("WARNING", logger="twinact.data"):
+        run = train(tiny_cfg(f"action.image_dir={folder}", stage1=1, stage2=1)).run_dir
+    log = (run / "train.log").read_text()
+    for name, words in [("bomb.png", "Downscale it"), ("tiny.png", "under a quarter of data.resolution=64"),
+                        ("strip.png", "keeps 10% of it")]:
+        assert any(name in r.getMessage() and words in r.getMessage() for r in caplog.records), name
+        assert name in log and words in log, name
+    assert "bomb.png" not in (run / "exemplars.txt").read_text()

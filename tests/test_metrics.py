@@ -87,6 +87,8 @@ def test_evaluate_writes_report_and_caches_images(tiny_cfg, monkeypatch):
     assert {"s_action_embed", "s_actor_text", "leakage_text"} <= set(result["aggregate"])
     assert "pose metrics disabled" in (out / "report.md").read_text()
     assert json.loads((out / "metrics.json").read_text())["per_prompt"][0]["actor"] == "polar bear"
+    card = (run / "export" / "README.md").read_text()  # the model card now carries the evaluation table
+    assert "Evaluation suite `demo`" in card and f"| s_actor_text | {result['aggregate']['s_actor_text']:.4f} |" in card
 
     calls = []
     real = evaluation.base_pipeline

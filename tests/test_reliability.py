@@ -63,3 +63,37 @@ def test_resume_auto_replaces_an_interrupted_export(tiny_cfg, tmp_path):
     assert (export / "twinact.json").is_file() and (export / "pytorch_lora_weights.safetensors").stat().st_size > 4
     assert not list(second.run_dir.glob(".*partial"))
     assert all(p.stat().st_mode & 0o777 == (0o755 if p.is_dir() else 0o644) for p in [export, *export.rglob("*")])
+
+
+def test_a_torn_last_checkpoint_falls_back_to_the_newest_readable_one(tiny_cfg, tmp_path, caplog):
+    first = train(tiny_cfg("resume=auto", "trainer.stop_after_steps=3", stage1=2, stage2=2)).run_dir
+    (first / "checkpoints" / "last.ckpt").write_bytes(b"torn by a full disk")
+    with pytest.raises(TwinActError, match=r"not a readable .* newest readable one beside it is .*step000003\.ckpt"):
+        train(tiny_cfg(f"run_dir={tmp_path / 'other'}", f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}",
+                       stage1=2, stage2=2))
+    assert not (tmp_path / "other").exists()
+    with caplog.at_level("WARNING", logger="twinact.checkpoint_io"):
+        resumed = train(tiny_cfg("resume=auto", stage1=2, stage2=2))
+    assert resumed.trainer.global_step == 4 and (first / "export" / "twinact.json").is_file()
+    assert any("last.ckpt" in r.getMessage() and "step000003.ckpt" in r.getMessage() for r in caplog.records)
+
+
+def test_resuming_with_another_seed_or_schedule_is_refused(tiny_cfg, tmp_path):
+    half = train(tiny_cfg(f"run_dir={tmp_path / 'a'}", "trainer.stop_after_steps=2", stage1=2, stage2=2)).run_dir
+    ckpt = f"ckpt_path={half / 'checkpoints' / 'last.ckpt'}"
+    fix = "Resume with seed=0 method.stage1.steps=2 method.stage2.steps=2"
+    with pytest.raises(TwinActError, match=r"trained with seed=0 .* seed 1 instead of 0.*" + fix):
+        train(tiny_cfg(f"run_dir={tmp_path / 'b'}", ckpt, "seed=1", stage1=2, stage2=2))
+    with pytest.raises(TwinActError, match=r"steps \[2, 1\] instead of \[2, 2\].*" + fix):
+        train(tiny_cfg(f"run_dir={tmp_path / 'b'}", ckpt, stage1=2, stage2=1))
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("where,message", [("file", "is a file; give a folder"),
+                                           ("below_file", "lies below the file")])
+def test_a_run_dir_that_cannot_be_a_folder_is_one_error(tiny_cfg, tmp_path, where, message):
+    (tmp_path / "taken").write_text("a file")
+    run_dir = tmp_path / "taken" if where == "file" else tmp_path / "taken" / "run"
+    with pytest.raises(TwinActError, match=message):
+        train(tiny_cfg(f"run_dir={run_dir}"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]

@@ -92,7 +92,7 @@ def install_placeholders(cfg: DictConfig, comps, space, feature, tokens: list[st
     sources, spans = vector_sources(cfg, space, feature, init, dims, joint_table(comps))
     for i, (tok, enc) in enumerate(zip(comps.tokenizers, comps.text_encoders)):
         ids = add_placeholder_tokens(tok, tokens)
-        install(enc, ids, sources[min(i, len(sources) - 1)], spans[i], eos_token_id=tok.eos_token_id)
+        install(enc, ids, sources[min(i, len(sources) - 1)], spans[i])
     return nn.ModuleList(sources)
 
 
@@ -144,6 +144,8 @@ def build_module(cfg: DictConfig, comps, exemplars) -> tuple[TwinActModule, dict
         "feature": feature.source, "lora_rank": cfg.lora.rank if use_lora else 0,
         "method": cfg.method.name,
         "shared_mlp": bool(cfg.action_space.shared_mlp), "vector_modules": len(vectors),
+        # a resume with another seed or schedule would silently train a run that neither setting describes
+        "seed": int(cfg.seed), "steps": [schedule.stage1_steps, schedule.stage2_steps],
     }
     latents = cfg.model.latents
     if latents not in ("sample", "mean"):

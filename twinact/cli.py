@@ -6,6 +6,9 @@ import contextlib
 import sys
 
 from twinact.errors import TwinActError
+from twinact.overrides import check_overrides
+
+_HELP_FLAGS = {"-h", "--help", "--hydra-help", "--info", "-i"}
 
 
 @contextlib.contextmanager
@@ -15,3 +18,11 @@ def user_errors():
     except TwinActError as err:
         print(f"twinact: error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def check_command_line(argv: list[str], config_name: str) -> None:
+    """Before Hydra starts: a bad override is one `twinact: error:` line and exit 2, with nothing written."""
+    if _HELP_FLAGS & set(argv):
+        return
+    with user_errors():
+        check_overrides(argv, config_name)

@@ -22,6 +22,17 @@ from twinact.paths import package_path
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+MAX_ASPECT = 3.0  # beyond it the centre crop keeps under a third of the image
+
+
+class Exemplars(list):
+    """The loaded exemplars, and the warnings about them (logged while loading; train.log gets them once it exists)."""
+
+    def __init__(self, items=(), notes: list[str] | None = None):
+        super().__init__(items)
+        self.notes = list(notes or [])
+
+
 @dataclass
 class Exemplar:
     """One exemplar image at training resolution, with what SDXL's micro-conditioning needs to know about it."""
@@ -73,15 +84,33 @@ def load_exemplars(image_dir: str, resolution: int) -> list[Exemplar]:
             f"Image folder {folder} has no images (found {', '.join(p.name for p in files[:5])}). "
             f"Supported: {', '.join(sorted(IMAGE_SUFFIXES))}."
         )
-    exemplars = []
+    exemplars = Exemplars()
     for path in candidates:
         try:
             exemplars.append(load_exemplar(path, resolution))
+        except Image.DecompressionBombError as err:
+            exemplars.notes.append(f"Skipping {path}: {err} Downscale it (2048 px on the long side is plenty).")
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-            log.warning("Skipping unreadable image %s (%s)", path, err)
+            exemplars.notes.append(f"Skipping unreadable image {path} ({err}).")
+    exemplars.notes += [n for ex in exemplars if (n := size_note(ex, resolution))]
+    for note in exemplars.notes:
+        log.warning(note)
     if not exemplars:
-        raise TwinActError(f"No readable image in {folder}: all {len(candidates)} files are corrupt. Replace them.")
+        raise TwinActError(f"No readable image in {folder}: all {len(candidates)} files are corrupt or too large "
+                           f"({exemplars.notes[0]}). Replace them.")
     return exemplars
+
+
+def size_note(ex: Exemplar, resolution: int) -> str | None:
+    """A warning for an image too small for the training resolution or too elongated for its centre crop."""
+    h, w = ex.original_size
+    if min(h, w) * 4 < resolution:
+        return (f"{ex.path} is {w}x{h} px, under a quarter of data.resolution={resolution}: upscaled "
+                f"{resolution / min(h, w):.0f}x it trains on a blur. Use a larger image.")
+    if max(h, w) > MAX_ASPECT * min(h, w):
+        return (f"{ex.path} is {w}x{h} px: the square centre crop keeps {min(h, w) / max(h, w):.0%} of it. Crop it "
+                "around the action.")
+    return None
 
 
 def check_resolution(resolution: int, vae_scale_factor: int) -> None:

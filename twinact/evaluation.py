@@ -24,7 +24,8 @@ from twinact.data import load_exemplars
 from twinact.errors import TwinActError
 from twinact.eval_report import METRIC_NOTES, log_to_wandb, write_figures, write_report
 from twinact.export import load_into_pipeline
-from twinact.sampling import base_pipeline
+from twinact.model_card import write_card
+from twinact.sampling import base_pipeline, export_info
 from twinact.stats import mean_ci95
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,13 @@ def render_settings(run: Path, suite: DictConfig, cfg: DictConfig) -> dict:
     for path in sorted((run / "export").rglob("*.safetensors")):
         export.update(path.read_bytes())
     return {"export": export.hexdigest(), "model": OmegaConf.to_container(cfg.model, resolve=True),
-            "sampler": "DDIMScheduler", "steps": int(suite.steps), "guidance_scale": float(suite.guidance_scale),
+            "sampler": "DDIMScheduler", "steps": int(suite.steps), "guidance_scale": guidance(run, suite),
             "resolution": int(cfg.data.resolution)}
+
+
+def guidance(run: Path, suite: DictConfig) -> float:
+    """The suite's guidance scale, or (null) the export's: the base model's default that its grids used."""
+    return float(export_info(run)["guidance_scale"] if suite.guidance_scale is None else suite.guidance_scale)
 
 
 def jobs(suite: DictConfig, placeholder: str, settings: dict | None = None) -> list[dict]:
@@ -75,7 +81,7 @@ def render_missing(run: Path, todo: list[dict], suite: DictConfig, resolution: i
         chunk = missing[start : start + suite.batch_size]
         gens = [torch.Generator().manual_seed(j["seed"]) for j in chunk]
         images = pipe([j["prompt"] for j in chunk], generator=gens, num_inference_steps=suite.steps,
-                      guidance_scale=suite.guidance_scale, height=resolution, width=resolution).images
+                      guidance_scale=guidance(run, suite), height=resolution, width=resolution).images
         for j, im in zip(chunk, images):
             im.save(run / "eval" / "images" / j["file"])
 
@@ -122,6 +128,7 @@ def evaluate(run_dir: str | Path, suite: DictConfig, *, device: str = "cpu") -> 
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     write_report(out, run, suite, rows, overall, notes, scorer.description)
     write_figures(out, run, suite, todo, exemplars, overall)
+    write_card(run / "export", result)
     if cfg.get("logger") and str(cfg.logger.get("_target_", "")).endswith("WandbLogger"):
         log_to_wandb(run, cfg, rows, overall, out)
     for name in METRIC_NOTES:

@@ -1,9 +1,11 @@
-"""Export a trained action as files plain diffusers loads: a LoRA and textual-inversion embeddings.
+"""Export a trained action as files plain diffusers and the web UIs load, with a model card.
 
 Once trained, the coefficients are fixed, so each placeholder collapses to one embedding vector per text encoder:
 `export/textual_inversion/<token>.safetensors` (SD1.5: diffusers' one-key format; SDXL: `clip_l` + `clip_g` keys, the
 usual SDXL embedding layout), `export/pytorch_lora_weights.safetensors` (diffusers LoRA format with its adapter
-metadata), and `export/twinact_state.safetensors` + `twinact.json` (MLPs, action feature, coefficients, basis key).
+metadata), `export/webui/` (kohya LoRA and one multi-vector embedding named after the action, see `webui.py`),
+`export/README.md` (the model card) and `export/twinact_state.safetensors` + `twinact.json` (MLPs, action feature,
+coefficients, basis key, the base model as `from_pretrained` takes it).
 """
 
 from __future__ import annotations
@@ -18,15 +20,10 @@ from safetensors.torch import load_file, save_file
 
 from twinact.errors import NonFiniteError
 from twinact.lora import lora_state_dict
+from twinact.model_card import write_card
+from twinact.models import pipeline_class
 from twinact.placeholder import token_filename
-
-SDXL_KEYS = ("clip_l", "clip_g")  # first and second text encoder
-
-
-def pipeline_class(is_xl: bool):
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
-
-    return StableDiffusionXLPipeline if is_xl else StableDiffusionPipeline
+from twinact.webui import SDXL_KEYS, write_webui_files
 
 
 @torch.no_grad()
@@ -40,6 +37,8 @@ def export_action(out_dir: Path, *, tokens: list[str], vectors, embeddings: list
     Args:
         vectors: the trainable vector modules (their state and coefficients go to `twinact_state.safetensors`).
         embeddings: [slots, D_i] per text encoder, the final placeholder embeddings.
+        meta: goes to `twinact.json`; needs `action`, `base_model`, `example_prompt`, `steps`, `guidance_scale`,
+            `resolution`, `model` and `config` (the card is written from it).
     """
     if (out_dir / "twinact.json").is_file():
         raise FileExistsError(f"{out_dir} already holds an export")
@@ -68,8 +67,11 @@ def export_action(out_dir: Path, *, tokens: list[str], vectors, embeddings: list
             partial, unet_lora_layers=lora, safe_serialization=True,
             unet_lora_adapter_metadata=lora_config.to_dict(),
         )
+    write_webui_files(partial, meta["action"], embeddings, lora, lora_config)
     save_file(state, str(partial / "twinact_state.safetensors"))
-    (partial / "twinact.json").write_text(json.dumps({"tokens": tokens, "sdxl": is_xl, **meta}, indent=2, default=str))
+    info = {"tokens": tokens, "sdxl": is_xl, "lora": lora_config is not None, **meta}
+    (partial / "twinact.json").write_text(json.dumps(info, indent=2, default=str))
+    write_card(partial, location=out_dir)
     for path in [partial, *partial.rglob("*")]:  # colleagues read exports (safetensors writes them 0600)
         path.chmod(0o755 if path.is_dir() else 0o644)
     if out_dir.exists():  # an interrupted export written in place by an older twinact (it has no twinact.json)

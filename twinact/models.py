@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 
 from twinact.components import Components, frozen_dtype
 from twinact.errors import TwinActError
@@ -20,37 +19,61 @@ from twinact.paths import PACKAGE_PREFIX, package_path
 from twinact.random_models import BUILDERS
 
 
-def load_pretrained(path: str, family: str = "sd15", revision: str | None = None, variant: str | None = None,
-                    dtype: torch.dtype = torch.float32, vae: str | None = None) -> Components:
-    """Load an SD1.5- or SDXL-layout diffusers model (hub id or folder) with `from_pretrained`, in the frozen dtype.
+def pipeline_class(is_xl: bool):
+    return StableDiffusionXLPipeline if is_xl else StableDiffusionPipeline
 
-    Both SDXL text encoders are loaded whole, the second with its final norm and projection (the released code left
-    the pooled embedding random). `vae` names a separate VAE folder or id (e.g. the fp16-fix SDXL VAE).
+
+def load_pipeline(path: str, family: str = "sd15", revision: str | None = None, variant: str | None = None,
+                  dtype: torch.dtype = torch.float32, vae: str | None = None):
+    """A plain diffusers pipeline from an SD1.5- or SDXL-layout model (hub id or folder), with the DDIM sampler.
+
+    Training, `sample.py`, `evaluate.py` and the model card's snippet all load the base model this way, so what the
+    tests check for plain diffusers is what twinact itself runs. The folder's own scheduler config seeds DDIM (its
+    betas and prediction type); twinact renders with DDIM whatever sampler a hub folder names.
     """
-    kw = {"revision": revision, "variant": variant}
+    kw = {"revision": revision, "variant": variant, "dtype": dtype}
+    if family != "sdxl":  # research use: no safety checker (and no download of one)
+        kw.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     try:
-        tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", revision=revision)
-        text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", dtype=dtype, **kw)
-        extra = {}
-        if family == "sdxl":
-            extra["tokenizer_2"] = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer_2", revision=revision)
-            extra["text_encoder_2"] = CLIPTextModelWithProjection.from_pretrained(
-                path, subfolder="text_encoder_2", dtype=dtype, **kw)
         if vae:
-            autoencoder = AutoencoderKL.from_pretrained(vae, torch_dtype=dtype)
-        else:
-            autoencoder = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype, **kw)
-        unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype, **kw)
-        scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler", revision=revision)
+            kw["vae"] = AutoencoderKL.from_pretrained(vae, dtype=dtype)
+        pipe = pipeline_class(family == "sdxl").from_pretrained(path, **kw)
     except (OSError, ValueError) as err:
         raise TwinActError(
             f"Could not load the {family} model {path!r} ({type(err).__name__}: {str(err).splitlines()[0]}). "
             "Give a diffusers folder or a hub id in model.pretrained, and log in / go online for hub ids."
         ) from None
-    if family == "sdxl" and unet.config.addition_embed_type != "text_time":
+    if family == "sdxl" and pipe.unet.config.addition_embed_type != "text_time":
         raise TwinActError(f"{path} is not an SDXL model (its UNet takes no text_time conditioning); use model=sd15.")
-    identity = f"{path}@{revision or 'main'}"
-    return Components(tokenizer, text_encoder, autoencoder, unet, scheduler, identity=identity, **extra)
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def load_pretrained(path: str, family: str = "sd15", revision: str | None = None, variant: str | None = None,
+                    dtype: torch.dtype = torch.float32, vae: str | None = None) -> Components:
+    """`load_pipeline`'s parts as `Components` (the training schedule: DDPM on the folder's scheduler config).
+
+    Both SDXL text encoders are loaded whole, the second with its final norm and projection (the released code left
+    the pooled embedding random). `vae` names a separate VAE folder or id (e.g. the fp16-fix SDXL VAE).
+    """
+    pipe = load_pipeline(path, family, revision, variant, dtype, vae)
+    extra = {"tokenizer_2": pipe.tokenizer_2, "text_encoder_2": pipe.text_encoder_2} if family == "sdxl" else {}
+    return Components(pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet,
+                      DDPMScheduler.from_config(pipe.scheduler.config), identity=f"{path}@{revision or 'main'}",
+                      **extra)
+
+
+def resolve_pretrained(model_cfg) -> str | None:
+    """`model.pretrained` as `from_pretrained` takes it: `pkg://` resolved to the installed folder; None for a model
+    built in code."""
+    pretrained = model_cfg.pretrained
+    if pretrained and pretrained.startswith(PACKAGE_PREFIX):  # a model shipped in a package (model=stickworld)
+        pretrained = str(package_path(pretrained))
+        if not Path(pretrained, "model_index.json").is_file():
+            raise TwinActError(f"model.pretrained={model_cfg.pretrained} is not built yet ({pretrained} has no "
+                               "model_index.json); for model=stickworld run `make stickworld`.")
+    return pretrained
 
 
 def load_components(pretrained: str | None, *, family: str = "sd15", builder: str | None = None,
@@ -82,12 +105,6 @@ def load_components(pretrained: str | None, *, family: str = "sd15", builder: st
 def load_model(model_cfg, precision: str = "32-true") -> Components:
     """`load_components` from a `model=` config node."""
     m = model_cfg
-    pretrained = m.pretrained
-    if pretrained and pretrained.startswith(PACKAGE_PREFIX):  # a model shipped in the package (model=stickworld)
-        pretrained = str(package_path(pretrained))
-        if not Path(pretrained, "model_index.json").is_file():
-            raise TwinActError(f"model.pretrained={m.pretrained} is not built yet ({pretrained} has no "
-                               "model_index.json); for model=stickworld run `make stickworld`.")
-    return load_components(pretrained, family=m.get("family", "sd15"), builder=m.get("builder"),
+    return load_components(resolve_pretrained(m), family=m.get("family", "sd15"), builder=m.get("builder"),
                            revision=m.revision, variant=m.variant, dtype=frozen_dtype(m.dtype, precision),
                            prediction_type=m.prediction_type, vae=m.get("vae"))

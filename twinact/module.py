@@ -255,12 +255,24 @@ def make_adamw(groups: list[dict], s: StageSchedule) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=1.0, betas=s.betas, weight_decay=s.weight_decay)
 
 
+_RECORDED_LATER = ("seed", "steps")
+
+
 def check_fingerprint(saved: dict | None, current: dict) -> None:
     """Refuse a checkpoint made for another model, action space or trainable layout."""
     if saved is None:
         raise TwinActError("ckpt_path is not a twinact checkpoint (no fingerprint). Pass a checkpoints/*.ckpt of a "
                            "run.")
-    diff = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
+    # checkpoints written before seed and schedule were recorded still resume
+    diff = {k: (saved.get(k), v) for k, v in current.items()
+            if saved.get(k) != v and not (k in _RECORDED_LATER and k not in saved)}
+    if diff and set(diff) <= {"seed", "steps"}:
+        seed, (stage1, stage2) = saved["seed"], saved["steps"]
+        asked = "; ".join(f"{k} {b!r} instead of {a!r}" for k, (a, b) in diff.items())
+        raise TwinActError(f"ckpt_path was trained with seed={seed} and {stage1} + {stage2} steps, and this run asks "
+                           f"for {asked}: resuming would train a run that neither setting describes. Resume with "
+                           f"seed={seed} method.stage1.steps={stage1} method.stage2.steps={stage2}, or train anew "
+                           "without ckpt_path.")
     if diff:
         detail = "; ".join(f"{k}: checkpoint {a!r} vs run {b!r}" for k, (a, b) in diff.items())
         raise TwinActError(f"ckpt_path belongs to another set-up ({detail}). Resume with the run's own config.")

@@ -218,14 +218,14 @@ def offsets_for(kind: str, space, init_vector: torch.Tensor) -> torch.Tensor:
     raise TwinActError(f"action_space.offset={kind!r} is not one of init_word, mean, zero.")
 
 
-def install(text_encoder, token_ids: list[int], vectors: nn.Module, span: tuple[int, int] | None = None,
-            eos_token_id: int = 49407) -> PlaceholderEmbedding:
-    """Wrap the text encoder's input embedding so `token_ids` read from `vectors`."""
+def install(text_encoder, token_ids: list[int], vectors: nn.Module, span: tuple[int, int] | None = None
+            ) -> PlaceholderEmbedding:
+    """Wrap the text encoder's input embedding so `token_ids` read from `vectors`.
+
+    The encoder's pooling is left as loaded: SDXL's second encoder (legacy `eos_token_id=2`) pools at
+    argmax(input_ids), i.e. at the last placeholder of a prompt, and training must condition on exactly what a plain
+    diffusers pipeline will compute from the export.
+    """
     wrapper = PlaceholderEmbedding(text_encoder.get_input_embeddings(), token_ids, vectors, span)
     text_encoder.set_input_embeddings(wrapper)
-    # Configs with the legacy eos_token_id=2 (SD1.5's and SDXL's CLIP) pool at argmax(input_ids), which lands on the
-    # added placeholder ids. Pooling at the first real EOS gives the same result for every other prompt.
-    core = getattr(text_encoder, "text_model", text_encoder)  # transformers 5: CLIPTextModel is its own text model
-    if getattr(core, "eos_token_id", None) == 2:
-        core.eos_token_id = eos_token_id
     return wrapper

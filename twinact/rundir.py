@@ -24,6 +24,19 @@ STACK = ("torch", "pytorch-lightning", "diffusers", "transformers", "peft", "hyd
          "scikit-learn", "torchmetrics", "safetensors", "twinact")
 
 
+def check_run_dir(path: Path) -> None:
+    """A run dir that is a file, lies below a file or in a read-only folder: one error before anything is written."""
+    if path.is_file():
+        raise TwinActError(f"run_dir={path} is a file; give a folder, e.g. run_dir={path.parent / 'runs' / path.stem}.")
+    existing = next(p for p in [path, *path.parents] if p.exists())
+    if not existing.is_dir():
+        raise TwinActError(f"run_dir={path} lies below the file {existing}; give a folder, e.g. "
+                           f"run_dir=runs/{path.name}.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise TwinActError(f"run_dir={path} cannot be written ({existing} is read-only for this user); give a "
+                           f"writable folder, e.g. run_dir=runs/{path.name}.")
+
+
 def allocate_run_dir(requested: str | Path) -> Path:
     """`requested` if it is new or empty, else the first free `requested-N` (earlier results are never touched)."""
     if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get(RUN_DIR_ENV):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -62,7 +63,7 @@ def make_grid(images: list[Image.Image], cols: int | None = None) -> Image.Image
 
 
 def sample_run(run_dir: str, prompts: list[str] | None = None, *, num_images: int = 4, seed: int = 0,
-               steps: int = 25, guidance_scale: float = 7.5, out_dir: str | None = None,
+               steps: int | None = None, guidance_scale: float | None = None, out_dir: str | None = None,
                compose: list[str] | None = None, weights: list[float] | None = None,
                adjust: dict | None = None) -> Path:
     """Render prompts with a finished run's export, loaded into a fresh pipeline by plain diffusers calls.
@@ -70,6 +71,7 @@ def sample_run(run_dir: str, prompts: list[str] | None = None, *, num_images: in
     Args:
         run_dir: a training run directory (holds `config.yaml` and `export/`).
         prompts: prompts using the placeholder tokens; None renders the action's eval prompts.
+        steps, guidance_scale: DDIM steps and guidance; None: the export's (what its training grids used).
         out_dir: where images and `grid.png` go; default `<run>/samples/<timestamp>` (never overwritten).
         compose: run dirs whose actions to mix (sharing `run_dir`'s action space); their LoRAs mix with the same
             weights. None renders `run_dir` alone.
@@ -84,7 +86,9 @@ def sample_run(run_dir: str, prompts: list[str] | None = None, *, num_images: in
     else:
         tokens = load_into_pipeline(pipe, run / "export")
     prompts = list(prompts or [p.format(" ".join(tokens)) for p in cfg.action.eval_prompts])
-    images = render(pipe, prompts, num_images=num_images, seed=seed, steps=steps, guidance_scale=guidance_scale,
+    info = export_info(run)
+    images = render(pipe, prompts, num_images=num_images, seed=seed, steps=steps or info["steps"],
+                    guidance_scale=info["guidance_scale"] if guidance_scale is None else guidance_scale,
                     resolution=cfg.data.resolution)
     out = allocate_run_dir(out_dir or run / "samples" / time.strftime("%Y-%m-%d_%H-%M-%S"))
     for i, im in enumerate(images):
@@ -95,10 +99,21 @@ def sample_run(run_dir: str, prompts: list[str] | None = None, *, num_images: in
 
 
 def save_as_pipeline(comps: Components, out_dir: str) -> None:
-    """Write the components as a plain diffusers pipeline folder (what `model=sd15` / `model=sdxl` load)."""
-    pipe = make_pipeline(comps)
-    pipe.scheduler = comps.noise_scheduler
-    pipe.save_pretrained(out_dir)
+    """Write the components as a plain diffusers pipeline folder (what `model=sd15` / `model=sdxl` load), in fp32
+    and with the DDIM sampler twinact renders with, so a plain `from_pretrained(out_dir)` reproduces its images."""
+    modules = [m for m in (*comps.text_encoders, comps.vae, comps.unet) if m.dtype != torch.float32]
+    dtypes = [m.dtype for m in modules]
+    for module in modules:
+        module.to(torch.float32)
+    make_pipeline(comps).save_pretrained(out_dir)
+    for module, dtype in zip(modules, dtypes):
+        module.to(dtype)
+
+
+def export_info(run: Path) -> dict:
+    """The export's `twinact.json`, with the render defaults of exports written before they were recorded."""
+    info = json.loads((run / "export" / "twinact.json").read_text())
+    return {"steps": 25, "guidance_scale": 7.5, **info}
 
 
 def base_pipeline(run: Path):

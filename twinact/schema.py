@@ -27,6 +27,7 @@ class ModelConfig:
     prediction_type: str = "epsilon"
     latents: str = "sample"
     resolution: int = 512
+    guidance_scale: float = 7.5
     clip_vision: str = "openai/clip-vit-large-patch14"
 
 

@@ -20,19 +20,20 @@ from pytorch_lightning.utilities import rank_zero_only
 from twinact import action_space as spaces
 from twinact.assembly import build_module, build_space
 from twinact.callbacks import SampleGrid, StepTimer
-from twinact.checkpoint_io import AtomicCheckpointIO
+from twinact.checkpoint_io import AtomicCheckpointIO, newest_readable, read_checkpoint, remove_temporaries
 from twinact.console import ProgressLines
 from twinact.data import ActionDataModule, check_resolution, load_exemplars
 from twinact.errors import NonFiniteError, TwinActError
 from twinact.evaluation import evaluate
 from twinact.export import export_action
-from twinact.models import load_model
+from twinact.models import load_model, resolve_pretrained
 from twinact.module import TwinActModule, check_fingerprint
 from twinact.paths import action_space_cache
 from twinact.rundir import (
     FAILED_MARK,
     allocate_run_dir,
     attach_log_file,
+    check_run_dir,
     check_same_settings,
     is_finished,
     record_run,
@@ -106,10 +107,14 @@ def check_ckpt(path: str | None, fingerprint: dict) -> str | None:
         return None
     if not Path(path).is_file():
         raise TwinActError(f"ckpt_path={path} does not exist. Point it at <run>/checkpoints/last.ckpt of a run.")
-    try:  # our own checkpoints hold tensors and plain containers only, so the safe loader reads them
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise TwinActError(f"ckpt_path={path} is not a readable twinact checkpoint ({type(err).__name__}).") from None
+    try:
+        ckpt = read_checkpoint(Path(path))
+    except TwinActError as err:
+        intact = newest_readable(Path(path).parent) if Path(path).parent.name == "checkpoints" else None
+        if intact is None or intact[0] == Path(path):
+            raise
+        raise TwinActError(f"{err} The newest readable one beside it is {intact[0]}: pass ckpt_path={intact[0]}."
+                           ) from None
     check_fingerprint(ckpt.get("twinact_fingerprint"), fingerprint)
     return path
 
@@ -130,6 +135,7 @@ def train(cfg: DictConfig) -> TrainResult:
     if cfg.get("resume", "never") not in ("never", "auto"):
         raise TwinActError(f"resume={cfg.resume!r} is not 'never' or 'auto'.")
     check_training_config(cfg)
+    check_run_dir(requested_run_dir(cfg))
     if cfg.resume == "auto":
         point = requested_run_dir(cfg)
         check_same_settings(point, cfg)
@@ -157,6 +163,8 @@ def train(cfg: DictConfig) -> TrainResult:
     module, parts = build_module(cfg, comps, exemplars)
     run_dir, ckpt_path = _run_dir_and_checkpoint(cfg, module.fingerprint)
     handler = attach_log_file(run_dir)
+    for note in getattr(exemplars, "notes", []):  # said on the console while loading, before train.log existed
+        handler.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, note, None, None))
     try:
         _save_run_header(run_dir, cfg, [ex.path for ex in exemplars], parts["space"])
         log.info("Run dir %s: %d exemplars, action space K=%d, %d + %d steps", run_dir, len(exemplars),
@@ -219,8 +227,10 @@ def _run_dir_and_checkpoint(cfg: DictConfig, fingerprint: dict) -> tuple[Path, s
     """Where this run writes and what it resumes from. Normally a fresh dir (never a used one); with `resume: auto`
     the sweep point's own dir, continuing from its last checkpoint if it has one."""
     run_dir, ckpt_path = requested_run_dir(cfg), cfg.ckpt_path
-    if cfg.resume == "auto" and (run_dir / "checkpoints" / "last.ckpt").is_file() and not ckpt_path:
-        ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
+    if cfg.resume == "auto" and not ckpt_path and (run_dir / "checkpoints").is_dir():
+        remove_temporaries(run_dir / "checkpoints")
+        found = newest_readable(run_dir / "checkpoints")
+        ckpt_path = str(found[0]) if found else None
     ckpt_path = check_ckpt(ckpt_path, fingerprint)  # before any dir is made: a refused run leaves nothing behind
     run_dir = run_dir if cfg.resume == "auto" else allocate_run_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -253,7 +263,11 @@ def _log_space_plot(trainer: pl.Trainer, run_dir: Path) -> None:
 
 
 def _export_and_render(cfg: DictConfig, run_dir: Path, module: TwinActModule, parts: dict) -> None:
-    meta = {"action": cfg.action.name, "model": OmegaConf.to_container(cfg.model, resolve=True),
+    tokens = " ".join(parts["tokens"])
+    meta = {"action": cfg.action.name, "base_model": resolve_pretrained(cfg.model),
+            "base_model_revision": cfg.model.revision, "example_prompt": cfg.action.eval_prompts[0].format(tokens),
+            "steps": cfg.callbacks.sample_steps, "guidance_scale": cfg.callbacks.guidance_scale,
+            "resolution": cfg.data.resolution, "model": OmegaConf.to_container(cfg.model, resolve=True),
             "action_space": parts["space"].meta, "fingerprint": module.fingerprint,
             "config": OmegaConf.to_container(cfg, resolve=True)}
     export_action(run_dir / "export", tokens=parts["tokens"], vectors=module.vectors,
@@ -261,7 +275,7 @@ def _export_and_render(cfg: DictConfig, run_dir: Path, module: TwinActModule, pa
                   meta=meta)
     if not cfg.sample_at_end or cfg.trainer.fast_dev_run:
         return
-    prompts = [p.format(" ".join(parts["tokens"])) for p in cfg.action.eval_prompts]
+    prompts = [p.format(tokens) for p in cfg.action.eval_prompts]
     c = cfg.callbacks
     images = render(make_pipeline(module.comps), prompts, num_images=c.samples_num_images, steps=c.sample_steps,
                     guidance_scale=c.guidance_scale, resolution=cfg.data.resolution, seed=cfg.seed)
