@@ -10,6 +10,7 @@ from torch import nn
 from twinact import action_space as spaces
 from twinact.action_encoder import ClipImageEncoder, NoPersonError, build_action_feature, pil_to_tensor
 from twinact.conditioning import time_ids
+from twinact.data import load_original
 from twinact.errors import TwinActError
 from twinact.lora import add_lora
 from twinact.module import LossSettings, StageSchedule, TwinActModule
@@ -116,12 +117,15 @@ def build_module(cfg: DictConfig, comps, exemplars) -> tuple[TwinActModule, dict
     images = [ex.image for ex in exemplars]
     space = build_space(cfg, comps, len(tokens))
     encoder = instantiate(cfg.action_encoder.encoder) if cfg.action_encoder.encoder is not None else None
+    shown = [load_original(ex.path) for ex in exemplars] if getattr(encoder, "reads_originals", False) else images
     try:
-        feature = build_action_feature(encoder, images, dim=cfg.action_encoder.dim or 320, seed=cfg.seed)
+        feature = build_action_feature(encoder, shown, dim=cfg.action_encoder.dim or 320, seed=cfg.seed)
     except NoPersonError as err:
+        files = ", ".join(str(exemplars[i].path) for i in err.indices)
         raise TwinActError(
-            f"action_encoder={cfg.action_encoder.name} found no person in {exemplars[err.index].path}. Remove that "
-            "image, or use action_encoder=clip_vision for actions without a human actor."
+            f"action_encoder={cfg.action_encoder.name} found no person in {len(err.indices)} of {len(exemplars)} "
+            f"exemplars: {files}. Remove those images, or use action_encoder=clip_vision for actions without a "
+            "human actor."
         ) from None
     vectors = install_placeholders(cfg, comps, space, feature, tokens)
     lora_cfg = None

@@ -48,8 +48,8 @@ def load_image(path: Path, resolution: int) -> Image.Image:
     return load_exemplar(path, resolution).image
 
 
-def load_exemplar(path: Path, resolution: int) -> Exemplar:
-    """`load_image` plus the original size and crop position."""
+def load_original(path: Path) -> Image.Image:
+    """The image as RGB at its own size: EXIF rotation applied, 16-bit / float rescaled, transparency on white."""
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)
         if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit / float: rescale, convert() would clip
@@ -60,7 +60,12 @@ def load_exemplar(path: Path, resolution: int) -> Exemplar:
             im = im.convert("RGBA")
             canvas = Image.new("RGBA", im.size, (255, 255, 255, 255))
             im = Image.alpha_composite(canvas, im)
-        im = im.convert("RGB")
+        return im.convert("RGB")
+
+
+def load_exemplar(path: Path, resolution: int) -> Exemplar:
+    """`load_image` plus the original size and crop position."""
+    im = load_original(path)
     w, h = im.size
     scale = resolution / min(w, h)
     rw, rh = max(resolution, round(w * scale)), max(resolution, round(h * scale))

@@ -7,8 +7,11 @@ about 30 ms on a CPU core.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import signal
+import sys
 import threading
 import weakref
 from dataclasses import dataclass
@@ -32,6 +35,23 @@ NUM_LANDMARKS = len(LANDMARK_NAMES)  # 33
 FEATURE_DIM = NUM_LANDMARKS * 3  # (dx, dy, visibility) per landmark
 LEFT_SHOULDER, RIGHT_SHOULDER = LANDMARK_NAMES.index("left_shoulder"), LANDMARK_NAMES.index("right_shoulder")
 LEFT_HIP, RIGHT_HIP = LANDMARK_NAMES.index("left_hip"), LANDMARK_NAMES.index("right_hip")
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Send file descriptor 2 to /dev/null for a while: MediaPipe's native runtime (LiteRT, glog) writes ~50 lines
+    of INFO / WARNING per detector straight to it, past Python's logging and warnings filters. Errors still arrive
+    as Python exceptions."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,7 +96,8 @@ class PoseDetector:
             min_pose_presence_confidence=min_confidence,
         )
         self._mp = mp
-        self._landmarker = vision.PoseLandmarker.create_from_options(options)
+        with quiet_native_stderr():
+            self._landmarker = vision.PoseLandmarker.create_from_options(options)
         # Close the native landmarker when this object goes away or, at the latest, before interpreter teardown
         # (mediapipe's own __del__ then finds its ctypes bindings gone and prints a TypeError).
         self._finalizer = weakref.finalize(self, self._landmarker.close)
@@ -91,7 +112,8 @@ class PoseDetector:
             The person's `Keypoints`, or None.
         """
         rgb = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
-        result = self._landmarker.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb))
+        with quiet_native_stderr():
+            result = self._landmarker.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb))
         if not result.pose_landmarks:
             return None
         landmarks = result.pose_landmarks[0]
