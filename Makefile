@@ -85,7 +85,7 @@ test: install  ## the fast test suite (what CI runs)
 	WANDB_MODE=offline $(PY) -m pytest -q -m "not slow"
 
 lint: install  ## ruff
-	$(PY) -m ruff check twinact stickworld benchmarks conf tests *.py
+	$(PY) -m ruff check twinact stickworld hydra_plugins benchmarks conf tests *.py
 
 test-all: install  ## also the slow tier
 	WANDB_MODE=offline $(PY) -m pytest -q

@@ -26,7 +26,7 @@ def compose(overrides: list[str] | None = None, config_name: str = "train"):
 def fast_overrides(tmp_path: Path, stage1: int = 2, stage2: int = 2) -> list[str]:
     """A few real steps on the tiny model with nothing slow switched on; everything written under tmp_path."""
     return [
-        f"run_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}", "logger=none",
+        "model=tiny", f"run_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}", "logger=none",
         f"method.stage1.steps={stage1}", f"method.stage2.steps={stage2}", "trainer.enable_progress_bar=false",
         "trainer.accelerator=cpu", "callbacks.samples_every_n_steps=0", "sample_at_end=false",
         "callbacks.checkpoint_every_n_steps=1", "data.batch_size=2", "lora.rank=4", "trainer.log_every_n_steps=1",

@@ -28,19 +28,29 @@ def test_a_run_redirected_to_a_file_prints_progress_and_no_known_noise(tmp_path)
     assert "LeafSpec" not in text and "Loading weights" not in text and "weights_only" not in text
 
 
-def test_a_plain_multirun_makes_one_wandb_run_per_point(tmp_path):
-    """Hydra's default launcher runs every point in one process; each point still gets its own W&B run (offline),
-    with an id that is a function of its run dir."""
-    cmd = [sys.executable, "train.py", "-m", "model=tiny", "method.stage1.steps=2", "method.stage2.steps=2",
-           "sample_at_end=false", "logger=wandb", "run_group=g", "seed=0,1", "callbacks.samples_every_n_steps=0",
-           f"run_dir={tmp_path}/run-$${{seed}}".replace("$$", "$"), f"cache_dir={tmp_path / 'cache'}",
-           f"hydra.sweep.dir={tmp_path / 'multirun'}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+def test_a_plain_multirun_is_a_resumable_sweep_with_one_wandb_run_per_point(tmp_path):
+    """The issue's command, as typed: Hydra's default launcher runs every point in one process, yet each point gets
+    its own W&B run (offline) holding its own seed, a stable dir under runs/<run_group>/ that `run=` takes unquoted;
+    relaunching trains nothing, and compare.py finds both points by their recorded run_group."""
+    from twinact.compare import compare
     from twinact.training import wandb_run_id
 
+    cmd = [sys.executable, str(REPO / "train.py"), "-m", "model=tiny", "method.stage1.steps=3", "method.stage2.steps=3",
+           "sample_at_end=false", "logger=wandb", "run_group=g", "seed=0,1", f"cache_dir={tmp_path / 'cache'}",
+           "callbacks.samples_every_n_steps=0", f"hydra.sweep.dir={tmp_path / 'multirun'}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     for seed in (0, 1):
-        run_dir = tmp_path / f"run-{seed}"
+        run_dir = tmp_path / "runs" / "g" / f"seed-{seed}"
         runs = list((run_dir / "wandb").glob("offline-run-*"))
         assert [r.name.rsplit("-", 1)[1] for r in runs] == [wandb_run_id(run_dir)], runs
+        assert f"seed: {seed}\n" in (run_dir / "config.yaml").read_text()
+
+    again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0 and again.stdout.count("is finished; skipping") + \
+        again.stderr.count("is finished; skipping") == 2, again.stderr[-2000:]
+    assert all(len(list((tmp_path / "runs" / "g" / f"seed-{s}" / "wandb").glob("offline-run-*"))) == 1
+               for s in (0, 1))
+    table, _ = compare(run_group="g", root=str(tmp_path / "runs"))
+    assert table.splitlines()[-1].startswith("| 2 |"), table  # both seeds pooled into one row of n = 2

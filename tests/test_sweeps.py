@@ -75,7 +75,13 @@ def test_two_point_sweep_through_submitit_local_and_compare(tmp_path):
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     group = tmp_path / "runs" / "ablate_lora_rank"
     points = sorted(p.name for p in group.iterdir() if (p / "export" / "twinact.json").is_file())
-    assert points == ["lora.rank=2", "lora.rank=4"], points
+    assert points == ["lora.rank-2", "lora.rank-4"], points
+    # hydra.launcher.max_parallel=1 (the default): the second point starts after the first has finished
+    spans = []
+    for point in points:
+        stamps = [line[:23] for line in (group / point / "train.log").read_text().splitlines() if line[:4].isdigit()]
+        spans.append((stamps[0], stamps[-1]))
+    assert spans[0][1] <= spans[1][0] or spans[1][1] <= spans[0][0], spans
 
     table, out_dir = compare(run_group="ablate_lora_rank", root=str(tmp_path / "runs"))
     assert "lora.rank" in table and "final_train_mse" in table

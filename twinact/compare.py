@@ -138,6 +138,17 @@ def _plot(keys: list[str], metrics: list[str], rows: list[dict], path: Path) -> 
     plt.close(fig)
 
 
+def runs_of_group(root: Path, run_group: str | None) -> list[Path]:
+    """Run dirs under `root` whose recorded config has `run_group` (wherever they were written); None: every run."""
+    found = []
+    for path in sorted(root.glob("**/config.yaml")):
+        if path.parent.name == "_compare" or not (path.parent / "meta.json").is_file():  # twinact runs record both
+            continue
+        if run_group is None or OmegaConf.load(path).get("run_group") == run_group:
+            found.append(path.parent)
+    return found
+
+
 def compare(run_group: str | None = None, runs: list[str] | None = None, source: str = "local",
             root: str = "runs", out_dir: str | None = None, project: str = "twinact",
             entity: str | None = None) -> tuple[str, Path]:
@@ -145,8 +156,7 @@ def compare(run_group: str | None = None, runs: list[str] | None = None, source:
     if source == "wandb":
         records = load_wandb(run_group, project, entity)
     elif source == "local":
-        found = Path(root, run_group or "").glob("*/config.yaml")
-        dirs = [Path(r) for r in runs] if runs else sorted(p.parent for p in found)
+        dirs = [Path(r) for r in runs] if runs else runs_of_group(Path(root), run_group)
         records = load_local(dirs)
     else:
         raise TwinActError(f"source={source!r} is not 'local' or 'wandb'.")

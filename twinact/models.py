@@ -8,6 +8,7 @@ and loading it back through `from_pretrained`.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -17,6 +18,8 @@ from twinact.components import Components, frozen_dtype
 from twinact.errors import TwinActError
 from twinact.paths import PACKAGE_PREFIX, package_path
 from twinact.random_models import BUILDERS
+
+log = logging.getLogger(__name__)
 
 
 def pipeline_class(is_xl: bool):
@@ -92,6 +95,8 @@ def load_components(pretrained: str | None, *, family: str = "sd15", builder: st
         if name not in BUILDERS:
             raise TwinActError(f"model.builder={name!r} is not one of {', '.join(BUILDERS)}.")
         comps = BUILDERS[name](prediction_type)
+        log.warning("model=%s has random weights (built in code for tests and timings): its pictures are noise and its "
+                    "scores mean nothing. A model that draws: model=stickworld (CPU) or model=sd15 (GPU).", name)
     else:
         comps = load_pretrained(pretrained, family, revision, variant, dtype, vae)
     for module in (*comps.text_encoders, comps.vae, comps.unet):

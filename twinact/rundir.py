@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -154,24 +155,52 @@ def command_line_sweeps() -> list[str]:
     return keys
 
 
-def sweep_label(cfg: DictConfig) -> str:
-    """The run's name within its group: the swept keys with this job's values, e.g. `lora.rank=4,seed=1`."""
+def _hydra_run():
+    """(this job's task overrides, whether it is a multirun) under a Hydra app; ([], False) otherwise."""
     try:
         from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
 
-        task = HydraConfig.get().overrides.task
+        hydra_cfg = HydraConfig.get()
+        return list(hydra_cfg.overrides.task), hydra_cfg.mode == RunMode.MULTIRUN
     except ValueError:  # not under a Hydra app (tests, notebooks)
-        task = []
+        return [], False
+
+
+def sweep_label(cfg: DictConfig) -> str:
+    """The run's name within its group: the swept keys with this job's values, e.g. `lora.rank-4_seed-1`.
+
+    Only letters, digits, `.`, `-` and `_` survive, so the dir can be passed back as `run=runs/<group>/<label>`
+    unquoted (Hydra reads `=` and `,` in a value as syntax).
+    """
+    task, _ = _hydra_run()
     values = dict(o.lstrip("+~").split("=", 1) for o in task if "=" in o)
-    label = ",".join(f"{k}={values[k]}" for k in command_line_sweeps() if k in values)
-    return (label or cfg.run_name).replace("/", "_")
+    label = "_".join(f"{k}-{values[k]}" for k in command_line_sweeps() if k in values)
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label or cfg.run_name).strip("_")
+
+
+def is_multirun() -> bool:
+    return _hydra_run()[1]
 
 
 def requested_run_dir(cfg: DictConfig) -> Path:
-    """`run_dir`, or for sweeps (run_dir: null) the stable `runs/<run_group>/<swept values>`."""
+    """`run_dir`; else in a multirun or with `run_group` the stable `runs/<run_group or run_name>/<swept values>`;
+    else a new `runs/<run_name>/<time>`."""
     if cfg.run_dir:
         return Path(cfg.run_dir)
-    return Path("runs") / (cfg.get("run_group") or "ungrouped") / sweep_label(cfg)
+    if is_multirun() or cfg.get("run_group"):
+        return Path("runs") / (cfg.get("run_group") or cfg.run_name) / sweep_label(cfg)
+    return Path("runs") / cfg.run_name / time.strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def resume_mode(cfg: DictConfig) -> str:
+    """`resume`, with null meaning auto in a multirun (a relaunched sweep resumes) and never otherwise."""
+    mode = cfg.get("resume")
+    if mode is None:
+        return "auto" if is_multirun() else "never"
+    if mode not in ("never", "auto"):
+        raise TwinActError(f"resume={mode!r} is not never, auto or null (null: auto in a multirun, never otherwise).")
+    return mode
 
 
 FAILED_MARK = "FAILED"  # written in a run dir whose training diverged, holding the error

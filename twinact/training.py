@@ -13,7 +13,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -38,6 +38,7 @@ from twinact.rundir import (
     is_finished,
     record_run,
     requested_run_dir,
+    resume_mode,
     sweep_label,
 )
 from twinact.sampling import make_grid, make_pipeline, render
@@ -132,8 +133,9 @@ def train(cfg: DictConfig) -> TrainResult:
     With `resume: auto` (sweeps) a run dir that already holds an export is skipped (`module` and `trainer` are None),
     after finishing its evaluation if `eval` asks for one that was stopped; one with a checkpoint continues from it.
     """
-    if cfg.get("resume", "never") not in ("never", "auto"):
-        raise TwinActError(f"resume={cfg.resume!r} is not 'never' or 'auto'.")
+    with open_dict(cfg):  # settled once: the run dir's time stamp and the multirun default must not change later
+        cfg.resume = resume_mode(cfg)
+        cfg.run_dir = str(requested_run_dir(cfg))
     check_training_config(cfg)
     check_run_dir(requested_run_dir(cfg))
     if cfg.resume == "auto":
