@@ -63,3 +63,22 @@ def test_train_py_prints_one_line_exits_2_and_writes_nothing(tmp_path, override)
     assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert override.partition("=")[0] in errors[0]
     assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()
+
+
+def test_help_pages_describe_the_tool_with_examples_and_only_its_own_groups():
+    train_help = subprocess.run([sys.executable, str(REPO / "train.py"), "--help"], capture_output=True, text=True,
+                                timeout=300).stdout
+    assert train_help.startswith("train.py: ") and "Examples:" in train_help
+    assert "python train.py action=three_point_landing lora.rank=8" in train_help
+    assert "backflip, cartwheel" in train_help  # the learnable StickWorld actions, read from the shipped folders
+    assert "schema" not in train_help and len(train_help.splitlines()) < 40
+    sample_help = subprocess.run([sys.executable, str(REPO / "sample.py"), "--help"], capture_output=True,
+                                 text=True, timeout=300).stdout
+    assert sample_help.startswith("sample.py: ") and "action_encoder" not in sample_help
+
+
+def test_an_unknown_stickworld_action_lists_the_shipped_ones():
+    from twinact.data import load_exemplars
+
+    with pytest.raises(TwinActError, match=r"No shipped exemplars for 'nope'.*backflip, cartwheel.*action.name="):
+        load_exemplars("pkg://stickworld/exemplars/nope", 64)

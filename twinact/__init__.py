@@ -1,6 +1,6 @@
 """twinact: customized action image synthesis in a common action space."""
 
-from twinact import schema  # noqa: F401  (registers the config schemas before any entry point composes a config)
+from twinact import config, schema  # noqa: F401  (schemas and --help resolvers, before any config is composed)
 from twinact.console import quiet_known_noise
 
 quiet_known_noise()  # before any module imports the libraries whose import-time messages it filters

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from twinact.paths import package_path
 
 
 def compose_config(overrides: list[str] | None = None, config_name: str = "train"):
@@ -22,3 +28,20 @@ def flatten(tree: dict, prefix: str = "", keep_lists: bool = False) -> dict:
         elif keep_lists or not isinstance(value, list):
             out[name] = value
     return out
+
+
+def group_options(group: str) -> str:
+    """A config group's options, comma-separated (the `schema` every group holds is not one to choose)."""
+    folder = Path(importlib.util.find_spec("conf").submodule_search_locations[0]) / group
+    return ", ".join(sorted(p.stem for p in folder.glob("*.yaml") if p.stem != "schema"))
+
+
+def shipped_folders(path: str) -> str:
+    """The subfolders of a shipped `pkg://` folder, comma-separated (e.g. the actions with exemplars)."""
+    folder = package_path(path)
+    return ", ".join(sorted(p.name for p in folder.iterdir() if p.is_dir())) if folder.is_dir() else "(none)"
+
+
+# For the --help pages (conf/*.yaml `hydra.help.template`), which OmegaConf resolves when Hydra prints them.
+OmegaConf.register_new_resolver("twinact_options", group_options, replace=True)
+OmegaConf.register_new_resolver("twinact_folders", shipped_folders, replace=True)

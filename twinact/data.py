@@ -78,6 +78,10 @@ def load_exemplars(image_dir: str, resolution: int) -> list[Exemplar]:
     """Load every image in a folder; skip corrupt ones with a warning, fail with a clear message if none remain."""
     folder = package_path(image_dir)
     if not folder.is_dir():
+        shipped = sorted(p.name for p in folder.parent.iterdir() if p.is_dir()) if folder.parent.is_dir() else []
+        if str(image_dir).startswith("pkg://") and shipped:  # a shipped action's folder, chosen by action.name
+            raise TwinActError(f"No shipped exemplars for {folder.name!r} ({folder.parent}). The shipped actions: "
+                               f"{', '.join(shipped)} (action.name=<one>); or set action.image_dir to your photos.")
         raise TwinActError(f"Image folder {folder} does not exist. Set action.image_dir to a folder of exemplar "
                            "images.")
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
