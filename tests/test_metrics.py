@@ -122,12 +122,20 @@ def test_evaluation_of_a_wandb_run_is_logged_as_an_eval_job(tiny_cfg, monkeypatc
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    run = train(tiny_cfg("logger=wandb", "run_group=g", stage1=1, stage2=0)).run_dir
+    from twinact.training import wandb_run_id
+
+    overrides = ["logger=wandb", "run_group=g", "eval=true", "eval_suite.steps=2", "eval_suite.seeds=[0]",
+                 "eval_suite.scorer.pose=false", "sample_at_end=true", "callbacks.sample_steps=2",
+                 "callbacks.samples_num_images=1"]
+    run = train(tiny_cfg(*overrides, stage1=1, stage2=0)).run_dir
+    training = list((run / "wandb").glob("offline-run-*"))
+    assert [r.name.rsplit("-", 1)[1] for r in training] == [wandb_run_id(run)]
+    assert list(training[0].glob("files/media/images/samples_final*.png")), "final samples not logged to W&B"
     suite = compose(["eval_suite.scorer.pose=false"], config_name="evaluate").eval_suite
-    suite.steps, suite.seeds = 2, [0]
-    evaluate(run, suite)
-    logged = list((run / "eval" / "wandb").glob("offline-run-*"))
-    assert logged, "no offline W&B eval run"
+    suite.steps, suite.seeds = 2, [0, 1]
+    evaluate(run, suite)  # again, standalone, with one more seed: the same evaluation run continues
+    evals = {r.name.rsplit("-", 1)[1] for r in (run / "eval" / "wandb").glob("offline-run-*")}
+    assert len(evals) == 1 and wandb_run_id(run) not in evals, evals
 
 
 def test_customized_actor_gets_image_similarity(tiny_cfg):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -63,9 +65,13 @@ def log_to_wandb(run: Path, cfg: DictConfig, rows: list[dict], overall: dict, ou
     """Same numbers and pictures to W&B as an `eval` job of the run's group, when the run trained with W&B."""
     import wandb
 
-    name = cfg.get("run_name", run.name)
+    meta = json.loads((run / "meta.json").read_text()) if (run / "meta.json").is_file() else {}
+    name = meta.get("wandb_name") or cfg.get("run_name", run.name)  # the training run's W&B name
+    # A stable id, so evaluating again (more seeds, say) continues this evaluation's run instead of adding one.
+    run_id = hashlib.sha256(f"{run.resolve()}:eval".encode()).hexdigest()[:16]
     with wandb.init(project=cfg.logger.get("project", "twinact"), group=cfg.get("run_group"), job_type="eval",
-                    name=f"{name}-eval", dir=str(out), config=OmegaConf.to_container(cfg, resolve=True)) as wb:
+                    name=f"{name}-eval", id=run_id, resume="allow", dir=str(out),
+                    tags=list(cfg.logger.get("tags") or []), config=OmegaConf.to_container(cfg, resolve=True)) as wb:
         wb.log({**{f"eval/{k}": v for k, v in overall.items()},
                 "eval/per_prompt": wandb.Table(columns=list(rows[0]), data=[list(r.values()) for r in rows]),
                 "eval/grid": wandb.Image(str(out / "grid.png")), "eval/bars": wandb.Image(str(out / "bars.png"))})

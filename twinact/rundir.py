@@ -106,7 +106,7 @@ def record_run(run_dir: Path, cfg: DictConfig) -> None:
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     name = "meta.json" if not (run_dir / "meta.json").exists() else f"meta-resumed-{int(time.time())}.json"
     meta = {"git_sha": git_sha(), "versions": versions(), "command": sys.argv, "python": sys.version.split()[0],
-            "platform": platform.platform()}
+            "platform": platform.platform(), "wandb_name": sweep_label(cfg)}  # evaluation names its run after it
     (run_dir / name).write_text(json.dumps(meta, indent=2))
 
 

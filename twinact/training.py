@@ -189,8 +189,9 @@ def train(cfg: DictConfig) -> TrainResult:
             log.info("Stopped at step %d of %d; continue with ckpt_path=%s", trainer.global_step,
                      module.schedule.total_steps, run_dir / "checkpoints" / "last.ckpt")
         elif trainer.is_global_zero and cfg.export:
-            _export_and_render(cfg, run_dir, module, parts)
+            _export_and_render(cfg, run_dir, module, parts, trainer)
             if cfg.get("eval"):
+                _finish_wandb(trainer)  # the evaluation is a W&B run of its own (job_type eval), not this one
                 _evaluate(run_dir, cfg, str(module.device))
             _log_summary(run_dir, trainer, time.time() - started, parts["tokens"])
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -212,6 +213,7 @@ def _finish_wandb(trainer: pl.Trainer | None) -> None:
     logger = getattr(trainer, "logger", None)
     if logger is not None and type(logger).__name__ == "WandbLogger" and logger._experiment is not None:
         logger.experiment.finish()
+        logger._experiment = None  # finished: the next call (the run's own end) has nothing left to finish
 
 
 def _log_summary(run_dir: Path, trainer: pl.Trainer, seconds: float, tokens: list[str]) -> None:
@@ -264,7 +266,8 @@ def _log_space_plot(trainer: pl.Trainer, run_dir: Path) -> None:
         log_image(key="action_space", images=[str(run_dir / "action_space.png")])
 
 
-def _export_and_render(cfg: DictConfig, run_dir: Path, module: TwinActModule, parts: dict) -> None:
+def _export_and_render(cfg: DictConfig, run_dir: Path, module: TwinActModule, parts: dict,
+                       trainer: pl.Trainer | None = None) -> None:
     tokens = " ".join(parts["tokens"])
     meta = {"action": cfg.action.name, "base_model": resolve_pretrained(cfg.model),
             "base_model_revision": cfg.model.revision, "example_prompt": cfg.action.eval_prompts[0].format(tokens),
@@ -282,4 +285,7 @@ def _export_and_render(cfg: DictConfig, run_dir: Path, module: TwinActModule, pa
     images = render(make_pipeline(module.comps), prompts, num_images=c.samples_num_images, steps=c.sample_steps,
                     guidance_scale=c.guidance_scale, resolution=cfg.data.resolution, seed=cfg.seed)
     make_grid(images, cols=c.samples_num_images).save(run_dir / "samples_final.png")
+    log_image = getattr(getattr(trainer, "logger", None), "log_image", None)
+    if callable(log_image):
+        log_image(key="samples_final", images=[str(run_dir / "samples_final.png")], caption=[" | ".join(prompts)])
     log.info("Wrote %s and %s", run_dir / "export", run_dir / "samples_final.png")
