@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 from conftest import CONF, REPO, compose
+
+import twinact  # noqa: F401  (registers the config schemas the raw Hydra compose calls below need)
 
 GROUPS = ["model", "action", "action_space", "action_encoder", "method", "lora", "loss", "data", "trainer", "logger",
           "callbacks", "experiment"]
@@ -73,3 +76,39 @@ def test_slurm_launcher_composes_with_one_task_per_device():
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes) == (4, 4, 2)
+
+
+def test_slurm_script_honours_the_site_file(tmp_path, monkeypatch):
+    """The sbatch script hydra-submitit writes (stub sbatch / srun on PATH) takes every key of conf/local/slurm.yaml
+    over the launcher's defaults, names the job after the run group and asks for the preemption signal."""
+    import shutil
+
+    import submitit
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+    from omegaconf import OmegaConf
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    (conf / "local" / "slurm.yaml").write_text("partition: big\naccount: lab\ntimeout_min: 720\nmem_gb: 64\n"
+                                               "cpus_per_task: 6\nconstraint: a100\n")
+    (tmp_path / "bin").mkdir()
+    for tool, body in (("sbatch", 'echo "Submitted batch job 42"'), ("srun", "exit 0")):
+        (tmp_path / "bin" / tool).write_text(f"#!/bin/sh\n{body}\n")
+        (tmp_path / "bin" / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = hydra_compose("train", ["hydra/launcher=slurm", "run_group=cmp", f"hydra.sweep.dir={tmp_path / 'sw'}"],
+                            return_hydra_config=True)
+    executors = []
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array", lambda self, fn, *args: executors.append(self) or [])
+    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    params.pop("_target_")
+    launcher = SlurmLauncher(**params)
+    launcher.setup(hydra_context=None, task_function=lambda c: None, config=cfg)
+    launcher.launch([["seed=0"]], initial_job_idx=0)
+    script = executors[0]._executor._make_submission_file_text("python -m twinact", "uid")
+    for line in ("--partition=big", "--account=lab", "--time=720", "--mem=64GB", "--cpus-per-task=6",
+                 "--constraint=a100", "--job-name=cmp", "--signal=USR2@120"):
+        assert f"#SBATCH {line}\n" in script, line

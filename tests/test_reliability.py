@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,47 @@ def test_a_run_dir_that_cannot_be_a_folder_is_one_error(tiny_cfg, tmp_path, wher
     with pytest.raises(TwinActError, match=message):
         train(tiny_cfg(f"run_dir={run_dir}"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def _signal_at_step(monkeypatch, step: int, signum=signal.SIGUSR2):
+    from twinact.module import TwinActModule
+
+    real = TwinActModule.training_step
+
+    def training_step(self, *args, **kwargs):
+        if self.global_step == step:
+            os.kill(os.getpid(), signum)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(TwinActModule, "training_step", training_step)
+
+
+def test_a_preemption_signal_writes_last_checkpoint_then_reaches_the_previous_handler(tiny_cfg, tmp_path,
+                                                                                     monkeypatch):
+    """submitit requeues on SIGUSR2 (and Lightning on SIGUSR1): by the time its handler runs, last.ckpt holds the
+    step in progress when the signal came, not the last periodic checkpoint (here: none, every 100 steps)."""
+    seen = []
+
+    def submitit_like(signum, frame):
+        seen.append(torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"])
+
+    previous = signal.signal(signal.SIGUSR2, submitit_like)
+    try:
+        _signal_at_step(monkeypatch, 1)
+        train(tiny_cfg("callbacks.checkpoint_every_n_steps=100", stage1=2, stage2=2))
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert seen == [2]
+
+
+def test_a_preemption_signal_without_a_handler_stops_at_a_checkpoint_and_resumes(tiny_cfg, tmp_path, monkeypatch):
+    previous = signal.signal(signal.SIGUSR1, signal.SIG_DFL)  # its default would kill the process
+    try:
+        _signal_at_step(monkeypatch, 1, signal.SIGUSR1)
+        first = train(tiny_cfg("resume=auto", "callbacks.checkpoint_every_n_steps=100", stage1=2, stage2=2))
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert first.trainer.global_step == 2 and not (first.run_dir / "export").exists()
+    monkeypatch.undo()
+    second = train(tiny_cfg("resume=auto", "callbacks.checkpoint_every_n_steps=100", stage1=2, stage2=2))
+    assert second.trainer.global_step == 4 and (first.run_dir / "export" / "twinact.json").is_file()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -11,6 +14,8 @@ import torch
 from pytorch_lightning.utilities import rank_zero_only
 
 from twinact.sampling import make_grid, make_pipeline, render
+
+log = logging.getLogger(__name__)
 
 
 class SampleGrid(pl.Callback):
@@ -77,3 +82,46 @@ class StepTimer(pl.Callback):
         self._last = now
         if trainer._logger_connector.should_update_logs:
             pl_module.log("perf/step_s", self.step_times[-1], on_step=True, batch_size=1)
+
+
+class CheckpointOnSignal(pl.Callback):
+    """On a preemption signal, write `last.ckpt` at the end of the current step, then hand the signal on.
+
+    SLURM through submitit sends SIGUSR2 before a job's time limit (`signal_delay_s`); submitit's own handler then
+    requeues the job and exits, and Lightning's SLURM auto-requeue does the same on SIGUSR1, so without this a
+    preempted run loses every step since its last periodic checkpoint. The handler only sets a flag (signal handlers
+    may interrupt a step anywhere); the checkpoint is written between steps, then the handler that was installed
+    before runs (submitit's or Lightning's); with none, training stops there and the run resumes later.
+    """
+
+    def __init__(self, path: Path, signals: tuple[int, ...] = (signal.SIGUSR1, signal.SIGUSR2)):
+        self.path, self.signals = Path(path), signals
+        self.pending: tuple | None = None
+        self.previous: dict[int, object] = {}
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for sig in self.signals:
+            self.previous[sig] = signal.signal(sig, self._note)
+
+    def _note(self, signum, frame) -> None:
+        self.pending = (signum, frame)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.pending is None:
+            return
+        signum, frame = self.pending
+        self.pending = None
+        trainer.save_checkpoint(self.path)
+        log.info("Signal %s: wrote %s at step %d.", signal.Signals(signum).name, self.path, trainer.global_step)
+        handler = self.previous.get(signum)
+        if callable(handler):
+            handler(signum, frame)
+        else:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}

@@ -42,6 +42,13 @@ def shipped_folders(path: str) -> str:
     return ", ".join(sorted(p.name for p in folder.iterdir() if p.is_dir())) if folder.is_dir() else "(none)"
 
 
-# For the --help pages (conf/*.yaml `hydra.help.template`), which OmegaConf resolves when Hydra prints them.
+def first_set(*values):
+    """The first value that is not null (`${twinact_first:${run_group},${run_name}}`)."""
+    return next((v for v in values if v is not None), None)
+
+
+# For the --help pages (conf/*.yaml `hydra.help.template`), which OmegaConf resolves when Hydra prints them, and the
+# SLURM job name.
 OmegaConf.register_new_resolver("twinact_options", group_options, replace=True)
 OmegaConf.register_new_resolver("twinact_folders", shipped_folders, replace=True)
+OmegaConf.register_new_resolver("twinact_first", first_set, replace=True)

@@ -19,7 +19,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from twinact import action_space as spaces
 from twinact.assembly import build_module, build_space
-from twinact.callbacks import SampleGrid, StepTimer
+from twinact.callbacks import CheckpointOnSignal, SampleGrid, StepTimer
 from twinact.checkpoint_io import AtomicCheckpointIO, newest_readable, read_checkpoint, remove_temporaries
 from twinact.console import ProgressLines
 from twinact.data import ActionDataModule, check_resolution, load_exemplars
@@ -75,7 +75,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Traine
                    every_n_steps=c.samples_every_n_steps, num_images=c.samples_num_images, steps=c.sample_steps,
                    guidance_scale=c.guidance_scale, resolution=cfg.data.resolution, seed=cfg.seed),
     ]
-    callbacks += [StepTimer(), ProgressLines(stop)]
+    callbacks += [StepTimer(), ProgressLines(stop), CheckpointOnSignal(run_dir / "checkpoints" / "last.ckpt")]
     if logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     return pl.Trainer(
