@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from stickworld import base_model, pretrain
+from stickworld import base_model, gpu_run, pretrain, pretrain_data, quality
 from tests.conftest import compose
 from twinact.paths import package_path
 
@@ -77,9 +77,67 @@ def test_pretraining_continues_from_an_export(tmp_path):
 
 
 def test_pretraining_refuses_other_settings(tmp_path):
-    pretrain.main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--stop-after", "0"] + TINY)
-    with pytest.raises(SystemExit, match="other settings"):
-        pretrain.main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--unet-lr", "1e-2"] + TINY)
+    run = ["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--captions", "grammar"] + TINY
+    first = run + ["--max-units-schedule", "0:1-2,2:2-5"]
+    pretrain.main(first + ["--stop-after", "0"])
+    assert json.loads((tmp_path / "w" / "state.json").read_text())["settings"]["max_units_schedule"] == "0:1-2,2:2-5"
+    for other in (first + ["--unet-lr", "1e-2"], run + ["--max-units-schedule", "0:2"], run):
+        with pytest.raises(SystemExit, match="other settings"):
+            pretrain.main(other)
+    # How a run is computed is not what it learns from: other workers (or device, precision) resume it.
+    pretrain.main(first + ["--stop-after", "0", "--workers", "1"])
+    calls = json.loads((tmp_path / "w" / "state.json").read_text())["calls"]
+    assert [c["workers"] for c in calls] == ["0", "1"] and calls[1]["from"]["unet"] == 2
+
+
+def test_pretraining_checks_its_runtime_options_before_anything_runs(tmp_path):
+    base = ["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")] + TINY
+    with pytest.raises(SystemExit, match="--captions grammar"):
+        pretrain.main(base + ["--max-units-schedule", "0:2"])
+    with pytest.raises(SystemExit, match="step 0"):
+        pretrain.main(base + ["--captions", "grammar", "--max-units-schedule", "5:2"])
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="sees none"):
+            pretrain.main(base + ["--device", "cuda"])
+    assert not (tmp_path / "w").exists()
+
+
+def test_render_workers_draw_the_same_batches_in_step_order():
+    tokenize = pretrain_data.tokenizer_fn(base_model.build().tokenizer)
+    data = pretrain_data.StepBatches(3, "unet", 5, 9, 2, drop=0.1, captions="grammar",
+                                     schedule=((0, 1, 1), (7, 2, 5)), tokenize=tokenize)
+    here, there = list(pretrain_data.iterate(data, 0)), list(pretrain_data.iterate(data, 2))
+    assert [b["step"] for b in there] == [5, 6, 7, 8]
+    for a, b in zip(here, there):
+        assert torch.equal(a["pixels"], b["pixels"]) and torch.equal(a["ids"], b["ids"])
+    x, captions = pretrain_data.batch(3, "unet", 5, 2, 0.1, "grammar", (1, 1))
+    assert torch.equal(pretrain_data.model_range(here[0]["pixels"]), x)
+    assert torch.equal(tokenize(captions), here[0]["ids"])
+
+
+def test_the_gpu_run_path_runs_end_to_end_on_cpu(tmp_path):
+    # The prepared GPU command with tiny numbers: the budget (0 min) ends training at its first checkpoint, so the
+    # EMA snapshot is exported, read on every set and packed into parts the device tool can bring back.
+    torch.set_num_threads(1)
+    out, scratch = tmp_path / "out", tmp_path / "scratch"
+    gpu_run.main(["run", "--out", str(out), "--scratch", str(scratch), "--device", "cpu", "--minutes", "0",
+                  "--steps", "4", "--batch", "2", "--workers", "2", "--ckpt-every", "2", "--log-every", "1",
+                  "--limit", "2", "--quality-steps", "2", "--", "--precision", "bf16"])  # the GPU's autocast path
+    files = {p.name: p.stat().st_size for p in out.iterdir()}
+    assert len(files) <= gpu_run.MAX_FILES and max(files.values()) <= 16 * 2**20
+    assert {"gpu_run.json", "quality.json", "sheet.png", "log.jsonl", "model.tar.gz.00"} <= set(files)
+    record = json.loads((out / "gpu_run.json").read_text())
+    assert record["unet_steps_done"] == 2 and not record["finished"] and record["steps_per_second"] > 0
+    assert "--max-units-schedule 0:1-2,1:2-5 " in record["pretrain_command"]
+    assert record["pretrain_command"].endswith("--precision bf16")
+    assert set(record["quality"]) == {*quality.SETS, "units_single"} and record["environment"]["torch"]
+    reading = json.loads((out / "quality.json").read_text())
+    assert reading["units_single"]["images"] == 2 and reading["units_single"]["per_part_acc"]
+    model = gpu_run.unpack(out, tmp_path / "fetched_model")
+    for f in (scratch / "model").rglob("*"):
+        if f.is_file():
+            assert (model / f.relative_to(scratch / "model")).read_bytes() == f.read_bytes(), f
+    assert json.loads((model / "pretrain.json").read_text())["snapshot_of_step"] == 2
 
 
 def test_missing_shipped_model_is_a_clear_error(tmp_path):
