@@ -99,6 +99,17 @@ def test_a_batch_pairs_every_pose_with_another_actor():
     assert torch.equal(b["pixels"], again["pixels"]) and b["captions"] == again["captions"]  # (seed, step) alone
 
 
+def test_every_caption_word_has_an_embedding():
+    model, tok = clip_model.build("tiny")
+    nonzero = set(torch.nonzero(model.text_model.embeddings.token_embedding.weight.abs().sum(1)).flatten().tolist())
+    assert nonzero == set(clip_model.vocabulary_ids(tok))
+    captions = train_clip.batch(seed=1, step=0, size=64)["captions"]
+    prompts = [clip_model.ACTION_PROMPT.format(action="doing a backflip"),
+               clip_model.ACTOR_PROMPT.format(actor="a fox")]
+    for text in captions + prompts:
+        assert set(tok(text).input_ids) <= nonzero, text
+
+
 def test_training_resumes_bitwise_exactly(tmp_path):
     straight = train_clip.main(["--work", str(tmp_path / "a"), "--out", str(tmp_path / "out_a")] + TINY)
     # --stop-after 0 stops at the first checkpoint (step 2); the same command then resumes to step 4.
