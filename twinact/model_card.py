@@ -25,17 +25,19 @@ def diffusers_snippet(info: dict, export_dir: Path) -> str:
              f"export = Path({str(export_dir.resolve())!r})  # this folder",
              f"pipe = {pipe_cls}.from_pretrained({info['base_model']!r})",
              "pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)  # twinact renders with DDIM"]
+    # the export's own file names (token_filename), not a rule re-derived here
+    files = {t: f"{token_filename(t)}.safetensors" for t in info["tokens"]}
     if xl:
         lines += ["from safetensors.torch import load_file", "",
-                  f"for token in {info['tokens']!r}:",
-                  "    rows = load_file(export / 'textual_inversion' / f\"{token.strip('<>[]')}.safetensors\")",
+                  f"for token, name in {files!r}.items():",
+                  "    rows = load_file(export / 'textual_inversion' / name)",
                   "    pipe.load_textual_inversion(rows['clip_l'], token=token, text_encoder=pipe.text_encoder,"
                   " tokenizer=pipe.tokenizer)",
                   "    pipe.load_textual_inversion(rows['clip_g'], token=token, text_encoder=pipe.text_encoder_2,"
                   " tokenizer=pipe.tokenizer_2)"]
     else:
-        files = [f"{token_filename(t)}.safetensors" for t in info["tokens"]]
-        lines += [f"for name in {files!r}:", "    pipe.load_textual_inversion(export / 'textual_inversion' / name)"]
+        lines += [f"for name in {list(files.values())!r}:",
+                  "    pipe.load_textual_inversion(export / 'textual_inversion' / name)"]
     if info.get("lora"):
         lines.append("pipe.load_lora_weights(export)")
     size = info["resolution"]

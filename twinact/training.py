@@ -165,7 +165,7 @@ def train(cfg: DictConfig) -> TrainResult:
     module, parts = build_module(cfg, comps, exemplars)
     run_dir, ckpt_path = _run_dir_and_checkpoint(cfg, module.fingerprint)
     handler = attach_log_file(run_dir)
-    for note in getattr(exemplars, "notes", []):  # said on the console while loading, before train.log existed
+    for note in exemplars.notes:  # said on the console while loading, before train.log existed
         handler.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, note, None, None))
     try:
         _save_run_header(run_dir, cfg, [ex.path for ex in exemplars], parts["space"])
