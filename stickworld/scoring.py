@@ -8,6 +8,11 @@ so a bear's short arms are not counted as a wrong pose.
 - S_Action = exp(-d^2 / (2 kappa^2)), d the RMS joint distance between the normalised generated and true poses.
 - S_Actor = the judge's probability of the requested actor; Leakage = its probability of the exemplars' actor(s)
   (summed when there are two).
+- With the StickWorld CLIP (:mod:`stickworld.clip_model`, unit-norm joint-space embeddings), the CLIP-style
+  metrics of the SD setting: S_Action (CLIP) = cos(image, "a photo of someone <action phrase>"), S_Actor (CLIP) =
+  cos(image, "a photo of <actor>"), Leakage (CLIP) = cos(image, "a photo of <exemplar actor>") (mean over the
+  exemplars' actors). They see colour and clothing, so an actor that takes on the exemplar's cape raises Leakage
+  (CLIP) before the judge's identity flips.
 - Action / actor "correct": the nearest action (by d) is the prompted one; the most probable actor is the
   prompted one. For the base model's quality bar the candidates are the known actions; for a customization
   (`score_images`) they are every action, known and held-out, so a learned pose counts only when it is nearer its
@@ -19,17 +24,20 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import torch
 from PIL import Image
 
-from stickworld import judges
+from stickworld import clip_model, judges
 from stickworld.actions import ACTIONS, HELDOUT_ACTIONS, get_action
 from stickworld.actors import ACTORS, get_actor
 from stickworld.exemplars import load_meta
 from stickworld.skeleton import forward_kinematics
 from twinact.errors import TwinActError
+from twinact.paths import package_path
 
 KAPPA = 0.15  # in RMS-radius units; one limb off by 90 degrees moves d by about 0.15-0.25
 ACTOR_INDEX = {name: i for i, name in enumerate(ACTORS)}
+CLIP = "pkg://stickworld/clip"  # the shipped StickWorld CLIP
 
 
 def normalize(joints: np.ndarray) -> np.ndarray:
@@ -85,18 +93,44 @@ def score_images(images: list[Image.Image], actors: list[str], action: str,
     return out
 
 
+@functools.lru_cache(maxsize=2)
+def _clip(folder: str):
+    return clip_model.load(package_path(folder))
+
+
+def clip_scores(images: list[Image.Image], actors: list[str], action: str, exemplar_actors: list[str] = (),
+                clip: str = CLIP) -> dict[str, np.ndarray]:
+    """Per-image S_Action (CLIP), S_Actor (CLIP) and, with ``exemplar_actors``, Leakage (CLIP): cosines in the
+    StickWorld CLIP's joint space between each image and the caption of its action, its requested actor and the
+    exemplars' actors (``clip``: a StickWorld CLIP folder or ``pkg://`` path)."""
+    model, tok = _clip(clip)
+    img, _ = clip_model.embed_images(model, [im.convert("RGB").resize((clip_model.IMAGE_SIZE,) * 2, Image.BICUBIC)
+                                             for im in images])
+    names = sorted(set(actors) | set(exemplar_actors))
+    text = dict(zip(names, clip_model.embed_texts(model, tok, [
+        clip_model.ACTOR_PROMPT.format(actor=get_actor(a).caption) for a in names])))
+    action_text = clip_model.embed_texts(model, tok, [clip_model.ACTION_PROMPT.format(
+        action=get_action(action).phrase)])[0]
+    out = {"s_action_clip": (img @ action_text).numpy(),
+           "s_actor_clip": (img * torch.stack([text[a] for a in actors])).sum(1).numpy()}
+    if exemplar_actors:
+        out["leakage_clip"] = (img @ torch.stack([text[a] for a in exemplar_actors]).T).mean(1).numpy()
+    return out
+
+
 class StickWorldScorer:
     """The evaluation scorer for StickWorld runs (`eval_suite=stickworld`): `score_images` against the true pose of
     the run's action, each suite actor given by its StickWorld `id`.
 
     Args:
         device: unused (the judges are small enough for the CPU); kept so every scorer takes the same arguments.
+        clip: the StickWorld CLIP of the `*_clip` metrics (:func:`clip_scores`); null leaves them out.
     """
 
-    description = "StickWorld judges (stickworld/data/judges.safetensors)"
-
-    def __init__(self, device: str = "cpu"):
-        self.device = device
+    def __init__(self, device: str = "cpu", clip: str | None = CLIP):
+        self.device, self.clip = device, clip
+        self.description = "StickWorld judges (stickworld/data/judges.safetensors)" + (
+            f" and CLIP `{clip}`" if clip else "")
 
     def __call__(self, images: list[Image.Image], jobs: list[dict], suite, run_cfg,
                  exemplars: list[Image.Image]) -> tuple[dict[str, list[float]], list[str]]:
@@ -108,4 +142,7 @@ class StickWorldScorer:
         exemplar_actors = load_meta(run_cfg.action.image_dir).get("actors", [])
         scores = score_images(images, [ids[j["actor"]] for j in jobs], action, exemplar_actors)
         keys = ("s_action", "action_correct", "s_actor", "leakage", "actor_correct")
+        if self.clip:
+            scores.update(clip_scores(images, [ids[j["actor"]] for j in jobs], action, exemplar_actors, self.clip))
+            keys += ("s_action_clip", "s_actor_clip", "leakage_clip")
         return {k: [float(x) for x in scores[k]] for k in keys if k in scores}, []

@@ -169,6 +169,9 @@ def test_build_space_command_copies_the_space(tmp_path):
     assert space.basis.shape[0] == 2 and space.meta["mode"] == "pooled"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["action_space.png", "basis.safetensors",
                                                                     "meta.json"]
+    written = json.loads((tmp_path / "out" / "meta.json").read_text())
+    assert written["design_check_words"] == list(cfg.action_space.design_words)
+    assert len(written["design_check"]) == 2 and written["num_components"] == space.slot_components
 
 
 class WordTokenizer:
@@ -270,7 +273,7 @@ def span_model(inside: bool, dim=16, seed=0):
 
 
 @pytest.mark.parametrize("inside", [False, True])
-def test_design_check_measures_actor_words_in_the_span(inside):
+def test_design_check_measures_actor_words_in_the_span(inside, caplog):
     tokenizer, table, phrases, actors = span_model(inside)
     space = build_action_space(phrases, tokenizer, table, "synthetic", slots=1, max_components=8, cache_root=None,
                                appearance_words=actors)
@@ -284,3 +287,5 @@ def test_design_check_measures_actor_words_in_the_span(inside):
     # four random directions of a 4-d span in 16-d: about sqrt(4 / 16) = 0.5
     assert 0.35 < check["random_in_span"] < 0.65
     assert check["actor_in_span"] == pytest.approx(1.0 if inside else 0.0, abs=1e-5)
+    warned = [r.getMessage() for r in caplog.records if "design check: the actor words" in r.getMessage()]
+    assert len(warned) == (1 if inside else 0)

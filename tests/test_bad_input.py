@@ -109,3 +109,12 @@ def test_huge_tiny_and_elongated_images_are_named_in_the_console_and_train_log(t
         assert any(name in r.getMessage() and words in r.getMessage() for r in caplog.records), name
         assert name in log and words in log, name
     assert "bomb.png" not in (run / "exemplars.txt").read_text()
+
+
+def test_a_clip_folder_without_a_vision_tower_is_named(tiny_cfg, tmp_path):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    CLIPTextModel(CLIPTextConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                 vocab_size=100, max_position_embeddings=16)).save_pretrained(tmp_path / "text_only")
+    with pytest.raises(TwinActError, match="is not a CLIP vision model.*model.clip_vision"):
+        train(tiny_cfg(f"model.clip_vision={tmp_path / 'text_only'}", "trainer.fast_dev_run=true"))

@@ -18,8 +18,6 @@ from stickworld.render import render
 from twinact.paths import package_path
 
 SHIPPED = package_path("pkg://stickworld/clip")
-needs_model = pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(),
-                                 reason="StickWorld CLIP not shipped (see experiments/stickworld_clip)")
 TINY = ["--size", "tiny", "--steps", "4", "--batch", "6", "--ckpt-every", "2", "--log-every", "1", "--warmup", "2",
         "--ramp", "3", "--probe-every", "0"]
 
@@ -32,7 +30,6 @@ def one_thread():
     torch.set_num_threads(old)
 
 
-@needs_model
 def test_shipped_folder_loads_as_a_clip():
     for cls in (CLIPModel, CLIPVisionModel, CLIPVisionModelWithProjection):
         model = cls.from_pretrained(str(SHIPPED))
@@ -49,7 +46,6 @@ def test_shipped_folder_loads_as_a_clip():
     assert torch.allclose(got, clip_model.pixels([image]), atol=1e-5)  # what training fed the model
 
 
-@needs_model
 def test_twinact_uses_the_shipped_folder_unchanged():
     from twinact.action_encoder import ClipImageEncoder
     from twinact.scorers import ClipJudge
@@ -66,7 +62,25 @@ def test_twinact_uses_the_shipped_folder_unchanged():
     assert (image @ text.T).argmax(1).tolist() == [0, 1]
 
 
-@needs_model
+def test_model_stickworld_trains_and_encodes_with_the_stickworld_clip():
+    from conftest import compose
+    from hydra.utils import instantiate
+
+    from twinact.action_encoder import ClipImageEncoder, pil_to_tensor
+
+    cfg = compose(["model=stickworld", "action_encoder=clip_vision"])
+    assert cfg.loss.similarity.encoder == cfg.action_encoder.encoder.pretrained == "pkg://stickworld/clip"
+    encoder = instantiate(cfg.action_encoder.encoder)
+    assert isinstance(encoder, ClipImageEncoder) and encoder.dim == 128
+    # What the similarity loss compares (pooled features of pixels in [-1, 1]) tells the action, not the actor:
+    # the random tiny CLIP it replaces scored these two pairs alike (0.881 vs 0.889).
+    rng = np.random.default_rng(2)
+    shots = [render(actor, action, 64, rng)[0] for actor, action in
+             (("robot", "backflip"), ("fox", "backflip"), ("robot", "kneeling"))]
+    f = torch.nn.functional.normalize(encoder.embed_pixels(torch.stack([pil_to_tensor(im) for im in shots])), dim=-1)
+    assert float(f[0] @ f[1]) > float(f[0] @ f[2]) + 0.2
+
+
 def test_committed_quality_passes_the_gates():
     record = json.loads((SHIPPED / "quality.json").read_text())
     assert set(record) == set(clip_quality.KEYS)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from stickworld import HELDOUT_ACTIONS, KNOWN_ACTIONS
 from stickworld.render import render, sample
-from stickworld.scoring import canonical, nearest_action, normalize, pose_similarity, score_images
+from stickworld.scoring import canonical, clip_scores, nearest_action, normalize, pose_similarity, score_images
 from twinact.paths import package_path
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
@@ -53,6 +53,21 @@ def test_score_images_reads_pose_actor_and_leakage():
     # A known pose asked for as a held-out action: nearer its own (known) action, so not counted as learned.
     kneeling = [render("robot", "kneeling", 64, rng)[0] for _ in range(3)]
     assert score_images(kneeling, ["robot"] * 3, "three_point_landing")["action_correct"].mean() == 0.0
+
+
+def test_clip_scores_see_the_action_the_actor_and_the_exemplar_actor():
+    rng = np.random.default_rng(5)
+    shots = {(actor, action): [render(actor, action, 64, rng)[0] for _ in range(4)]
+             for actor in ("robot", "superhero") for action in ("three_point_landing", "backflip")}
+    robot = clip_scores(shots["robot", "three_point_landing"], ["robot"] * 4, "three_point_landing", ["superhero"])
+    hero = clip_scores(shots["superhero", "three_point_landing"], ["robot"] * 4, "three_point_landing",
+                       ["superhero"])
+    flip = clip_scores(shots["robot", "backflip"], ["robot"] * 4, "three_point_landing", ["superhero"])
+    # Every comparison per image, so one odd render cannot pass the test on average.
+    assert (robot["s_action_clip"] > flip["s_action_clip"] + 0.1).all()
+    assert (robot["s_actor_clip"] > hero["s_actor_clip"] + 0.05).all()
+    assert (hero["leakage_clip"] > robot["leakage_clip"] + 0.05).all()
+    assert "leakage_clip" not in clip_scores(shots["robot", "backflip"], ["robot"] * 4, "backflip")
 
 
 def test_shipped_phrase_list_is_the_known_actions():

@@ -15,8 +15,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
+from transformers.utils import logging as hf_logging
 
 from twinact.errors import TwinActError
+from twinact.paths import package_path
 from twinact.pose import FEATURE_DIM, pose_feature, shared_detector
 
 # The CLIP image normalization (the released code skipped it; the encoder expects it).
@@ -46,7 +48,8 @@ class ClipImageEncoder(nn.Module):
     """CLIP vision tower's pooled output, differentiable w.r.t. pixels in [-1, 1].
 
     Args:
-        pretrained: any CLIPVisionModel id or folder, or `tiny` for the random test model.
+        pretrained: any CLIPVisionModel id or folder (`pkg://stickworld/clip`: one shipped in a package), or `tiny`
+            for the random test model.
     """
 
     def __init__(self, pretrained: str = "tiny", dtype: torch.dtype = torch.float32):
@@ -55,11 +58,7 @@ class ClipImageEncoder(nn.Module):
         if pretrained == "tiny":
             model = tiny_clip_vision()
         else:
-            try:
-                model = CLIPVisionModel.from_pretrained(pretrained, dtype=dtype)
-            except OSError as err:
-                message = f"Could not load the CLIP vision model {pretrained!r}: {err}"
-                raise TwinActError(message.splitlines()[0]) from None
+            model = load_vision_tower(pretrained, dtype)
         self.model = model.to(dtype).eval().requires_grad_(False)
         self.dim = model.config.hidden_size
         self.image_size = model.config.image_size
@@ -76,6 +75,27 @@ class ClipImageEncoder(nn.Module):
     @torch.no_grad()
     def encode(self, images: list[Image.Image]) -> torch.Tensor:
         return self.embed_pixels(torch.stack([pil_to_tensor(im) for im in images]).to(self.mean.device))
+
+
+def load_vision_tower(pretrained: str, dtype: torch.dtype) -> CLIPVisionModel:
+    """The vision tower of a CLIP id or folder. A full CLIP folder also holds the text tower, which transformers
+    reports key by key as "unexpected" on every load (a 30-line table per run); that report is silenced and the
+    check that matters, no vision weight missing, is made here instead."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model, info = CLIPVisionModel.from_pretrained(str(package_path(pretrained)), dtype=dtype,
+                                                      output_loading_info=True, ignore_mismatched_sizes=True)
+    except OSError as err:
+        message = f"Could not load the CLIP vision model {pretrained!r}: {err}"
+        raise TwinActError(message.splitlines()[0]) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if info["missing_keys"] or info["mismatched_keys"]:
+        bad = sorted(info["missing_keys"]) + [k[0] if isinstance(k, tuple) else k for k in info["mismatched_keys"]]
+        raise TwinActError(f"{pretrained!r} is not a CLIP vision model: {len(bad)} of its vision weights are missing "
+                           f"or of another shape (first: {bad[0]}). Set model.clip_vision to a CLIP id or folder.")
+    return model
 
 
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:

@@ -192,6 +192,11 @@ def build_action_space(phrases: list[tuple[str, str]], tokenizer, table: torch.T
                  "vocabulary): %s", [tuple(None if v is None else round(v, 3) for v in
                                           (d["actor_in_span"], d["random_in_span"], d["vocab_in_span"]))
                                     for d in space.meta["design_check"]])
+        over = [(s, d) for s, d in enumerate(space.meta["design_check"]) if d["actor_in_span"] >= d["random_in_span"]]
+        if over:
+            log.warning("action space design check: the actor words lie more inside the span than random directions "
+                        "do (slot: actor / random %s), so learned coefficients can carry the exemplars' appearance",
+                        ", ".join(f"{s}: {d['actor_in_span']:.2f} / {d['random_in_span']:.2f}" for s, d in over))
     return space
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
@@ -37,6 +38,7 @@ def build_space(cfg: DictConfig, comps, num_slots: int) -> spaces.ActionSpace:
     space = spaces.build_action_space(
         spaces.load_phrases(a.phrases), comps.tokenizer, joint_table(comps), comps.identity, slots=num_slots,
         mode=a.mode, max_components=a.max_components, dedupe=a.dedupe, cache_root=action_space_cache(cfg.cache_dir),
+        appearance_words=a.get("design_words"),
     )
     return spaces.random_like(space, seed=cfg.seed) if a.get("basis", "pca") == "random" else space
 
@@ -86,6 +88,19 @@ def vector_sources(cfg: DictConfig, space, feature, init: torch.Tensor, dims: li
             bounds if len(dims) > 1 else [None])
 
 
+def instantiate_encoder(node):
+    """The configured action encoder (None: `learned`); an encoder's own TwinActError comes out as itself, not
+    wrapped in Hydra's InstantiationException, so the user reads one line that names the problem."""
+    if node is None:
+        return None
+    try:
+        return instantiate(node)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, TwinActError):
+            raise err.__cause__ from None
+        raise
+
+
 def install_placeholders(cfg: DictConfig, comps, space, feature, tokens: list[str]) -> nn.ModuleList:
     """Add the tokens to every tokenizer and wrap every text encoder; returns the vector modules."""
     dims = [enc.get_input_embeddings().weight.shape[1] for enc in comps.text_encoders]
@@ -116,7 +131,7 @@ def build_module(cfg: DictConfig, comps, exemplars) -> tuple[TwinActModule, dict
     tokens = list(cfg.action.placeholder_tokens)
     images = [ex.image for ex in exemplars]
     space = build_space(cfg, comps, len(tokens))
-    encoder = instantiate(cfg.action_encoder.encoder) if cfg.action_encoder.encoder is not None else None
+    encoder = instantiate_encoder(cfg.action_encoder.encoder)
     shown = [load_original(ex.path) for ex in exemplars] if getattr(encoder, "reads_originals", False) else images
     try:
         feature = build_action_feature(encoder, shown, dim=cfg.action_encoder.dim or 320, seed=cfg.seed)

@@ -42,6 +42,7 @@ class ActionSpaceConfig:
     shared_mlp: bool = False
     mlp_per_encoder: bool = True
     basis: str = "pca"
+    design_words: Optional[List[str]] = None
 
 
 @dataclass

@@ -19,6 +19,7 @@ from twinact.assets import clip_tokenizer_dir
 from twinact.data import load_exemplars
 from twinact.errors import TwinActError
 from twinact.metrics import EmbeddingSimilarity, PoseActionScore, TextImageSimilarity
+from twinact.paths import package_path
 from twinact.pose import FEATURE_DIM, pose_feature, shared_detector
 
 
@@ -39,7 +40,7 @@ class ClipJudge:
     """CLIP image and text embeddings in the joint space.
 
     Args:
-        pretrained: a CLIPModel id or folder (openai/clip-vit-large-patch14), or `tiny`.
+        pretrained: a CLIPModel id or folder (openai/clip-vit-large-patch14, `pkg://stickworld/clip`), or `tiny`.
         device: where to run.
     """
 
@@ -48,8 +49,9 @@ class ClipJudge:
             self.model, self.tokenizer = tiny_clip(), CLIPTokenizer.from_pretrained(str(clip_tokenizer_dir()))
         else:
             try:
-                self.model = CLIPModel.from_pretrained(pretrained)
-                self.tokenizer = CLIPTokenizer.from_pretrained(pretrained)
+                folder = str(package_path(pretrained))
+                self.model = CLIPModel.from_pretrained(folder)
+                self.tokenizer = CLIPTokenizer.from_pretrained(folder)
             except OSError as err:
                 raise TwinActError(f"Could not load the CLIP judge {pretrained!r}: {err}".splitlines()[0]) from None
         self.name = pretrained

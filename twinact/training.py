@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import time
@@ -97,8 +98,9 @@ def build_space_command(cfg: DictConfig) -> spaces.ActionSpace:
     if cfg.out:
         out = allocate_run_dir(cfg.out)
         shutil.copytree(entry, out, dirs_exist_ok=True)
+        (out / "meta.json").write_text(json.dumps(space.meta, indent=2))  # with this call's design check
         entry = out
-    log.info("Action space K=%d (explained variance per slot %s) in %s", space.num_components,
+    log.info("Action space K per slot %s (explained variance per slot %s) in %s", space.slot_components,
              ", ".join(f"{v:.3f}" for v in space.meta["explained_variance"]), entry)
     return space
 
@@ -169,8 +171,8 @@ def train(cfg: DictConfig) -> TrainResult:
         handler.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, note, None, None))
     try:
         _save_run_header(run_dir, cfg, [ex.path for ex in exemplars], parts["space"])
-        log.info("Run dir %s: %d exemplars, action space K=%d, %d + %d steps", run_dir, len(exemplars),
-                 parts["space"].num_components, module.schedule.stage1_steps, module.schedule.stage2_steps)
+        log.info("Run dir %s: %d exemplars, action space K per slot %s, %d + %d steps", run_dir, len(exemplars),
+                 parts["space"].slot_components, module.schedule.stage1_steps, module.schedule.stage2_steps)
         datamodule = ActionDataModule(_stream_kwargs(cfg, module, len(exemplars)), cfg.data.batch_size,
                                       cfg.trainer.accumulate_grad_batches, cfg.data.num_workers)
         trainer = build_trainer(cfg, run_dir, module.schedule.total_steps)
@@ -254,6 +256,8 @@ def _stream_kwargs(cfg: DictConfig, module: TwinActModule, num_images: int) -> d
 def _save_run_header(run_dir: Path, cfg: DictConfig, paths: list[Path], space) -> None:
     record_run(run_dir, cfg)
     (run_dir / "exemplars.txt").write_text("\n".join(str(p) for p in paths) + "\n")
+    # K per slot, phrase count, explained variance and the design check, beside the plot that shows them
+    (run_dir / "action_space.json").write_text(json.dumps(space.meta, indent=2))
     plot = action_space_cache(cfg.cache_dir) / space.fingerprint() / "action_space.png"
     if plot.is_file():
         shutil.copy(plot, run_dir / "action_space.png")
