@@ -5,7 +5,9 @@ are compared after removing what an action does not fix: position and size in th
 mean and scaled to unit RMS radius). The reference is the action's canonical pose on the *requested* actor's body,
 so a bear's short arms are not counted as a wrong pose.
 
-- S_Action = exp(-d^2 / (2 kappa^2)), d the RMS joint distance between the normalised generated and true poses.
+- S_Action = exp(-d^2 / (2 kappa^2)), d the RMS joint distance between the normalised generated and true poses;
+  ``pose_distance`` is d itself and ``error_arms`` / ``error_legs`` / ``error_torso`` the same RMS over one part's
+  joints (shoulders, elbows, hands / knees, feet / head, neck, hips), so a table can say where a pose is wrong.
 - S_Actor = the judge's probability of the requested actor; Leakage = its probability of the exemplars' actor(s)
   (summed when there are two).
 - With the StickWorld CLIP (:mod:`stickworld.clip_model`, unit-norm joint-space embeddings), the CLIP-style
@@ -31,13 +33,17 @@ from stickworld import clip_model, judges
 from stickworld.actions import ACTIONS, HELDOUT_ACTIONS, get_action
 from stickworld.actors import ACTORS, get_actor
 from stickworld.exemplars import load_meta
-from stickworld.skeleton import forward_kinematics
+from stickworld.skeleton import JOINTS, forward_kinematics
 from twinact.errors import TwinActError
 from twinact.paths import package_path
 
 KAPPA = 0.15  # in RMS-radius units; one limb off by 90 degrees moves d by about 0.15-0.25
 ACTOR_INDEX = {name: i for i, name in enumerate(ACTORS)}
 CLIP = "pkg://stickworld/clip"  # the shipped StickWorld CLIP
+PART_JOINTS = {part: [JOINTS.index(j) for j in joints] for part, joints in (
+    ("arms", [f"{s}_{j}" for s in ("left", "right") for j in ("shoulder", "elbow", "hand")]),
+    ("legs", [f"{s}_{j}" for s in ("left", "right") for j in ("knee", "foot")]),
+    ("torso", ["head", "neck", "left_hip", "right_hip"]))}
 
 
 def normalize(joints: np.ndarray) -> np.ndarray:
@@ -57,6 +63,13 @@ def canonical(actor: str, action: str) -> np.ndarray:
 def pose_distance(joints: np.ndarray, actor: str, action: str) -> np.ndarray:
     """RMS joint distance of normalised ``joints`` [B, 14, 2] (image fractions) to the true pose: [B]."""
     return np.sqrt(((normalize(joints) - canonical(actor, action)) ** 2).sum(-1).mean(-1))
+
+
+def part_errors(joints: np.ndarray, actor: str, action: str) -> dict[str, np.ndarray]:
+    """RMS distance per body part (``arms``, ``legs``, ``torso``: head, neck and hips) of normalised ``joints``
+    [B, 14, 2] to the true pose, in the units of :func:`pose_distance`: where a wrong pose is wrong."""
+    sq = ((normalize(joints) - canonical(actor, action)) ** 2).sum(-1)
+    return {part: np.sqrt(sq[:, idx].mean(-1)) for part, idx in PART_JOINTS.items()}
 
 
 def pose_similarity(joints: np.ndarray, actor: str, action: str, kappa: float = KAPPA) -> np.ndarray:
@@ -84,7 +97,11 @@ def score_images(images: list[Image.Image], actors: list[str], action: str,
     joints, probs = judges.predict(images, model)
     s_action = np.array([pose_similarity(joints[i:i + 1], a, action)[0] for i, a in enumerate(actors)])
     out = {"s_action": s_action, "s_actor": probs[np.arange(len(actors)), [ACTOR_INDEX[a] for a in actors]],
-           "joints": joints}
+           "joints": joints,
+           "pose_distance": np.array([pose_distance(joints[i:i + 1], a, action)[0] for i, a in enumerate(actors)])}
+    for i, a in enumerate(actors):
+        for part, err in part_errors(joints[i:i + 1], a, action).items():
+            out.setdefault(f"error_{part}", np.zeros(len(actors)))[i] = err[0]
     if exemplar_actors:
         out["leakage"] = probs[:, [ACTOR_INDEX[a] for a in exemplar_actors]].sum(1)
     read_as = [nearest_action(joints[i:i + 1], a, list(ACTIONS))[0] for i, a in enumerate(actors)]
@@ -141,7 +158,8 @@ class StickWorldScorer:
         ids = {a.name: a.id for a in suite.actors}
         exemplar_actors = load_meta(run_cfg.action.image_dir).get("actors", [])
         scores = score_images(images, [ids[j["actor"]] for j in jobs], action, exemplar_actors)
-        keys = ("s_action", "action_correct", "s_actor", "leakage", "actor_correct")
+        keys = ("s_action", "action_correct", "pose_distance", "error_arms", "error_legs", "error_torso", "s_actor",
+                "leakage", "actor_correct")
         if self.clip:
             scores.update(clip_scores(images, [ids[j["actor"]] for j in jobs], action, exemplar_actors, self.clip))
             keys += ("s_action_clip", "s_actor_clip", "leakage_clip")

@@ -55,6 +55,18 @@ def test_score_images_reads_pose_actor_and_leakage():
     assert score_images(kneeling, ["robot"] * 3, "three_point_landing")["action_correct"].mean() == 0.0
 
 
+def test_part_errors_say_which_part_is_wrong():
+    from stickworld.scoring import part_errors, pose_distance
+
+    rng = np.random.default_rng(4)
+    arms_up = np.stack([render("robot", "raising_both_arms", 64, rng)[1] for _ in range(3)])
+    err = part_errors(arms_up, "robot", "standing")  # the same legs, other arms
+    assert (err["arms"] > 2 * err["legs"]).all() and (err["arms"] > 0.2).all()
+    d = pose_distance(arms_up, "robot", "standing")
+    # d is the RMS over all 14 joints; the parts cover 14 joints (arms 6, legs 4, torso 4) exactly once
+    assert np.allclose(d ** 2, (6 * err["arms"] ** 2 + 4 * err["legs"] ** 2 + 4 * err["torso"] ** 2) / 14)
+
+
 def test_clip_scores_see_the_action_the_actor_and_the_exemplar_actor():
     rng = np.random.default_rng(5)
     shots = {(actor, action): [render(actor, action, 64, rng)[0] for _ in range(4)]

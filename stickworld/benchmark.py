@@ -1,0 +1,271 @@
+"""The StickWorld benchmark: rows (methods, ablations, an upper bound) x held-out actions x training seeds.
+
+``python -m stickworld.benchmark --out <dir> [--split test] [--seeds 0 1 2] [--steps 800] [--rows ...]`` trains
+every (row, action, seed) point with ``experiment=stickworld`` through :func:`twinact.training.train` (resumable:
+finished points are skipped), evaluates it on ``eval_suite=stickworld`` and writes ``table.md`` / ``table.csv``,
+``per_action.md``, ``paired.md``, a grid per action and ``results.json``. Protocol:
+
+- A **unit** is one (action, training seed): the mean of a metric over all of that run's evaluation images (actors
+  the exemplars do not show x prompts x evaluation seeds). Rows report the mean and 95% t-interval over units;
+  **paired** differences (TwinAct minus each baseline, on the same units) a percentile-bootstrap interval.
+- Every row gets the same optimizer-step budget (``--steps``, split between its stages as in its method's config)
+  and effective batch (``--batch`` x ``--accumulate``).
+- ``upper_bound`` is not trained: the base model prompted with the held-out pose's unit description (what it draws
+  when told the pose); its units are (action, evaluation seed). ``Action acc. / upper bound`` divides each row's
+  accuracy by it, action by action.
+- ``--curve-steps 100 200 ...`` trains each row at several budgets (use ``--split dev``) and plots action accuracy
+  against leakage per row (``curves.png``, ``curves.json``): the trade-off at matched accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from stickworld.actions import DEV_ACTIONS, HELDOUT_ACTIONS, TEST_ACTIONS
+from stickworld.clip_model import machine
+from stickworld.compare_methods import check_settings, run_point, write_grid
+from stickworld.units import describe
+from twinact.cli import user_errors
+from twinact.config import compose_config
+from twinact.evaluation import jobs as suite_jobs
+from twinact.paths import package_path
+from twinact.stats import bootstrap_ci95, mean_ci95
+
+# Row -> overrides on top of experiment=stickworld. The ablations separate TwinAct's parts: the similarity loss (off
+# for TwinAct, on for TI+LoRA), the PCA basis (random), the MLP (free coefficients), the per-slot space (pooled)
+# and StickWorld's norm cap and small init (the released code's init instead).
+ROWS = {
+    "twinact": ["method=twinact"],
+    "textual_inversion": ["method=textual_inversion"],
+    "lora": ["method=lora"],
+    "ti_lora": ["method=ti_lora"],
+    "twinact_no_similarity": ["method=twinact", "method.similarity_weight=0"],
+    "twinact_random_basis": ["method=twinact", "action_space.basis=random"],
+    "twinact_direct_coefficients": ["method=twinact", "method.coefficients=direct"],
+    "twinact_pooled_space": ["method=twinact", "action_space=pooled"],
+    "twinact_released_init": ["method=twinact", "action_space.init_scale=1.0", "method.max_norm=null"],
+    "ti_lora_similarity": ["method=ti_lora", "method.similarity_weight=0.15"],
+}
+UPPER_BOUND = "upper_bound"
+BASELINES = ("textual_inversion", "lora", "ti_lora")
+METRICS = (("s_action", "S_Action", "higher"), ("action_correct", "Action acc.", "higher"),
+           ("pose_distance", "pose distance", "lower"), ("error_arms", "arms error", "lower"),
+           ("error_legs", "legs error", "lower"), ("error_torso", "torso error", "lower"),
+           ("s_actor", "S_Actor", "higher"), ("s_actor_clip", "S_Actor (CLIP)", "higher"),
+           ("leakage", "Leakage", "lower"), ("leakage_clip", "Leakage (CLIP)", "lower"))
+PAIRED = ("s_action", "action_correct", "pose_distance", "s_actor_clip", "leakage", "leakage_clip")
+
+
+def row_overrides(row: str, action: str, seed: int, steps: int, batch: int, accumulate: int, run_dir: Path,
+                  extra: list[str]) -> list[str]:
+    """Overrides of one point: the row's method with its stages scaled to ``steps`` optimizer steps in all."""
+    base = ["experiment=stickworld", *ROWS[row], f"action.name={action}", f"seed={seed}",
+            f"data.batch_size={batch}", f"trainer.accumulate_grad_batches={accumulate}", *extra]
+    stages = compose_config(base).method
+    s1 = round(steps * stages.stage1.steps / (stages.stage1.steps + stages.stage2.steps))
+    return base + [f"method.stage1.steps={s1}", f"method.stage2.steps={steps - s1}", f"run_dir={run_dir}",
+                   "resume=auto", "eval=true"]
+
+
+def unit_means(per_image: list[dict]) -> dict[str, float]:
+    """One unit: each metric's mean over the images that carry it."""
+    keys = {k for img in per_image for k, v in img.items() if isinstance(v, (int, float))} - {"seed", "template"}
+    return {k: float(np.mean([img[k] for img in per_image if k in img])) for k in sorted(keys)}
+
+
+def upper_bound(action: str, suite, out: Path, extra: list[str]) -> dict[int, dict[str, float]]:
+    """The base model told the pose (its unit description), scored like a trained row; units by evaluation seed.
+    Cached in ``<out>/upper_bound/<action>.json``."""
+    path = out / UPPER_BOUND / f"{action}.json"
+    if path.is_file():
+        return {int(k): v for k, v in json.loads(path.read_text()).items()}
+    import torch
+    from hydra.utils import instantiate
+
+    from twinact.models import load_pipeline
+
+    cfg = compose_config(["experiment=stickworld", f"action.name={action}", *extra])
+    pose = HELDOUT_ACTIONS[action]
+    todo = suite_jobs(suite, describe(pose.pose.view, pose.units))
+    pipe = load_pipeline(str(package_path(cfg.model.pretrained)))
+    pipe.set_progress_bar_config(disable=True)
+    guidance = suite.guidance_scale if suite.guidance_scale is not None else cfg.model.guidance_scale
+    images = []
+    for i in range(0, len(todo), suite.batch_size):
+        chunk = todo[i:i + suite.batch_size]
+        images += pipe([j["prompt"] for j in chunk], num_inference_steps=suite.steps, guidance_scale=guidance,
+                       height=cfg.data.resolution, width=cfg.data.resolution,
+                       generator=[torch.Generator().manual_seed(j["seed"]) for j in chunk]).images
+    scores, _ = instantiate(suite.scorer)(images, todo, suite, cfg, [])
+    per_seed = {}
+    for seed in suite.seeds:
+        per_seed[int(seed)] = unit_means([{k: v[i] for k, v in scores.items()} for i, j in enumerate(todo)
+                                          if j["seed"] == seed])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(per_seed, indent=2))
+    return per_seed
+
+
+def summarize(units: dict[str, dict[tuple, dict]], seeds: dict[str, list[int]]) -> list[dict]:
+    """Rows: mean and CI95 of each metric over the row's units; ``training_seeds`` and unit count."""
+    rows = []
+    for row, by_unit in units.items():
+        out = {"method": row, "training_seeds": seeds[row], "units": len(by_unit)}
+        for metric, _, _ in METRICS:
+            values = [u[metric] for u in by_unit.values() if metric in u]
+            if values:
+                out[metric], out[f"{metric}_ci95"] = mean_ci95(values)
+        rows.append(out)
+    ub = units.get(UPPER_BOUND)
+    if ub:  # accuracy as a fraction of what the base model draws when told the pose, action by action
+        bound = {a: np.mean([u["action_correct"] for (act, _), u in ub.items() if act == a]) for a, _ in ub}
+        for out in rows:
+            ratios = [u["action_correct"] / bound[a] for (a, _), u in units[out["method"]].items()
+                      if bound.get(a, 0) > 0]
+            if ratios:
+                out["action_correct_of_upper_bound"] = float(np.mean(ratios))
+    return rows
+
+
+def paired(units: dict[str, dict[tuple, dict]], a: str = "twinact", baselines=BASELINES) -> list[dict]:
+    """``a`` minus each baseline on the units both have, per metric: mean and bootstrap CI95 over units."""
+    out = []
+    for b in baselines:
+        if a not in units or b not in units:
+            continue
+        shared = sorted(set(units[a]) & set(units[b]))
+        for metric in PAIRED:
+            diffs = [units[a][k][metric] - units[b][k][metric] for k in shared
+                     if metric in units[a][k] and metric in units[b][k]]
+            if diffs:
+                mean, ci = bootstrap_ci95(diffs)
+                out.append({"a": a, "b": b, "metric": metric, "mean": mean, "ci95": list(ci), "units": len(diffs)})
+    return out
+
+
+def write_outputs(out: Path, rows: list[dict], pairs: list[dict], per_action: dict, header: str) -> None:
+    cols = [(m, label, better) for m, label, better in METRICS if any(m in r for r in rows)]
+    lines = [header, "", "| row | " + " | ".join(f"{lab} ({b})" for _, lab, b in cols) + " | units | seeds |",
+             "|" + " --- |" * (len(cols) + 3)]
+    for r in rows:
+        cells = [f"{r[m]:.3f} ± {r[m + '_ci95']:.3f}" if m in r else "n/a" for m, _, _ in cols]
+        lines.append(f"| {r['method']} | " + " | ".join(cells) + f" | {r['units']} | {len(r['training_seeds'])} |")
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+    keys = sorted({k for r in rows for k in r if k != "training_seeds"}, key=lambda k: (k != "method", k))
+    (out / "table.csv").write_text("\n".join([",".join(keys)] + [",".join(str(r.get(k, "")) for k in keys)
+                                                                  for r in rows]) + "\n")
+    lines = ["Paired differences over shared (action, training seed) units; 95% percentile bootstrap.", "",
+             "| a - b | metric | mean | 95% CI | units |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {p['a']} - {p['b']} | {p['metric']} | {p['mean']:+.3f} | [{p['ci95'][0]:+.3f}, "
+              f"{p['ci95'][1]:+.3f}] | {p['units']} |" for p in pairs]
+    (out / "paired.md").write_text("\n".join(lines) + "\n")
+    names = [r["method"] for r in rows]
+    lines = ["Action acc. / S_Action per action (mean over units)", "", "| action | " + " | ".join(names) + " |",
+             "|" + " --- |" * (len(names) + 1)]
+    for action, by_row in per_action.items():
+        lines.append(f"| {action} | " + " | ".join(
+            f"{by_row[n]['action_correct']:.2f} / {by_row[n]['s_action']:.2f}" if n in by_row else "n/a"
+            for n in names) + " |")
+    (out / "per_action.md").write_text("\n".join(lines) + "\n")
+
+
+def per_action_means(units: dict[str, dict[tuple, dict]]) -> dict[str, dict[str, dict[str, float]]]:
+    table: dict = {}
+    for row, by_unit in units.items():
+        for action in sorted({a for a, _ in by_unit}):
+            us = [u for (a, _), u in by_unit.items() if a == action]
+            table.setdefault(action, {})[row] = {m: float(np.mean([u[m] for u in us]))
+                                                 for m in ("action_correct", "s_action", "leakage")}
+    return table
+
+
+def plot_curves(points: list[dict], path: Path) -> None:
+    """Action accuracy against leakage per row, one marker per budget."""
+    from twinact.plots import plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for row in sorted({p["method"] for p in points}):
+        mine = sorted((p for p in points if p["method"] == row), key=lambda p: p["steps"])
+        ax.plot([p["action_correct"] for p in mine], [p["leakage_clip"] for p in mine], marker="o", label=row)
+        for p in mine:
+            ax.annotate(str(p["steps"]), (p["action_correct"], p["leakage_clip"]), fontsize=7)
+    ax.set(xlabel="Action acc. (higher better)", ylabel="Leakage (CLIP) (lower better)",
+           title="Accuracy vs leakage per training budget")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--split", choices=("test", "dev"), default="test", help="held-out actions: test (report) or dev")
+    p.add_argument("--actions", nargs="+", default=None, choices=list(HELDOUT_ACTIONS), help="instead of --split")
+    p.add_argument("--rows", nargs="+", default=list(ROWS) + [UPPER_BOUND], choices=list(ROWS) + [UPPER_BOUND])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds")
+    p.add_argument("--steps", type=int, default=800, help="optimizer steps per run (the paper: 200 + 600)")
+    p.add_argument("--curve-steps", nargs="*", type=int, default=[], help="budgets of the accuracy/leakage curves")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--accumulate", type=int, default=2, help="gradient accumulation: effective batch = batch x this")
+    p.add_argument("--grid-actions", nargs="*", default=None, help="default: every action")
+    p.add_argument("overrides", nargs="*", help="more Hydra overrides for every run")
+    args = p.parse_args(argv)
+    actions = args.actions or list(TEST_ACTIONS if args.split == "test" else DEV_ACTIONS)
+    command = "python -m stickworld.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)
+    check_settings(args.out, {"steps": args.steps, "batch": args.batch, "accumulate": args.accumulate,
+                              "overrides": args.overrides})
+    start = time.time()
+    suite = compose_config(["experiment=stickworld", *args.overrides]).eval_suite
+    trained = [r for r in args.rows if r != UPPER_BOUND]
+    budgets = sorted(set([args.steps, *args.curve_steps]))
+    units: dict[int, dict[str, dict[tuple, dict]]] = {b: {} for b in budgets}
+    run_dirs: dict[str, dict[str, Path]] = {}
+    points = [(b, r, a, s) for b in budgets for r in trained for a in actions for s in args.seeds]
+    for n, (budget, row, action, seed) in enumerate(points, 1):
+        run_dir = args.out / "runs" / f"steps{budget}" / action / row / f"seed{seed}"
+        print(f"[{n}/{len(points)}] {row} on {action}, seed {seed}, {budget} steps -> {run_dir}", flush=True)
+        result = run_point(row_overrides(row, action, seed, budget, args.batch, args.accumulate, run_dir,
+                                         args.overrides))
+        units[budget].setdefault(row, {})[(action, seed)] = unit_means(result["per_image"])
+        if budget == args.steps:
+            run_dirs.setdefault(action, {}).setdefault(row, run_dir)
+    main_units = units[args.steps]
+    if UPPER_BOUND in args.rows:
+        main_units[UPPER_BOUND] = {(a, s): u for a in actions
+                                   for s, u in upper_bound(a, suite, args.out, args.overrides).items()}
+    seeds = {r: ([] if r == UPPER_BOUND else list(args.seeds)) for r in main_units}
+    rows, pairs = summarize(main_units, seeds), paired(main_units)
+    header = (f"Command: `{command}`\n\n{len(actions)} held-out actions ({', '.join(actions)}) x training seeds "
+              f"{args.seeds}; {args.steps} optimizer steps per run at effective batch {args.batch * args.accumulate}; "
+              f"a unit is one (action, training seed), the upper bound's one (action, evaluation seed); mean ± "
+              f"95% t-interval over units. Machine: {machine()}.")
+    write_outputs(args.out, rows, pairs, per_action_means(main_units), header)
+    for action in actions if args.grid_actions is None else args.grid_actions:
+        if action in run_dirs:
+            write_grid(args.out, action, run_dirs[action], suite)
+    curves = [{"method": r, "steps": b, **{m: float(np.mean([u[m] for u in by.values()])) for m in
+                                           ("action_correct", "leakage", "leakage_clip")}}
+              for b in budgets for r, by in units[b].items()] if args.curve_steps else []
+    if curves:
+        (args.out / "curves.json").write_text(json.dumps(curves, indent=2) + "\n")
+        plot_curves(curves, args.out / "curves.png")
+    (args.out / "results.json").write_text(json.dumps(
+        {"command": command, "machine": machine(), "actions": actions, "steps": args.steps,
+         "effective_batch": args.batch * args.accumulate, "rows": rows, "paired": pairs,
+         "per_action": per_action_means(main_units), "curves": curves,
+         "seconds": round(time.time() - start)}, indent=2) + "\n")  # this invocation: skipped points cost nothing
+    print((args.out / "table.md").read_text())
+    return args.out / "results.json"
+
+
+if __name__ == "__main__":
+    with user_errors():
+        main()

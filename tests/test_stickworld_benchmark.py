@@ -1,0 +1,85 @@
+"""The StickWorld benchmark: units, paired intervals, the rows' settings, and one small end-to-end run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import one_thread
+
+from stickworld import benchmark
+from twinact.config import compose_config
+from twinact.stats import bootstrap_ci95
+
+_one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
+
+
+def test_a_unit_averages_its_images_and_rows_average_units():
+    images = [{"seed": 0, "template": 0, "s_action": 0.2, "leakage": 0.1},
+              {"seed": 1, "template": 1, "s_action": 0.6}]
+    assert benchmark.unit_means(images) == {"s_action": pytest.approx(0.4), "leakage": pytest.approx(0.1)}
+    units = {"twinact": {("a", 0): {"s_action": 0.4, "action_correct": 0.5},
+                         ("a", 1): {"s_action": 0.6, "action_correct": 1.0}},
+             benchmark.UPPER_BOUND: {("a", 0): {"s_action": 0.9, "action_correct": 1.0},
+                                     ("a", 1): {"s_action": 0.9, "action_correct": 0.5}}}
+    rows = benchmark.summarize(units, {"twinact": [0, 1], benchmark.UPPER_BOUND: []})
+    assert rows[0]["method"] == "twinact" and rows[0]["units"] == 2 and rows[0]["training_seeds"] == [0, 1]
+    assert rows[0]["s_action"] == pytest.approx(0.5) and rows[0]["s_action_ci95"] > 0
+    # the bound of action a is its mean accuracy, 0.75: 0.5 / 0.75 and 1.0 / 0.75 on average
+    assert rows[0]["action_correct_of_upper_bound"] == pytest.approx((0.5 + 1.0) / 2 / 0.75)
+
+
+def test_paired_differences_use_shared_units_only():
+    units = {"twinact": {(a, s): {"s_action": 0.5 + 0.1 * s} for a in "ab" for s in range(3)},
+             "lora": {(a, s): {"s_action": 0.3 + 0.1 * s} for a in "ab" for s in range(2)}}
+    (pair,) = benchmark.paired(units, baselines=("lora", "ti_lora"))
+    assert (pair["a"], pair["b"], pair["metric"], pair["units"]) == ("twinact", "lora", "s_action", 4)
+    assert pair["mean"] == pytest.approx(0.2) and pair["ci95"] == pytest.approx([0.2, 0.2])
+
+
+def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_units():
+    rng_values = [0.1, 0.4, -0.2, 0.3, 0.0, 0.5]
+    mean, (low, high) = bootstrap_ci95(rng_values)
+    assert low < mean < high
+    _, (low2, high2) = bootstrap_ci95(rng_values * 8)
+    assert high2 - low2 < high - low
+
+
+@pytest.mark.parametrize("row,check", [
+    ("twinact_no_similarity", lambda c: c.method.similarity_weight == 0),
+    ("twinact_random_basis", lambda c: c.action_space.basis == "random"),
+    ("twinact_direct_coefficients", lambda c: c.method.coefficients == "direct"),
+    ("twinact_pooled_space", lambda c: c.action_space.mode == "pooled"),
+    ("twinact_released_init", lambda c: c.action_space.init_scale == 1.0 and c.method.max_norm is None),
+    ("ti_lora_similarity", lambda c: c.method.name == "ti_lora" and c.method.similarity_weight > 0),
+])
+def test_each_row_trains_what_its_name_says_at_the_shared_budget(tmp_path, row, check):
+    cfg = compose_config(benchmark.row_overrides(row, "cartwheel", 1, 800, 4, 2, tmp_path, []))
+    assert check(cfg)
+    assert cfg.method.stage1.steps + cfg.method.stage2.steps == 800
+    assert cfg.data.batch_size * cfg.trainer.accumulate_grad_batches == 8
+    assert cfg.seed == 1 and cfg.action.name == "cartwheel" and cfg.model.name == "stickworld"
+
+
+def test_a_small_benchmark_writes_every_output_and_resumes(tmp_path):
+    out = tmp_path / "bench"
+    args = ["--out", str(out), "--actions", "dabbing", "--rows", "twinact", "ti_lora", "upper_bound",
+            "--seeds", "0", "1", "--steps", "2", "--curve-steps", "1", "--batch", "2", "--accumulate", "1",
+            f"cache_dir={tmp_path / 'cache'}", "logger=none", "sample_at_end=false", "eval_suite.seeds=[0]",
+            "eval_suite.steps=2", "eval_suite.templates=[\"{actor} {action}\"]"]
+    benchmark.main(args)
+    results = json.loads((out / "results.json").read_text())
+    rows = {r["method"]: r for r in results["rows"]}
+    assert set(rows) == {"twinact", "ti_lora", "upper_bound"}
+    assert rows["twinact"]["training_seeds"] == [0, 1] and rows["twinact"]["units"] == 2
+    assert rows["upper_bound"]["training_seeds"] == [] and rows["upper_bound"]["units"] == 1
+    for metric in ("s_action", "action_correct", "pose_distance", "error_arms", "s_actor_clip", "leakage_clip"):
+        assert 0 <= rows["twinact"][metric] <= 2, metric
+    assert {(p["a"], p["b"]) for p in results["paired"]} == {("twinact", "ti_lora")}
+    assert all(set(p) >= {"a", "b", "metric", "mean", "ci95"} for p in results["paired"])
+    assert {c["steps"] for c in results["curves"]} == {1, 2}
+    for name in ("table.md", "table.csv", "paired.md", "per_action.md", "grid_dabbing.png", "curves.png"):
+        assert (out / name).is_file(), name
+    table = (out / "table.md").read_text()
+    benchmark.main(args)  # every point finished: nothing retrained, the same table
+    assert (out / "table.md").read_text() == table
