@@ -6,8 +6,8 @@ STAMP := $(VENV)/.twinact-installed
 TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: help install assets demo demo-tiny test test-all lint clean-cache bench stickworld stickworld2 stickworld-compare \
-	stickworld-benchmark
+.PHONY: help install assets demo demo-tiny test test-all lint clean-cache bench stickworld stickworld2 \
+	stickworld-compare stickworld-benchmark
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 28
@@ -82,8 +82,8 @@ $(SW2)/v8/quality.json: $(SW2)/v8/model_index.json
 stickworld-compare: install  ## every held-out action x 4 methods (resumable)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m stickworld.compare_methods --out experiments/stickworld_comparison
 
-# The benchmark protocol: 10 rows + the upper bound x the test actions x training seeds 0-2 at 800 optimizer steps,
-# effective batch 8 (resumable; many CPU-hours: use a GPU, trainer.accelerator=gpu). Tune on --split dev first.
+# The benchmark protocol: 10 trained rows and the upper bound x the test actions, and the positive control, x
+# training seeds 0-2 at 800 optimizer steps, effective batch 8 (resumable; many CPU-hours: use a GPU, trainer.accelerator=gpu). Tune on --split dev first.
 BENCH_OUT ?= runs/stickworld_benchmark
 stickworld-benchmark: install  ## the full StickWorld benchmark into $(BENCH_OUT) (resumable)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m stickworld.benchmark --out $(BENCH_OUT)

@@ -13,6 +13,8 @@ finished points are skipped), evaluates it on ``eval_suite=stickworld`` and writ
 - ``upper_bound`` is not trained: the base model prompted with the held-out pose's unit description (what it draws
   when told the pose); its units are (action, evaluation seed). ``Action acc. / upper bound`` divides each row's
   accuracy by it, action by action.
+- ``positive_control`` is TwinAct learning known actions (:mod:`stickworld.positive_control`) with their own
+  phrase removed from the action space: a method that cannot recover an action the base model draws is broken.
 - ``--curve-steps 100 200 ...`` trains each row at several budgets (use ``--split dev``) and plots action accuracy
   against leakage per row (``curves.png``, ``curves.json``): the trade-off at matched accuracy.
 """
@@ -28,9 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stickworld.actions import DEV_ACTIONS, HELDOUT_ACTIONS, TEST_ACTIONS
+from stickworld.actions import DEV_ACTIONS, HELDOUT_ACTIONS, KNOWN_ACTIONS, TEST_ACTIONS
 from stickworld.clip_model import machine
 from stickworld.compare_methods import check_settings, run_point, write_grid
+from stickworld.positive_control import CONTROL_ACTIONS, prepare
 from stickworld.units import describe
 from twinact.cli import user_errors
 from twinact.config import compose_config
@@ -38,6 +41,7 @@ from twinact.evaluation import jobs as suite_jobs
 from twinact.paths import package_path
 from twinact.stats import bootstrap_ci95, mean_ci95
 
+UPPER_BOUND, POSITIVE_CONTROL = "upper_bound", "positive_control"
 # Row -> overrides on top of experiment=stickworld. The ablations separate TwinAct's parts: the similarity loss (off
 # for TwinAct, on for TI+LoRA), the PCA basis (random), the MLP (free coefficients), the per-slot space (pooled)
 # and StickWorld's norm cap and small init (the released code's init instead).
@@ -52,8 +56,8 @@ ROWS = {
     "twinact_pooled_space": ["method=twinact", "action_space=pooled"],
     "twinact_released_init": ["method=twinact", "action_space.init_scale=1.0", "method.max_norm=null"],
     "ti_lora_similarity": ["method=ti_lora", "method.similarity_weight=0.15"],
+    POSITIVE_CONTROL: ["method=twinact"],  # on CONTROL_ACTIONS, each without its own phrase in the space
 }
-UPPER_BOUND = "upper_bound"
 BASELINES = ("textual_inversion", "lora", "ti_lora")
 METRICS = (("s_action", "S_Action", "higher"), ("action_correct", "Action acc.", "higher"),
            ("pose_distance", "pose distance", "lower"), ("error_arms", "arms error", "lower"),
@@ -210,6 +214,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--split", choices=("test", "dev"), default="test", help="held-out actions: test (report) or dev")
     p.add_argument("--actions", nargs="+", default=None, choices=list(HELDOUT_ACTIONS), help="instead of --split")
     p.add_argument("--rows", nargs="+", default=list(ROWS) + [UPPER_BOUND], choices=list(ROWS) + [UPPER_BOUND])
+    p.add_argument("--control-actions", nargs="+", default=list(CONTROL_ACTIONS), choices=list(KNOWN_ACTIONS),
+                   help="known actions of the positive control")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds")
     p.add_argument("--steps", type=int, default=800, help="optimizer steps per run (the paper: 200 + 600)")
     p.add_argument("--curve-steps", nargs="*", type=int, default=[], help="budgets of the accuracy/leakage curves")
@@ -228,12 +234,13 @@ def main(argv: list[str] | None = None) -> Path:
     budgets = sorted(set([args.steps, *args.curve_steps]))
     units: dict[int, dict[str, dict[tuple, dict]]] = {b: {} for b in budgets}
     run_dirs: dict[str, dict[str, Path]] = {}
-    points = [(b, r, a, s) for b in budgets for r in trained for a in actions for s in args.seeds]
+    points = [(b, r, a, s) for b in budgets for r in trained
+              for a in (args.control_actions if r == POSITIVE_CONTROL else actions) for s in args.seeds]
     for n, (budget, row, action, seed) in enumerate(points, 1):
         run_dir = args.out / "runs" / f"steps{budget}" / action / row / f"seed{seed}"
         print(f"[{n}/{len(points)}] {row} on {action}, seed {seed}, {budget} steps -> {run_dir}", flush=True)
-        result = run_point(row_overrides(row, action, seed, budget, args.batch, args.accumulate, run_dir,
-                                         args.overrides))
+        extra = args.overrides + (prepare(action, args.out / POSITIVE_CONTROL) if row == POSITIVE_CONTROL else [])
+        result = run_point(row_overrides(row, action, seed, budget, args.batch, args.accumulate, run_dir, extra))
         units[budget].setdefault(row, {})[(action, seed)] = unit_means(result["per_image"])
         if budget == args.steps:
             run_dirs.setdefault(action, {}).setdefault(row, run_dir)

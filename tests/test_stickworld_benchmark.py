@@ -61,16 +61,34 @@ def test_each_row_trains_what_its_name_says_at_the_shared_budget(tmp_path, row, 
     assert cfg.seed == 1 and cfg.action.name == "cartwheel" and cfg.model.name == "stickworld"
 
 
+def test_the_positive_control_learns_a_known_action_without_its_phrase(tmp_path):
+    from stickworld.actions import KNOWN_ACTIONS
+    from stickworld.positive_control import prepare
+    from twinact.action_space import load_phrases
+
+    overrides = prepare("handstand", tmp_path)
+    cfg = compose_config(benchmark.row_overrides("positive_control", "handstand", 0, 8, 2, 1, tmp_path / "run",
+                                                 overrides))
+    assert cfg.action.name == "handstand" and cfg.method.name == "twinact"
+    phrases = [p for _, p in load_phrases(cfg.action_space.phrases)]
+    assert KNOWN_ACTIONS["handstand"].phrase not in phrases and len(phrases) == 92
+    shots = sorted((tmp_path / "exemplars" / "handstand").glob("*.png"))
+    assert len(shots) == 5 and str(tmp_path / "exemplars" / "handstand") == cfg.action.image_dir
+    assert prepare("handstand", tmp_path) == overrides  # a rerun finds the same files
+
+
 def test_a_small_benchmark_writes_every_output_and_resumes(tmp_path):
     out = tmp_path / "bench"
     args = ["--out", str(out), "--actions", "dabbing", "--rows", "twinact", "ti_lora", "upper_bound",
+            "positive_control", "--control-actions", "squatting",
             "--seeds", "0", "1", "--steps", "2", "--curve-steps", "1", "--batch", "2", "--accumulate", "1",
             f"cache_dir={tmp_path / 'cache'}", "logger=none", "sample_at_end=false", "eval_suite.seeds=[0]",
             "eval_suite.steps=2", "eval_suite.templates=[\"{actor} {action}\"]"]
     benchmark.main(args)
     results = json.loads((out / "results.json").read_text())
     rows = {r["method"]: r for r in results["rows"]}
-    assert set(rows) == {"twinact", "ti_lora", "upper_bound"}
+    assert set(rows) == {"twinact", "ti_lora", "upper_bound", "positive_control"}
+    assert set(results["per_action"]) == {"dabbing", "squatting"} and rows["positive_control"]["units"] == 2
     assert rows["twinact"]["training_seeds"] == [0, 1] and rows["twinact"]["units"] == 2
     assert rows["upper_bound"]["training_seeds"] == [] and rows["upper_bound"]["units"] == 1
     for metric in ("s_action", "action_correct", "pose_distance", "error_arms", "s_actor_clip", "leakage_clip"):
