@@ -141,3 +141,16 @@ def test_committed_weights_read_free_poses():
     actor_acc = float((probs.argmax(1) == np.array([s["actor_id"] for s in samples])).mean())
     assert pose_acc >= meta["metrics"]["free"]["pose_acc"] - MARGIN, (pose_acc, meta["metrics"]["free"])
     assert actor_acc >= meta["metrics"]["free"]["actor_acc"] - MARGIN, (actor_acc, meta["metrics"]["free"])
+
+
+def test_the_failure_analysis_reads_views_actors_and_swaps():
+    from stickworld import judge_failures
+    from stickworld.skeleton import JOINTS
+
+    order = judge_failures.swap(judge_failures.SWAPS["arms"])
+    assert [order[i] for i in order] == list(range(len(JOINTS)))  # an exchange: applying it twice is the identity
+    assert JOINTS[order[JOINTS.index("left_hand")]] == "right_hand" and order[JOINTS.index("head")] == 0
+    report = judge_failures.analyse(judges.load(), n=40)
+    assert 0.5 < report["pose_acc"] <= 1 and set(report["pose_acc_by_view"]) == {"front", "side"}
+    assert report["failures"] == round(40 * (1 - report["pose_acc"]))
+    assert all(0 <= v <= report["failures"] for v in report["fixed_by_swapping"].values())
