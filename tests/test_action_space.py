@@ -289,3 +289,22 @@ def test_design_check_measures_actor_words_in_the_span(inside, caplog):
     assert check["actor_in_span"] == pytest.approx(1.0 if inside else 0.0, abs=1e-5)
     warned = [r.getMessage() for r in caplog.records if "design check: the actor words" in r.getMessage()]
     assert len(warned) == (1 if inside else 0)
+
+
+def test_the_random_basis_ablation_records_its_own_design_check(tmp_path):
+    from conftest import compose
+
+    from twinact.assembly import build_space
+    from twinact.models import load_model
+
+    common = ["model=tiny", f"cache_dir={tmp_path}", "action_space.max_components=4"]  # a 4-d span of 32-d rows
+    cfg = compose(common)
+    comps = load_model(cfg.model)
+    pca = build_space(cfg, comps, 3)
+    rand = build_space(compose(common + ["action_space.basis=random"]), comps, 3)
+    assert rand.meta["basis"] == "random" and len(rand.meta["design_check"]) == 3
+    assert rand.meta["design_check"] != pca.meta["design_check"]
+    expected = spaces.design_check(rand, comps.tokenizer, comps.text_encoders[0].get_input_embeddings().weight,
+                                   cfg.action_space.design_words,
+                                   phrases=[p for _, p in spaces.load_phrases(cfg.action_space.phrases)])
+    assert rand.meta["design_check"] == expected

@@ -35,12 +35,19 @@ def joint_table(comps) -> torch.Tensor:
 def build_space(cfg: DictConfig, comps, num_slots: int) -> spaces.ActionSpace:
     """The common action space of this model's embedding table(s) (built once, then read from the cache)."""
     a = cfg.action_space
+    phrases, table = spaces.load_phrases(a.phrases), joint_table(comps)
     space = spaces.build_action_space(
-        spaces.load_phrases(a.phrases), comps.tokenizer, joint_table(comps), comps.identity, slots=num_slots,
-        mode=a.mode, max_components=a.max_components, dedupe=a.dedupe, cache_root=action_space_cache(cfg.cache_dir),
+        phrases, comps.tokenizer, table, comps.identity, slots=num_slots, mode=a.mode,
+        max_components=a.max_components, dedupe=a.dedupe, cache_root=action_space_cache(cfg.cache_dir),
         appearance_words=a.get("design_words"),
     )
-    return spaces.random_like(space, seed=cfg.seed) if a.get("basis", "pca") == "random" else space
+    if a.get("basis", "pca") != "random":
+        return space
+    space = spaces.random_like(space, seed=cfg.seed)
+    if a.get("design_words"):  # the check of the basis that is used, not of the PCA one it replaces
+        space.meta["design_check"] = spaces.design_check(space, comps.tokenizer, table, a.design_words,
+                                                         phrases=[p for _, p in phrases])
+    return space
 
 
 def max_norm_for(setting, table: torch.Tensor) -> float | None:
