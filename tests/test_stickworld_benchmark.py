@@ -77,11 +77,18 @@ def test_the_positive_control_learns_a_known_action_without_its_phrase(tmp_path)
     assert prepare("handstand", tmp_path) == overrides  # a rerun finds the same files
 
 
+def test_curves_plot_one_line_per_row(tmp_path):
+    points = [{"method": m, "steps": b, "action_correct": a, "leakage": 0.0, "leakage_clip": 0.1 + a / 10}
+              for m in ("twinact", "ti_lora") for b, a in ((100, 0.1), (400, 0.5))]
+    benchmark.plot_curves(points, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
 def test_a_small_benchmark_writes_every_output_and_resumes(tmp_path):
     out = tmp_path / "bench"
     args = ["--out", str(out), "--actions", "dabbing", "--rows", "twinact", "ti_lora", "upper_bound",
             "positive_control", "--control-actions", "squatting",
-            "--seeds", "0", "1", "--steps", "2", "--curve-steps", "1", "--batch", "2", "--accumulate", "1",
+            "--seeds", "0", "1", "--steps", "2", "--batch", "2", "--accumulate", "1",
             f"cache_dir={tmp_path / 'cache'}", "logger=none", "sample_at_end=false", "eval_suite.seeds=[0]",
             "eval_suite.steps=2", "eval_suite.templates=[\"{actor} {action}\"]"]
     benchmark.main(args)
@@ -95,8 +102,8 @@ def test_a_small_benchmark_writes_every_output_and_resumes(tmp_path):
         assert 0 <= rows["twinact"][metric] <= 2, metric
     assert {(p["a"], p["b"]) for p in results["paired"]} == {("twinact", "ti_lora")}
     assert all(set(p) >= {"a", "b", "metric", "mean", "ci95"} for p in results["paired"])
-    assert {c["steps"] for c in results["curves"]} == {1, 2}
-    for name in ("table.md", "table.csv", "paired.md", "per_action.md", "grid_dabbing.png", "curves.png"):
+    assert results["curves"] == [] and not (out / "curves.png").exists()  # no --curve-steps
+    for name in ("table.md", "table.csv", "paired.md", "per_action.md", "grid_dabbing.png"):
         assert (out / name).is_file(), name
     table = (out / "table.md").read_text()
     benchmark.main(args)  # every point finished: nothing retrained, the same table
