@@ -22,6 +22,7 @@ finished points are skipped), evaluates it on ``eval_suite=stickworld`` and writ
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shlex
 import sys
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from hydra.utils import instantiate
 
 from stickworld.actions import DEV_ACTIONS, HELDOUT_ACTIONS, KNOWN_ACTIONS, TEST_ACTIONS
 from stickworld.clip_model import machine
@@ -38,7 +40,9 @@ from stickworld.units import describe
 from twinact.cli import user_errors
 from twinact.config import compose_config
 from twinact.evaluation import jobs as suite_jobs
+from twinact.models import load_pipeline
 from twinact.paths import package_path
+from twinact.sampling import render_jobs
 from twinact.stats import bootstrap_ci95, mean_ci95
 
 UPPER_BOUND, POSITIVE_CONTROL = "upper_bound", "positive_control"
@@ -90,23 +94,14 @@ def upper_bound(action: str, suite, out: Path, extra: list[str]) -> dict[int, di
     path = out / UPPER_BOUND / f"{action}.json"
     if path.is_file():
         return {int(k): v for k, v in json.loads(path.read_text()).items()}
-    import torch
-    from hydra.utils import instantiate
-
-    from twinact.models import load_pipeline
-
     cfg = compose_config(["experiment=stickworld", f"action.name={action}", *extra])
     pose = HELDOUT_ACTIONS[action]
     todo = suite_jobs(suite, describe(pose.pose.view, pose.units))
     pipe = load_pipeline(str(package_path(cfg.model.pretrained)))
     pipe.set_progress_bar_config(disable=True)
     guidance = suite.guidance_scale if suite.guidance_scale is not None else cfg.model.guidance_scale
-    images = []
-    for i in range(0, len(todo), suite.batch_size):
-        chunk = todo[i:i + suite.batch_size]
-        images += pipe([j["prompt"] for j in chunk], num_inference_steps=suite.steps, guidance_scale=guidance,
-                       height=cfg.data.resolution, width=cfg.data.resolution,
-                       generator=[torch.Generator().manual_seed(j["seed"]) for j in chunk]).images
+    images = [im for _, im in render_jobs(pipe, todo, steps=suite.steps, guidance_scale=guidance,
+                                          resolution=cfg.data.resolution, batch_size=suite.batch_size)]
     scores, _ = instantiate(suite.scorer)(images, todo, suite, cfg, [])
     per_seed = {}
     for seed in suite.seeds:
@@ -129,7 +124,8 @@ def summarize(units: dict[str, dict[tuple, dict]], seeds: dict[str, list[int]]) 
         rows.append(out)
     ub = units.get(UPPER_BOUND)
     if ub:  # accuracy as a fraction of what the base model draws when told the pose, action by action
-        bound = {a: np.mean([u["action_correct"] for (act, _), u in ub.items() if act == a]) for a, _ in ub}
+        bound = {a: np.mean([u["action_correct"] for (act, _), u in ub.items() if act == a])
+                 for a in {a for a, _ in ub}}
         for out in rows:
             ratios = [u["action_correct"] / bound[a] for (a, _), u in units[out["method"]].items()
                       if bound.get(a, 0) > 0]
@@ -162,9 +158,10 @@ def write_outputs(out: Path, rows: list[dict], pairs: list[dict], per_action: di
         cells = [f"{r[m]:.3f} ± {r[m + '_ci95']:.3f}" if m in r else "n/a" for m, _, _ in cols]
         lines.append(f"| {r['method']} | " + " | ".join(cells) + f" | {r['units']} | {len(r['training_seeds'])} |")
     (out / "table.md").write_text("\n".join(lines) + "\n")
-    keys = sorted({k for r in rows for k in r if k != "training_seeds"}, key=lambda k: (k != "method", k))
-    (out / "table.csv").write_text("\n".join([",".join(keys)] + [",".join(str(r.get(k, "")) for k in keys)
-                                                                  for r in rows]) + "\n")
+    with open(out / "table.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}, key=lambda k: (k != "method", k)))
+        writer.writeheader()
+        writer.writerows({**r, "training_seeds": " ".join(map(str, r["training_seeds"]))} for r in rows)
     lines = ["Paired differences over shared (action, training seed) units; 95% percentile bootstrap.", "",
              "| a - b | metric | mean | 95% CI | units |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {p['a']} - {p['b']} | {p['metric']} | {p['mean']:+.3f} | [{p['ci95'][0]:+.3f}, "
@@ -254,7 +251,8 @@ def main(argv: list[str] | None = None) -> Path:
               f"{args.seeds}; {args.steps} optimizer steps per run at effective batch {args.batch * args.accumulate}; "
               f"a unit is one (action, training seed), the upper bound's one (action, evaluation seed); mean ± "
               f"95% t-interval over units. Machine: {machine()}.")
-    write_outputs(args.out, rows, pairs, per_action_means(main_units), header)
+    per_action = per_action_means(main_units)
+    write_outputs(args.out, rows, pairs, per_action, header)
     for action in actions if args.grid_actions is None else args.grid_actions:
         if action in run_dirs:
             write_grid(args.out, action, run_dirs[action], suite)
@@ -267,7 +265,7 @@ def main(argv: list[str] | None = None) -> Path:
     (args.out / "results.json").write_text(json.dumps(
         {"command": command, "machine": machine(), "actions": actions, "steps": args.steps,
          "effective_batch": args.batch * args.accumulate, "rows": rows, "paired": pairs,
-         "per_action": per_action_means(main_units), "curves": curves,
+         "per_action": per_action, "curves": curves,
          "seconds": round(time.time() - start)}, indent=2) + "\n")  # this invocation: skipped points cost nothing
     print((args.out / "table.md").read_text())
     return args.out / "results.json"

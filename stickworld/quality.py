@@ -41,7 +41,7 @@ from stickworld.scoring import ACTOR_INDEX, KAPPA, canonical, normalize
 from stickworld.skeleton import Pose, forward_kinematics
 from stickworld.units import UNITS, compose
 from twinact.models import load_components
-from twinact.sampling import make_pipeline
+from twinact.sampling import make_pipeline, render_jobs
 
 # Known actions drawn by name, actors kept; held-out poses drawn from their units (the model can draw them) but not
 # from their names (it cannot name them): what makes a proving ground where the methods decide the result.
@@ -146,12 +146,9 @@ def measure(model: str, per_pair: int = 1, limit: int | None = None, steps: int 
     summary, first = {"steps": steps, "guidance_scale": guidance_scale, "per_pair": per_pair, "limit": limit,
                       "judges": judge_weights or "stickworld/data/judges.safetensors"}, []
     for kind in sets:
-        jobs, images = prompts(kind, per_pair, limit), []
-        for i in range(0, len(jobs), batch_size):
-            chunk = jobs[i:i + batch_size]
-            images += pipe([j["prompt"] for j in chunk], num_inference_steps=steps, guidance_scale=guidance_scale,
-                           height=64, width=64,
-                           generator=[torch.Generator().manual_seed(j["seed"]) for j in chunk]).images
+        jobs = prompts(kind, per_pair, limit)
+        images = [im for _, im in render_jobs(pipe, jobs, steps=steps, guidance_scale=guidance_scale, resolution=64,
+                                              batch_size=batch_size)]
         # Known actions are told apart from the known ones (the pretraining bar); a held-out pose counts only when
         # it is nearer its own true pose than any action's, known or held-out.
         candidates = list(KNOWN_ACTIONS) if kind == "known_by_name" else list(ACTIONS)

@@ -60,15 +60,24 @@ def canonical(actor: str, action: str) -> np.ndarray:
     return normalize(joints)
 
 
+def squared_errors(joints: np.ndarray, actor: str, action: str) -> np.ndarray:
+    """[B, 14] squared distance of each normalised joint of ``joints`` [B, 14, 2] to the true pose."""
+    return ((normalize(joints) - canonical(actor, action)) ** 2).sum(-1)
+
+
 def pose_distance(joints: np.ndarray, actor: str, action: str) -> np.ndarray:
     """RMS joint distance of normalised ``joints`` [B, 14, 2] (image fractions) to the true pose: [B]."""
-    return np.sqrt(((normalize(joints) - canonical(actor, action)) ** 2).sum(-1).mean(-1))
+    return np.sqrt(squared_errors(joints, actor, action).mean(-1))
 
 
 def part_errors(joints: np.ndarray, actor: str, action: str) -> dict[str, np.ndarray]:
     """RMS distance per body part (``arms``, ``legs``, ``torso``: head, neck and hips) of normalised ``joints``
     [B, 14, 2] to the true pose, in the units of :func:`pose_distance`: where a wrong pose is wrong."""
-    sq = ((normalize(joints) - canonical(actor, action)) ** 2).sum(-1)
+    return rms_by_part(squared_errors(joints, actor, action))
+
+
+def rms_by_part(sq: np.ndarray) -> dict[str, np.ndarray]:
+    """[B, 14] squared joint errors -> the RMS over each part's joints, [B] per part."""
     return {part: np.sqrt(sq[:, idx].mean(-1)) for part, idx in PART_JOINTS.items()}
 
 
@@ -95,13 +104,12 @@ def score_images(images: list[Image.Image], actors: list[str], action: str,
         exemplar_actors: Actors of the exemplars; Leakage is their summed probability (omitted when empty).
     """
     joints, probs = judges.predict(images, model)
-    s_action = np.array([pose_similarity(joints[i:i + 1], a, action)[0] for i, a in enumerate(actors)])
-    out = {"s_action": s_action, "s_actor": probs[np.arange(len(actors)), [ACTOR_INDEX[a] for a in actors]],
-           "joints": joints,
-           "pose_distance": np.array([pose_distance(joints[i:i + 1], a, action)[0] for i, a in enumerate(actors)])}
-    for i, a in enumerate(actors):
-        for part, err in part_errors(joints[i:i + 1], a, action).items():
-            out.setdefault(f"error_{part}", np.zeros(len(actors)))[i] = err[0]
+    # one reference pose per image (its requested actor's body), so the errors are taken image by image
+    sq = np.concatenate([squared_errors(joints[i:i + 1], a, action) for i, a in enumerate(actors)])
+    d = np.sqrt(sq.mean(-1))
+    out = {"s_action": np.exp(-d**2 / (2 * KAPPA**2)), "pose_distance": d, "joints": joints,
+           "s_actor": probs[np.arange(len(actors)), [ACTOR_INDEX[a] for a in actors]],
+           **{f"error_{part}": err for part, err in rms_by_part(sq).items()}}
     if exemplar_actors:
         out["leakage"] = probs[:, [ACTOR_INDEX[a] for a in exemplar_actors]].sum(1)
     read_as = [nearest_action(joints[i:i + 1], a, list(ACTIONS))[0] for i, a in enumerate(actors)]
@@ -157,10 +165,11 @@ class StickWorldScorer:
                                f"(use action=stickworld action.name=<one of {', '.join(HELDOUT_ACTIONS)}>).")
         ids = {a.name: a.id for a in suite.actors}
         exemplar_actors = load_meta(run_cfg.action.image_dir).get("actors", [])
-        scores = score_images(images, [ids[j["actor"]] for j in jobs], action, exemplar_actors)
+        actors = [ids[j["actor"]] for j in jobs]
+        scores = score_images(images, actors, action, exemplar_actors)
         keys = ("s_action", "action_correct", "pose_distance", "error_arms", "error_legs", "error_torso", "s_actor",
                 "leakage", "actor_correct")
         if self.clip:
-            scores.update(clip_scores(images, [ids[j["actor"]] for j in jobs], action, exemplar_actors, self.clip))
+            scores.update(clip_scores(images, actors, action, exemplar_actors, self.clip))
             keys += ("s_action_clip", "s_actor_clip", "leakage_clip")
         return {k: [float(x) for x in scores[k]] for k in keys if k in scores}, []

@@ -14,7 +14,6 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
@@ -25,7 +24,7 @@ from twinact.errors import TwinActError
 from twinact.eval_report import METRIC_NOTES, log_to_wandb, write_figures, write_report
 from twinact.export import load_into_pipeline
 from twinact.model_card import write_card
-from twinact.sampling import base_pipeline, export_info
+from twinact.sampling import base_pipeline, export_info, render_jobs
 from twinact.stats import mean_ci95
 
 log = logging.getLogger(__name__)
@@ -77,13 +76,10 @@ def render_missing(run: Path, todo: list[dict], suite: DictConfig, resolution: i
     load_into_pipeline(pipe, run / "export")
     pipe.set_progress_bar_config(disable=True)
     (run / "eval" / "images").mkdir(parents=True, exist_ok=True)
-    for start in tqdm(range(0, len(missing), suite.batch_size), desc="rendering", unit="batch"):
-        chunk = missing[start : start + suite.batch_size]
-        gens = [torch.Generator().manual_seed(j["seed"]) for j in chunk]
-        images = pipe([j["prompt"] for j in chunk], generator=gens, num_inference_steps=suite.steps,
-                      guidance_scale=guidance(run, suite), height=resolution, width=resolution).images
-        for j, im in zip(chunk, images):
-            im.save(run / "eval" / "images" / j["file"])
+    for j, im in render_jobs(pipe, missing, steps=suite.steps, guidance_scale=guidance(run, suite),
+                             resolution=resolution, batch_size=suite.batch_size,
+                             batches=lambda b: tqdm(b, desc="rendering", unit="batch")):
+        im.save(run / "eval" / "images" / j["file"])
 
 
 def aggregate(todo: list[dict], per_image: dict[str, list[float]]) -> tuple[list[dict], dict]:

@@ -51,6 +51,18 @@ def render(pipe, prompts: list[str], *, num_images: int = 1, seed: int = 0, step
     return images
 
 
+def render_jobs(pipe, todo: list[dict], *, steps: int, guidance_scale: float, resolution: int, batch_size: int,
+                batches=iter):
+    """Yield (job, image) for every job (its `prompt`, seeded by its own `seed`), `batch_size` prompts per call;
+    `batches` wraps the batch starts (a progress bar)."""
+    for start in batches(range(0, len(todo), batch_size)):
+        chunk = todo[start : start + batch_size]
+        gens = [torch.Generator().manual_seed(j["seed"]) for j in chunk]
+        images = pipe([j["prompt"] for j in chunk], generator=gens, num_inference_steps=steps,
+                      guidance_scale=guidance_scale, height=resolution, width=resolution).images
+        yield from zip(chunk, images)
+
+
 def make_grid(images: list[Image.Image], cols: int | None = None) -> Image.Image:
     """Tile equally sized images row by row."""
     cols = cols or math.ceil(math.sqrt(len(images)))
