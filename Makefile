@@ -6,8 +6,8 @@ STAMP := $(VENV)/.twinact-installed
 TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: help install assets demo demo-tiny test test-all lint clean-cache bench stickworld stickworld2 \
-	stickworld-compare stickworld-benchmark
+.PHONY: help install assets demo demo-tiny test test-all lint clean-cache bench stickworld stickworld-compare \
+	stickworld-benchmark
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 28
@@ -36,47 +36,19 @@ demo: install  ## learn a held-out StickWorld action with TwinAct and Textual In
 demo-tiny: install  ## the whole recipe on the random tiny model (plumbing only, < 1 min)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) train.py experiment=demo
 
-# Pretrain the StickWorld base model as the shipped one was made (stickworld/data/base/pretrain.json holds the
-# same chain): v0 (VAE, then UNet + text encoder), continued with Min-SNR (v1), switched to v-prediction (v2),
-# continued (v3), continued again at a higher peak rate (v4), once more (v5) and for longer on fresh batches
-# (v6, --seed 6) and a short last one (v7, --seed 7); then measure its quality bar.
-# Every step resumes after an interruption (rerun `make stickworld`); a finished step is skipped.
-# About 8.5 h on 2 cores.
+# Pretrain the StickWorld base model as the shipped one was made (stickworld/data/base/pretrain.json records the
+# command): the 4x VAE, then the UNet and text encoder on the pretraining mixture (known actions by name, held-out
+# and free poses by their units), then its gates. One thread and one render process; resumable (rerun it), a
+# finished step is skipped. About 2.5 h on the 2-core machine (stickworld/README.md).
 SW ?= runs/stickworld
-PRETRAIN = $(PY) -m stickworld.pretrain
-stickworld: $(SW)/v7/quality.json  ## retrain the StickWorld base model (resumable, ~8.5 h on 2 cores)
-$(SW)/v0/model_index.json: | install
-	$(PRETRAIN) --work $(SW)/v0_work --out $(SW)/v0 --vae-steps 3000 --vae-lr 2e-3 --unet-steps 4500 --unet-lr 8e-4
-$(SW)/v1/model_index.json: $(SW)/v0/model_index.json
-	$(PRETRAIN) --init $(SW)/v0 --work $(SW)/v1_work --out $(SW)/v1 --unet-steps 1000 --warmup 50 \
-		--min-snr-gamma 5 --unet-lr 4e-4
-$(SW)/v2/model_index.json: $(SW)/v1/model_index.json
-	$(PRETRAIN) --init $(SW)/v1 --work $(SW)/v2_work --out $(SW)/v2 --unet-steps 4500 --warmup 100 --unet-lr 4e-4 \
-		--prediction-type v_prediction
-$(SW)/v3/model_index.json: $(SW)/v2/model_index.json
-	$(PRETRAIN) --init $(SW)/v2 --work $(SW)/v3_work --out $(SW)/v3 --unet-steps 3300 --warmup 100 --unet-lr 3e-4
-$(SW)/v4/model_index.json: $(SW)/v3/model_index.json
-	$(PRETRAIN) --init $(SW)/v3 --work $(SW)/v4_work --out $(SW)/v4 --unet-steps 6000 --warmup 100 --unet-lr 4e-4
-$(SW)/v5/model_index.json: $(SW)/v4/model_index.json
-	$(PRETRAIN) --init $(SW)/v4 --work $(SW)/v5_work --out $(SW)/v5 --unet-steps 1500 --warmup 100 --unet-lr 3e-4
-$(SW)/v6/model_index.json: $(SW)/v5/model_index.json
-	$(PRETRAIN) --init $(SW)/v5 --work $(SW)/v6_work --out $(SW)/v6 --unet-steps 8000 --warmup 100 --unet-lr 4e-4 \
-		--seed 6
-$(SW)/v7/model_index.json: $(SW)/v6/model_index.json
-	$(PRETRAIN) --init $(SW)/v6 --work $(SW)/v7_work --out $(SW)/v7 --unet-steps 3000 --warmup 100 --unet-lr 3e-4 \
-		--seed 7
-$(SW)/v7/quality.json: $(SW)/v7/model_index.json
-	$(PY) -m stickworld.quality --model $(SW)/v7
-
-# Base model 2: the shipped model continued on the pose-grammar mixture (known actions by name, free poses by their
-# units, actors, scenes), then its gates (experiments/stickworld2_base). Resumable; hours on 2 cores.
-SW2 ?= runs/stickworld2
-stickworld2: $(SW2)/v8/quality.json  ## base model 2 on the pose grammar, then its gates (resumable)
-$(SW2)/v8/model_index.json: | install
-	OMP_NUM_THREADS=1 $(PRETRAIN) --init stickworld/data/base --work $(SW2)/v8_work --out $(SW2)/v8 --unet-steps 6000 \
-		--warmup 100 --unet-lr 4e-4 --seed 8 --captions grammar --ckpt-every 100 --log-every 25
-$(SW2)/v8/quality.json: $(SW2)/v8/model_index.json
-	$(PY) -m stickworld.quality --model $(SW2)/v8
+STICKWORLD_RECIPE ?= --vae-steps 1500 --vae-lr 3e-3 --vae-edge-weight 4 --unet-steps 14000 --unet-lr 8e-4 \
+	--warmup 200 --prediction-type v_prediction --min-snr-gamma 5 --ckpt-every 250 --log-every 50
+stickworld: $(SW)/model/quality.json  ## retrain the StickWorld base model and read its gates (resumable, ~2.5 h)
+$(SW)/model/model_index.json: | install
+	OMP_NUM_THREADS=1 $(PY) -m stickworld.pretrain --work $(SW)/work --out $(SW)/model --threads 1 --workers 1 \
+		$(STICKWORLD_RECIPE)
+$(SW)/model/quality.json: $(SW)/model/model_index.json
+	OMP_NUM_THREADS=1 $(PY) -m stickworld.quality --model $(SW)/model --sheet $(SW)/model/sheet.png
 
 # Every held-out action x twinact, textual_inversion, lora, ti_lora (resumable); table and grid into experiments/.
 stickworld-compare: install  ## every held-out action x 4 methods (resumable)

@@ -1,33 +1,34 @@
-"""The pretraining distribution of the StickWorld base model 2: known actions by name, free poses by their units,
-actors alone, and scenes named.
+"""The pretraining distribution of the StickWorld base model: every pose it must draw, and names for only some.
 
-Each example is a random actor in a random scene doing either a known action (:mod:`stickworld.actions`) or a free
-pose of the grammar (:mod:`stickworld.units`); its caption says one of:
+Each example is a random actor in a random scene, drawn in one of three kinds of pose:
 
-- the known action's phrase ("a robot doing a lunge");
-- the free pose's unit phrases ("a fox leaning far forward, left arm swept back, seen from the side");
-- the actor only ("a photo of a penguin"), whatever it is doing;
+- a **known** action (:mod:`stickworld.actions`), captioned by its phrase ("a robot doing a lunge");
+- a **held-out** action's pose, as often as each known action, captioned by its pose-grammar description ("a fox
+  leaning far forward, left arm swept back, ..., seen from the side") and never by its name: the base model can
+  draw it, as real SD has seen countless poses it cannot name, but a customization method must teach it the name;
+- a **free** pose of the grammar (:mod:`stickworld.units`), captioned by its units, so the unit phrases a held-out
+  description uses are also seen in other combinations, beside the known actions' names in one embedding table.
 
-and, for a share of them, the scene ("... on a beach"). Held-out actions are never named; their poses occur among
-the free poses at the grammar's own frequency, unnamed, as a pose a real model has seen but cannot name.
-
-How many parts a free pose moves can follow a curriculum over the training steps (:func:`units_at`), e.g. one or
-two units first, so single units are learnt before the model has to bind several.
+A share of captions name the actor alone ("a photo of a penguin"), whatever the pose, and a share name the scene
+("... on a beach"). How many parts a free pose moves can follow a curriculum over the training steps
+(:func:`units_at`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from stickworld.actions import ACTIONS, KNOWN_ACTIONS, Action
+from stickworld.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS, Action
 from stickworld.actors import ACTORS, get_actor
 from stickworld.render import ACTOR_IDS, CAPTION_TEMPLATES, render
 from stickworld.scenes import SCENES
 from stickworld.units import PARTS, compose, describe, random_units
 
-# Shares of the caption kinds (known by name, free pose by units, actor only); the rest is empty (classifier-free
-# guidance), set by the trainer.
-MIX = {"name": 0.45, "units": 0.45, "actor": 0.10}
+# Shares of the poses drawn: free poses, and the rest spread evenly over the known and held-out actions, so each
+# held-out pose is seen as often as each known action. Free poses teach the unit phrases in other combinations; the
+# known actions get most of the images because their names are what the action space is built from.
+FREE_SHARE = 0.2
+ACTOR_ONLY_SHARE = 0.12  # captions that name the actor alone, whatever the pose (the empty ones are the trainer's)
 SCENE_SHARE = 0.2  # captions that also name the backdrop
 SCENE_PHRASES = {"meadow": "in a meadow", "beach": "on a beach", "snow": "in the snow", "night": "at night",
                  "sunset": "at sunset", "studio": "in a studio", "room": "in a room", "desert": "in the desert"}
@@ -81,32 +82,41 @@ def units_at(schedule: tuple[tuple[int, int, int], ...], step: int) -> tuple[int
     return low, high
 
 
+def drawn_actions() -> list[Action]:
+    """The named poses of the mixture, known and held-out: one each per draw of a named pose."""
+    return list(KNOWN_ACTIONS.values()) + list(HELDOUT_ACTIONS.values())
+
+
 def sample(rng: np.random.Generator, size: int = 64, units: tuple[int, int] = DEFAULT_UNITS) -> dict:
-    """One pretraining example: ``image``, ``caption``, ``actor``, ``kind`` (name / units / actor), ``action`` (the
-    known action's name, or ``free``), ``pose`` (the drawn :class:`Pose` before jitter), ``scene`` and ``joints``.
+    """One pretraining example: ``image``, ``caption``, ``actor``, ``pose_kind`` (known / heldout / free),
+    ``caption_kind`` (name / units / actor), ``action`` (the action's name, or ``free``), ``pose`` (the drawn
+    :class:`Pose` before jitter), ``scene`` and ``joints``.
 
     Args:
         units: How many parts (low, high) a free pose moves.
     """
     actor = list(ACTORS)[int(rng.integers(len(ACTORS)))]
-    kind = str(rng.choice(list(MIX), p=list(MIX.values())))
-    if kind == "actor":  # the pose is whatever it is: a known action or a free pose, half each
-        kind_of_pose = "name" if rng.random() < 0.5 else "units"
-    else:
-        kind_of_pose = kind
     template = int(rng.integers(len(CAPTION_TEMPLATES)))
-    if kind_of_pose == "name":
-        action = ACTIONS[list(KNOWN_ACTIONS)[int(rng.integers(len(KNOWN_ACTIONS)))]]
+    if rng.random() < FREE_SHARE:
+        view, chosen = random_units(rng, *units)
+        action, pose_kind = free_action(view, chosen), "free"
+    else:
+        named = drawn_actions()
+        action = named[int(rng.integers(len(named)))]
+        pose_kind = "known" if action.split == "known" else "heldout"
+    if pose_kind == "known":
+        caption_kind = "name"
         text = CAPTION_TEMPLATES[template].format(actor=get_actor(actor).caption, action=action.phrase)
     else:
-        view, chosen = random_units(rng, *units)
-        action = free_action(view, chosen)
+        caption_kind = "units"
+        view, chosen = (action.pose.view, action.units) if pose_kind == "heldout" else (view, chosen)
         text = unit_prompt(actor, view, chosen, template)
-    if kind == "actor":
+    if rng.random() < ACTOR_ONLY_SHARE:
+        caption_kind = "actor"
         text = ACTOR_TEMPLATES[int(rng.integers(len(ACTOR_TEMPLATES)))].format(actor=get_actor(actor).caption)
     scene = SCENES[int(rng.integers(len(SCENES)))].name
     if rng.random() < SCENE_SHARE:
         text = f"{text} {SCENE_PHRASES[scene]}"
     image, joints = render(actor, action, size, rng, scene=scene)
-    return dict(image=image, caption=text, actor=actor, actor_id=ACTOR_IDS[actor], kind=kind, action=action.name,
-                pose=action.pose, scene=scene, joints=joints)
+    return dict(image=image, caption=text, actor=actor, actor_id=ACTOR_IDS[actor], pose_kind=pose_kind,
+                caption_kind=caption_kind, action=action.name, pose=action.pose, scene=scene, joints=joints)

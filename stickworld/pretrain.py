@@ -47,7 +47,7 @@ from twinact.models import load_components
 from twinact.sampling import save_as_pipeline
 
 # Settings that say how a run is computed, not what it learns: a run can be resumed with other ones.
-RUNTIME = ("device", "precision", "workers")
+RUNTIME = ("device", "precision", "workers", "threads")
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
@@ -71,13 +71,20 @@ def autocast(device: torch.device, precision: str):
     return contextlib.nullcontext
 
 
-def vae_loss(vae, x: torch.Tensor, cast=contextlib.nullcontext) -> torch.Tensor:
+def vae_loss(vae, x: torch.Tensor, cast=contextlib.nullcontext, edge_weight: float = 0.0) -> torch.Tensor:
+    """L1 + MSE reconstruction of the posterior mean (a tiny KL), each pixel weighted by ``1 + edge_weight * |x -
+    blur(x)|``: a figure's limbs are a few pixels of a mostly flat image, and unweighted losses learn the backdrop
+    first and leave the limbs blurred for thousands of steps."""
     # Decode the posterior mean, not a sample: the diffusion model is trained on means, and with SD's tiny KL weight
     # the initial unit-variance sampling noise stayed large for the whole short run and blurred every reconstruction.
     with cast():
         post = vae.encode(x).latent_dist
         recon = vae.decode(post.mean).sample
-    return F.l1_loss(recon.float(), x) + F.mse_loss(recon.float(), x) + 1e-6 * post.kl().float().mean()
+    diff = recon.float() - x
+    weight = 1.0
+    if edge_weight:
+        weight = 1 + edge_weight * (x - F.avg_pool2d(x, 5, 1, 2, count_include_pad=False)).abs().sum(1, keepdim=True)
+    return (diff.abs() * weight).mean() + (diff**2 * weight).mean() + 1e-6 * post.kl().float().mean()
 
 
 @torch.no_grad()
@@ -186,6 +193,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--unet-batch", type=int, default=32)
     p.add_argument("--vae-lr", type=float, default=2e-3)
     p.add_argument("--unet-lr", type=float, default=8e-4)
+    p.add_argument("--vae-edge-weight", type=float, default=0.0,
+                   help="weight of pixels near edges in the VAE loss: 1 + this x |image - its 5 px box blur|")
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ckpt-every", type=int, default=250)
@@ -199,9 +208,9 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--init", type=str, default=None,
                    help="continue from this diffusers folder (an earlier export): its VAE is kept (no VAE stage), "
                         "its UNet and text encoder start the UNet stage, with a fresh optimizer and schedule")
-    p.add_argument("--captions", choices=("known", "grammar"), default=None,
-                   help="training distribution: known actions by name (default), or the pose-grammar mixture "
-                        "(known actions by name, free poses by their units, actors, scenes: base model 2)")
+    p.add_argument("--captions", choices=("mixture", "known"), default="mixture",
+                   help="training distribution: the pretraining mixture (known actions by name, held-out and free "
+                        "poses by their units, actors, scenes; stickworld.mixture), or known actions by name only")
     p.add_argument("--max-units-schedule", default=None,
                    help="with --captions grammar, how many parts a free pose moves from which step on, e.g. "
                         "'0:1-2,3000:2-5' (default: 2-5 throughout)")
@@ -212,6 +221,7 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--device", default="cpu", help="cpu, or cuda (a GPU)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default=None,
                    help="bf16 autocast for the forward passes (default: bf16 on cuda, fp32 on cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
     p.add_argument("--workers", type=int, default=0,
                    help="processes rendering batches ahead (0: in this process); batches are the same either way")
     args = p.parse_args(argv)
@@ -222,8 +232,9 @@ def parse_args(argv: list[str] | None):
     args.precision = args.precision or ("bf16" if args.device.type == "cuda" else "fp32")
     args.schedule = None
     if args.max_units_schedule is not None:
-        if args.captions != "grammar":
-            raise SystemExit("--max-units-schedule shapes the pose-grammar captions; give it with --captions grammar.")
+        if args.captions != "mixture":
+            raise SystemExit("--max-units-schedule shapes the free poses of the mixture; give it with --captions "
+                             "mixture.")
         try:
             args.schedule = mixture.parse_units_schedule(args.max_units_schedule)
         except ValueError as e:
@@ -253,6 +264,8 @@ def main(argv: list[str] | None = None) -> Path:
         raise SystemExit(f"{target} already holds a model; give another folder (e.g. runs/stickworld/v0) or "
                          "--overwrite to replace it.")
     torch.set_flush_denormal(True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     state_path = args.work / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     if args.snapshot and not state.get("unet"):  # before anything could train (an unfinished VAE stage would)
@@ -290,7 +303,7 @@ def train(comps, args, state: dict, settings: dict, argv: list[str] | None) -> P
     vae_stage = Stage("vae", {"vae": comps.vae}, args.vae_lr, ema=False)
 
     def vae_step(step, item):
-        return vae_loss(comps.vae, model_range(item["pixels"].to(dev, non_blocking=True)), cast)
+        return vae_loss(comps.vae, model_range(item["pixels"].to(dev, non_blocking=True)), cast, args.vae_edge_weight)
 
     if args.init:  # the VAE (and its scale) come with the initial model
         state.setdefault("scaling_factor", comps.vae.config.scaling_factor)

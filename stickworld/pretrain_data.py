@@ -39,19 +39,19 @@ def images_tensor(images) -> torch.Tensor:
     return model_range(images_uint8(images))
 
 
-def batch(seed: int, stage: str, step: int, size: int, drop: float = 0.0, captions: str | None = None,
+def batch(seed: int, stage: str, step: int, size: int, drop: float = 0.0, captions: str = "mixture",
           units: tuple[int, int] = mixture.DEFAULT_UNITS, dtype: str = "float") -> tuple[torch.Tensor, list[str]]:
     """The ``step``-th batch of ``stage`` (``drop`` of its captions emptied): images and captions.
 
     Args:
-        captions: ``None`` or ``"known"``: known-action renders by name; ``"grammar"``: the pose-grammar mixture of
-            :mod:`stickworld.mixture`.
+        captions: ``"mixture"``: the pretraining mixture of :mod:`stickworld.mixture` (known actions by name,
+            held-out and free poses by their units); ``"known"``: known-action renders by name only.
         units: How many parts a free pose of the mixture moves (low, high), e.g. from
             :func:`stickworld.mixture.units_at`.
         dtype: ``"float"`` ([-1, 1]) or ``"uint8"`` (:func:`images_uint8`; :func:`model_range` converts).
     """
     rng = np.random.default_rng([seed, STAGES.index(stage), step])
-    if captions == "grammar":
+    if captions == "mixture":
         samples = [mixture.sample(rng, units=units) for _ in range(size)]
     else:
         samples = [sample(rng, "known") for _ in range(size)]
@@ -76,7 +76,7 @@ class StepBatches(Dataset):
     """
 
     def __init__(self, seed: int, stage: str, start: int, stop: int, size: int, drop: float = 0.0,
-                 captions: str | None = None, schedule=None,
+                 captions: str = "mixture", schedule=None,
                  tokenize: Callable[[list[str]], torch.Tensor] | None = None):
         self.seed, self.stage, self.start, self.stop, self.size = seed, stage, start, stop, size
         self.drop, self.captions, self.schedule, self.tokenize = drop, captions, schedule, tokenize
