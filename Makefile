@@ -39,15 +39,20 @@ demo-tiny: install  ## the whole recipe on the random tiny model (plumbing only,
 # Pretrain the StickWorld base model as the shipped one was made (stickworld/data/base/pretrain.json records the
 # command): the 4x VAE, then the UNet and text encoder on the pretraining mixture (known actions by name, held-out
 # and free poses by their units), then its gates. One thread and one render process; resumable (rerun it), a
-# finished step is skipped. About 2.5 h on the 2-core machine (stickworld/README.md).
+# finished step is skipped. The VAE's decoder is sharpened on the second core meanwhile (make -j2; the encoder, so the
+# latents the UNet learns, stays fixed). About 2.5 h on the 2-core machine (stickworld/README.md).
 SW ?= runs/stickworld
 STICKWORLD_RECIPE ?= --vae-steps 1500 --vae-lr 3e-3 --vae-edge-weight 4 --unet-steps 14000 --unet-lr 8e-4 \
 	--warmup 200 --prediction-type v_prediction --min-snr-gamma 5 --ckpt-every 250 --log-every 50
-stickworld: $(SW)/model/quality.json  ## retrain the StickWorld base model and read its gates (resumable, ~2.5 h)
+stickworld: $(SW)/model/quality.json  ## retrain the StickWorld base model, read its gates (make -j2; resumable, ~2.5 h)
 $(SW)/model/model_index.json: | install
 	OMP_NUM_THREADS=1 $(PY) -m stickworld.pretrain --work $(SW)/work --out $(SW)/model --threads 1 --workers 1 \
 		$(STICKWORLD_RECIPE)
-$(SW)/model/quality.json: $(SW)/model/model_index.json
+$(SW)/model/decoder.done: | install
+	OMP_NUM_THREADS=1 $(PY) -m stickworld.decoder_finetune --vae-from $(SW)/work --work $(SW)/decoder_work \
+		--into $(SW)/model --steps 6000 --threads 1 --wait
+	touch $@
+$(SW)/model/quality.json: $(SW)/model/model_index.json $(SW)/model/decoder.done
 	OMP_NUM_THREADS=1 $(PY) -m stickworld.quality --model $(SW)/model --sheet $(SW)/model/sheet.png
 
 # Every held-out action x twinact, textual_inversion, lora, ti_lora (resumable); table and grid into experiments/.

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from stickworld import mixture
 from stickworld.render import sample
 
-STAGES = ("vae", "unet")
+STAGES = ("vae", "unet", "decoder")
 
 
 def images_uint8(images) -> torch.Tensor:
