@@ -150,6 +150,23 @@ TEST_ACTIONS = tuple(name for name, a in HELDOUT_ACTIONS.items() if a.split == "
 ACTIONS: dict[str, Action] = {**KNOWN_ACTIONS, **HELDOUT_ACTIONS}
 
 
+def add_heldout(path: str | Path) -> dict[str, Action]:
+    """Held-out actions from a user's file (the format of :func:`load_heldout`), added to :data:`HELDOUT_ACTIONS` and
+    :data:`ACTIONS`; returns the file's actions in its order.
+
+    Scoring, the action encoder and the exemplar renderer look actions up by name deep inside a training run (the
+    scorer is built by Hydra), so a file is registered once here rather than threaded through every call. An entry
+    that repeats a shipped held-out action exactly is allowed; one that redefines it is refused.
+    """
+    added = load_heldout(path)
+    for name, action in added.items():
+        if name in HELDOUT_ACTIONS and HELDOUT_ACTIONS[name] != action:
+            raise ValueError(f"{path}: held-out action {name!r} is already shipped with another definition; rename it")
+    HELDOUT_ACTIONS.update(added)
+    ACTIONS.update(added)
+    return added
+
+
 def get_action(action: str | Action) -> Action:
     """The action called ``action`` (or ``action`` itself)."""
     if isinstance(action, Action):

@@ -32,9 +32,10 @@ from pathlib import Path
 import numpy as np
 from hydra.utils import instantiate
 
-from stickworld.actions import DEV_ACTIONS, HELDOUT_ACTIONS, KNOWN_ACTIONS, TEST_ACTIONS
+from stickworld.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS
 from stickworld.clip_model import machine
-from stickworld.compare_methods import check_settings, run_point, write_grid
+from stickworld.compare_methods import check_settings, chosen_actions, run_point, write_grid
+from stickworld.exemplars import exemplar_dir, from_actions_file
 from stickworld.positive_control import CONTROL_ACTIONS, prepare
 from stickworld.units import describe
 from twinact.cli import user_errors
@@ -96,6 +97,9 @@ def upper_bound(action: str, suite, out: Path, extra: list[str]) -> dict[int, di
         return {int(k): v for k, v in json.loads(path.read_text()).items()}
     cfg = compose_config(["experiment=stickworld", f"action.name={action}", *extra])
     pose = HELDOUT_ACTIONS[action]
+    if not pose.units:
+        print(f"upper bound: {action} has no units (its pose-grammar description), so it is left out", flush=True)
+        return {}
     todo = suite_jobs(suite, describe(pose.pose.view, pose.units))
     pipe = load_pipeline(str(package_path(cfg.model.pretrained)))
     pipe.set_progress_bar_config(disable=True)
@@ -209,7 +213,11 @@ def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--split", choices=("test", "dev"), default="test", help="held-out actions: test (report) or dev")
-    p.add_argument("--actions", nargs="+", default=None, choices=list(HELDOUT_ACTIONS), help="instead of --split")
+    p.add_argument("--actions", nargs="+", default=None, help="held-out actions by name, instead of --split")
+    p.add_argument("--actions-file", type=Path, default=None,
+                   help="your own held-out actions (a JSON list in the format of "
+                        "stickworld/data/heldout_actions.json); "
+                        "their exemplars are rendered into OUT/exemplars, --split picks among them")
     p.add_argument("--rows", nargs="+", default=list(ROWS) + [UPPER_BOUND], choices=list(ROWS) + [UPPER_BOUND])
     p.add_argument("--control-actions", nargs="+", default=list(CONTROL_ACTIONS), choices=list(KNOWN_ACTIONS),
                    help="known actions of the positive control")
@@ -221,10 +229,13 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--grid-actions", nargs="*", default=None, help="default: every action")
     p.add_argument("overrides", nargs="*", help="more Hydra overrides for every run")
     args = p.parse_args(argv)
-    actions = args.actions or list(TEST_ACTIONS if args.split == "test" else DEV_ACTIONS)
     command = "python -m stickworld.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)
-    check_settings(args.out, {"steps": args.steps, "batch": args.batch, "accumulate": args.accumulate,
-                              "overrides": args.overrides})
+    settings = {"steps": args.steps, "batch": args.batch, "accumulate": args.accumulate, "overrides": args.overrides}
+    listed, rendered = (None, None) if args.actions_file is None else from_actions_file(args.actions_file, args.out)
+    if listed is not None:
+        settings["actions_file"] = {k: repr(v) for k, v in listed.items()}
+    actions = chosen_actions(args.actions, args.split, listed)
+    check_settings(args.out, settings)
     start = time.time()
     suite = compose_config(["experiment=stickworld", *args.overrides]).eval_suite
     trained = [r for r in args.rows if r != UPPER_BOUND]
@@ -236,15 +247,19 @@ def main(argv: list[str] | None = None) -> Path:
     for n, (budget, row, action, seed) in enumerate(points, 1):
         run_dir = args.out / "runs" / f"steps{budget}" / action / row / f"seed{seed}"
         print(f"[{n}/{len(points)}] {row} on {action}, seed {seed}, {budget} steps -> {run_dir}", flush=True)
-        extra = args.overrides + (prepare(action, args.out / POSITIVE_CONTROL) if row == POSITIVE_CONTROL else [])
+        extra = args.overrides + (prepare(action, args.out / POSITIVE_CONTROL) if row == POSITIVE_CONTROL
+                                  else [f"action.image_dir={exemplar_dir(action, rendered)}"])
         result = run_point(row_overrides(row, action, seed, budget, args.batch, args.accumulate, run_dir, extra))
         units[budget].setdefault(row, {})[(action, seed)] = unit_means(result["per_image"])
         if budget == args.steps:
             run_dirs.setdefault(action, {}).setdefault(row, run_dir)
     main_units = units[args.steps]
     if UPPER_BOUND in args.rows:
-        main_units[UPPER_BOUND] = {(a, s): u for a in actions
-                                   for s, u in upper_bound(a, suite, args.out, args.overrides).items()}
+        main_units[UPPER_BOUND] = {
+            (a, s): u for a in actions for s, u in upper_bound(
+                a, suite, args.out, args.overrides + [f"action.image_dir={exemplar_dir(a, rendered)}"]).items()}
+        if not main_units[UPPER_BOUND]:
+            del main_units[UPPER_BOUND]
     seeds = {r: ([] if r == UPPER_BOUND else list(args.seeds)) for r in main_units}
     rows, pairs = summarize(main_units, seeds), paired(main_units)
     header = (f"Command: `{command}`\n\n{len(actions)} held-out actions ({', '.join(actions)}) x training seeds "
@@ -255,7 +270,7 @@ def main(argv: list[str] | None = None) -> Path:
     write_outputs(args.out, rows, pairs, per_action, header)
     for action in actions if args.grid_actions is None else args.grid_actions:
         if action in run_dirs:
-            write_grid(args.out, action, run_dirs[action], suite)
+            write_grid(args.out, action, run_dirs[action], suite, exemplar_dir(action, rendered))
     curves = [{"method": r, "steps": b, **{m: float(np.mean([u[m] for u in by.values()])) for m in
                                            ("action_correct", "leakage", "leakage_clip")}}
               for b in budgets for r, by in units[b].items()] if args.curve_steps else []

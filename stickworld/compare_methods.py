@@ -26,7 +26,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from stickworld.actions import HELDOUT_ACTIONS, TEST_ACTIONS
+from stickworld.actions import HELDOUT_ACTIONS, Action
+from stickworld.exemplars import exemplar_dir, from_actions_file
 from stickworld.render import render
 from twinact.cli import user_errors
 from twinact.config import compose_config
@@ -44,6 +45,22 @@ def method_names() -> list[str]:
     """The `method=` options (conf/method/*.yaml)."""
     return sorted(f.name.removesuffix(".yaml") for f in resources.files("conf").joinpath("method").iterdir()
                   if f.name.endswith(".yaml"))
+
+
+def chosen_actions(names: list[str] | None, split: str, listed: dict[str, Action] | None) -> list[str]:
+    """The held-out actions of a sweep: ``names`` (checked), else ``split``'s, from ``listed`` (a user's actions file)
+    or the shipped list."""
+    pool = listed if listed is not None else HELDOUT_ACTIONS
+    if names:
+        unknown = [n for n in names if n not in pool]
+        if unknown:
+            raise TwinActError(f"unknown held-out action(s) {', '.join(unknown)}; choose from {', '.join(pool)}")
+        return list(names)
+    chosen = [name for name, a in pool.items() if a.split == split]
+    if not chosen:
+        other = "dev" if split == "test" else "test"
+        raise TwinActError(f"no held-out action has split {split!r}; give --split {other} or --actions <name> ...")
+    return chosen
 
 
 def point_overrides(action: str, method: str, seed: int, steps: int, run_dir: Path, extra: list[str]) -> list[str]:
@@ -118,10 +135,12 @@ def write_tables(out: Path, rows: list[dict], per_action: dict, command: str, no
                                        + "\n".join(lines) + "\n")
 
 
-def write_grid(out: Path, action: str, run_dirs: dict[str, Path], bench, tile: int = 96) -> Path:
-    """Exemplars; the true pose on each evaluation actor; then each method's seed-0 image per actor."""
+def write_grid(out: Path, action: str, run_dirs: dict[str, Path], bench, image_dir: str | None = None,
+               tile: int = 96) -> Path:
+    """Exemplars (from ``image_dir``, default the shipped ones); the true pose on each evaluation actor; then each
+    method's seed-0 image per actor."""
     actors = list(bench.actors)
-    exemplars = [e.image for e in load_exemplars(f"pkg://stickworld/exemplars/{action}", 64)]
+    exemplars = [e.image for e in load_exemplars(image_dir or exemplar_dir(action, None), 64)]
     rows = [("exemplars", exemplars), ("true pose", [render(a.id, action)[0] for a in actors])]
     for method, run in run_dirs.items():
         seed = bench.seeds[0]
@@ -145,8 +164,13 @@ def write_grid(out: Path, action: str, run_dirs: dict[str, Path], bench, tile: i
 def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--actions", nargs="+", default=list(TEST_ACTIONS), choices=list(HELDOUT_ACTIONS),
-                   help="held-out actions (default: the test split; tune on the dev split)")
+    p.add_argument("--actions", nargs="+", default=None,
+                   help="held-out actions by name (default: the test split's; tune on --split dev)")
+    p.add_argument("--split", choices=("test", "dev"), default="test")
+    p.add_argument("--actions-file", type=Path, default=None,
+                   help="your own held-out actions (a JSON list in the format of "
+                        "stickworld/data/heldout_actions.json); "
+                        "their exemplars are rendered into OUT/exemplars")
     p.add_argument("--methods", nargs="+", default=list(METHODS),
                    choices=method_names())
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (evaluation: eval_suite.seeds)")
@@ -155,14 +179,20 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("overrides", nargs="*", help="more Hydra overrides for every run, e.g. data.batch_size=8")
     args = p.parse_args(argv)
     command = "python -m stickworld.compare_methods " + shlex.join(sys.argv[1:] if argv is None else argv)
-    check_settings(args.out, {"steps": args.steps, "overrides": args.overrides})
+    settings = {"steps": args.steps, "overrides": args.overrides}
+    listed, rendered = (None, None) if args.actions_file is None else from_actions_file(args.actions_file, args.out)
+    if listed is not None:
+        settings["actions_file"] = {k: repr(v) for k, v in listed.items()}
+    args.actions = chosen_actions(args.actions, args.split, listed)
+    check_settings(args.out, settings)
     start = time.time()
     results, run_dirs = {}, {}
     points = [(a, m, s) for a in args.actions for m in args.methods for s in args.seeds]
     for n, (action, method, seed) in enumerate(points, 1):
         run_dir = args.out / "runs" / action / method / f"seed{seed}"
         print(f"[{n}/{len(points)}] {method} on {action}, training seed {seed} -> {run_dir}", flush=True)
-        overrides = point_overrides(action, method, seed, args.steps, run_dir, args.overrides)
+        overrides = point_overrides(action, method, seed, args.steps, run_dir,
+                                    args.overrides + [f"action.image_dir={exemplar_dir(action, rendered)}"])
         results[(action, method, seed)] = run_point(overrides)
         run_dirs.setdefault(action, {}).setdefault(method, run_dir)
     rows, per_action = method_table(results, args.methods)
@@ -173,7 +203,7 @@ def main(argv: list[str] | None = None) -> Path:
     write_tables(args.out, rows, per_action, command, note)
     for action in args.grid_actions:
         if action in run_dirs:
-            write_grid(args.out, action, run_dirs[action], bench)
+            write_grid(args.out, action, run_dirs[action], bench, exemplar_dir(action, rendered))
     (args.out / "results.json").write_text(json.dumps(
         {"command": command, "rows": rows, "per_action": per_action,
          # this invocation only: points a resumed sweep skipped cost nothing here

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stickworld.actions import HELDOUT_ACTIONS
+from stickworld.actions import HELDOUT_ACTIONS, Action, add_heldout
 from stickworld.render import render
+from twinact.errors import TwinActError
 from twinact.paths import package_path
 
 PER_ACTION = 5
@@ -25,25 +26,49 @@ EXEMPLAR_ACTORS = (("superhero",), ("red_haired_woman", "boy_in_cap"), ("old_man
 DEFAULT_DIR = "pkg://stickworld/exemplars"
 
 
-def exemplar_actors(action: str) -> tuple[str, ...]:
-    return EXEMPLAR_ACTORS[list(HELDOUT_ACTIONS).index(action) % len(EXEMPLAR_ACTORS)]
+def exemplar_actors(action: str, listed: dict[str, Action] | None = None) -> tuple[str, ...]:
+    """The exemplar actors of ``action``, by its position in ``listed`` (default: the shipped held-out list)."""
+    return EXEMPLAR_ACTORS[list(listed or HELDOUT_ACTIONS).index(action) % len(EXEMPLAR_ACTORS)]
 
 
-def render_set(action: str, size: int = 64) -> list:
-    """The ``PER_ACTION`` exemplar images of held-out ``action`` (actors alternate when there are two)."""
-    index = list(HELDOUT_ACTIONS).index(action)
+def render_set(action: str, size: int = 64, listed: dict[str, Action] | None = None) -> list:
+    """The ``PER_ACTION`` exemplar images of held-out ``action`` (actors alternate when there are two), a function of
+    its position in ``listed`` (default: the shipped held-out list)."""
+    index = list(listed or HELDOUT_ACTIONS).index(action)
     rng = np.random.default_rng([7, index])
-    actors = exemplar_actors(action)
-    return [render(actors[i % len(actors)], action, size, rng)[0] for i in range(PER_ACTION)]
+    actors = exemplar_actors(action, listed)
+    return [render(actors[i % len(actors)], listed[action] if listed else action, size, rng)[0]
+            for i in range(PER_ACTION)]
 
 
-def write(out: Path, actions: list[str]) -> None:
+def write(out: Path, actions: list[str], listed: dict[str, Action] | None = None) -> None:
+    """Exemplar folders ``out/<action>/`` of ``actions`` (from ``listed``, default the shipped held-out list)."""
     for action in actions:
         folder = out / action
         folder.mkdir(parents=True, exist_ok=True)
-        for i, im in enumerate(render_set(action)):
+        for i, im in enumerate(render_set(action, listed=listed)):
             im.save(folder / f"{action}_{i:02d}.png")
-        (folder / "exemplars.json").write_text(json.dumps({"action": action, "actors": exemplar_actors(action)}) + "\n")
+        (folder / "exemplars.json").write_text(
+            json.dumps({"action": action, "actors": exemplar_actors(action, listed)}) + "\n")
+
+
+def exemplar_dir(action: str, rendered: Path | None) -> str:
+    """Where ``action``'s exemplars are: the shipped folder, or ``rendered/<action>`` for a user's actions file."""
+    return f"{DEFAULT_DIR}/{action}" if rendered is None else str(rendered / action)
+
+
+def from_actions_file(path: Path, out: Path) -> tuple[dict[str, Action], Path]:
+    """Register the held-out actions of a user's ``path`` (:func:`stickworld.actions.add_heldout`) and render their
+    exemplars into ``out/exemplars`` (kept when a resumed run already has them); returns (the file's actions, that
+    folder), for :func:`exemplar_dir`."""
+    try:
+        listed = add_heldout(path)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise TwinActError(f"--actions-file {path}: {e} (format: a JSON list of {{name, phrase, split, pose, units, "
+                           "description}}, as stickworld/data/heldout_actions.json)") from None
+    root = out / "exemplars"
+    write(root, [a for a in listed if not (root / a / "exemplars.json").is_file()], listed)
+    return listed, root
 
 
 def load_meta(image_dir: str) -> dict:

@@ -108,3 +108,52 @@ def test_a_small_benchmark_writes_every_output_and_resumes(tmp_path):
     table = (out / "table.md").read_text()
     benchmark.main(args)  # every point finished: nothing retrained, the same table
     assert (out / "table.md").read_text() == table
+
+
+USER_ACTION = {"name": "reaching_lunge", "phrase": "doing a reaching lunge", "split": "test",
+               "pose": {"view": "side", "lean": 30, "right_shoulder": 80, "left_hip": 88, "left_knee": 5,
+                        "right_hip": -25, "right_knee": 10},
+               "units": ["torso.lean_forward", "right_arm.forward", "left_leg.forward", "right_leg.back"],
+               "description": "leaning into a forward kick while reaching ahead"}
+
+
+@pytest.fixture
+def restore_actions():
+    """add_heldout registers a file's actions process-wide; put the shipped lists back after the test."""
+    from stickworld import actions
+
+    saved = dict(actions.HELDOUT_ACTIONS), dict(actions.ACTIONS)
+    yield
+    for table, old in zip((actions.HELDOUT_ACTIONS, actions.ACTIONS), saved):
+        table.clear()
+        table.update(old)
+
+
+def test_a_users_actions_file_runs_end_to_end(tmp_path, restore_actions):
+    """A held-out action from the user's own file: its exemplars rendered from the file, trained, scored against its
+    own pose, the upper bound from its units, a grid; nothing in the package edited."""
+    from stickworld import compare_methods, units
+    from stickworld.skeleton import Pose
+
+    assert units.compose("side", USER_ACTION["units"]) == Pose(**USER_ACTION["pose"])  # a pose of the grammar
+    actions_file = tmp_path / "mine.json"
+    actions_file.write_text(json.dumps([USER_ACTION]))
+    out = tmp_path / "bench"
+    args = ["--out", str(out), "--actions-file", str(actions_file), "--rows", "twinact", "upper_bound",
+            "--seeds", "0", "--steps", "2", "--batch", "2", "--accumulate", "1",
+            f"cache_dir={tmp_path / 'cache'}", "logger=none", "sample_at_end=false", "eval_suite.seeds=[0]",
+            "eval_suite.steps=2", "eval_suite.templates=[\"{actor} {action}\"]"]
+    benchmark.main(args)
+    exemplars = out / "exemplars" / "reaching_lunge"
+    assert len(list(exemplars.glob("*.png"))) == 5
+    assert json.loads((exemplars / "exemplars.json").read_text())["actors"] == ["superhero"]
+    results = json.loads((out / "results.json").read_text())
+    assert results["actions"] == ["reaching_lunge"] and set(results["per_action"]) == {"reaching_lunge"}
+    assert {r["method"] for r in results["rows"]} == {"twinact", "upper_bound"}
+    config = (out / "runs/steps2/reaching_lunge/twinact/seed0/config.yaml").read_text()
+    assert str(exemplars) in config
+    assert (out / "grid_reaching_lunge.png").is_file()
+    # The comparison takes the same file; a name the file does not hold is one clear error.
+    with pytest.raises(Exception, match="unknown held-out action"):
+        compare_methods.main(["--out", str(tmp_path / "cmp"), "--actions-file", str(actions_file),
+                              "--actions", "jumping_lunge"])
