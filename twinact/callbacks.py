@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -84,19 +85,30 @@ class StepTimer(pl.Callback):
             pl_module.log("perf/step_s", self.step_times[-1], on_step=True, batch_size=1)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # kill / docker stop / systemd / Kubernetes / SLURM's limit; Ctrl-C
+
+
 class CheckpointOnSignal(pl.Callback):
-    """On a preemption signal, write `last.ckpt` at the end of the current step, then hand the signal on.
+    """On a preemption or stop signal, write `last.ckpt` at the end of the current optimizer step.
 
     SLURM through submitit sends SIGUSR2 before a job's time limit (`signal_delay_s`); submitit's own handler then
     requeues the job and exits, and Lightning's SLURM auto-requeue does the same on SIGUSR1, so without this a
-    preempted run loses every step since its last periodic checkpoint. The handler only sets a flag (signal handlers
-    may interrupt a step anywhere); the checkpoint is written between steps, then the handler that was installed
+    preempted run loses every step since its last periodic checkpoint. After the checkpoint, the handler installed
     before runs (submitit's or Lightning's); with none, training stops there and the run resumes later.
+
+    SIGTERM and SIGINT stop training the same way and set `stopped_by`, for the caller to exit as a shell reports a
+    signal (128 + its number). They replace Lightning's SIGTERM handling (it ends the process with exit code 0 and no
+    checkpoint, so a scheduler records success) and Python's KeyboardInterrupt on Ctrl-C (exit 1, no checkpoint).
+    A second stop signal ends the process at once: checkpoints on disk are whole, since they are written atomically.
+
+    The handler only sets a flag (signal handlers may interrupt a step anywhere); the checkpoint is written between
+    steps.
     """
 
-    def __init__(self, path: Path, signals: tuple[int, ...] = (signal.SIGUSR1, signal.SIGUSR2)):
+    def __init__(self, path: Path, signals: tuple[int, ...] = (signal.SIGUSR1, signal.SIGUSR2, *STOP_SIGNALS)):
         self.path, self.signals = Path(path), signals
         self.pending: tuple | None = None
+        self.stopped_by: int | None = None
         self.previous: dict[int, object] = {}
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -106,14 +118,22 @@ class CheckpointOnSignal(pl.Callback):
             self.previous[sig] = signal.signal(sig, self._note)
 
     def _note(self, signum, frame) -> None:
+        if signum in STOP_SIGNALS and self.pending is not None and self.pending[0] in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
         self.pending = (signum, frame)
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        # An epoch is one optimizer step (data.py). Its end, where the periodic checkpoints are written too, is the
+        # first point where the learning-rate schedulers have stepped as well, so a resume from here is exact.
         if self.pending is None:
             return
         signum, frame = self.pending
         self.pending = None
         trainer.save_checkpoint(self.path)
+        if signum in STOP_SIGNALS:  # the caller logs why the run stopped and how to continue it
+            self.stopped_by, trainer.should_stop = signum, True
+            return
         log.info("Signal %s: wrote %s at step %d.", signal.Signals(signum).name, self.path, trainer.global_step)
         handler = self.previous.get(signum)
         if callable(handler):
@@ -122,6 +142,8 @@ class CheckpointOnSignal(pl.Callback):
             trainer.should_stop = True
 
     def on_train_end(self, trainer, pl_module) -> None:
+        if self.pending is not None and self.pending[0] in STOP_SIGNALS:  # came after the last step's end
+            self.stopped_by = self.pending[0]
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         self.previous = {}

@@ -16,8 +16,8 @@ def user_errors():
     try:
         yield
     except TwinActError as err:
-        print(f"twinact: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        print(f"twinact: {err.kind}: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
 
 
 def check_command_line(argv: list[str], config_name: str) -> None:

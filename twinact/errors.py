@@ -4,6 +4,29 @@
 class TwinActError(Exception):
     """A problem with the user's input or set-up; the message names the problem and the fix."""
 
+    kind = "error"  # the word after `twinact:` on the printed line
+    exit_code = 2  # a usage error, as argparse and Hydra report one
+
 
 class NonFiniteError(TwinActError):
     """Training diverged (a non-finite loss or gradient); the run stops before anything non-finite is saved."""
+
+
+class Stopped(TwinActError):
+    """Training stopped on a signal (SIGTERM, SIGINT) after writing its state; the message says how to continue.
+
+    Exits 128 + the signal's number, as a shell reports a process a signal ended, so a scheduler does not record the
+    run as a success.
+    """
+
+    kind = "stopped"
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
+
+
+class WriteError(TwinActError):
+    """The OS refused a write (a full disk, a quota, a lost mount); what was written before is whole."""
+
+    exit_code = 1

@@ -65,7 +65,7 @@ def export_action(out_dir: Path, *, tokens: list[str], vectors, embeddings: list
     if lora_config is not None:
         pipeline_class(is_xl).save_lora_weights(
             partial, unet_lora_layers=lora, safe_serialization=True,
-            unet_lora_adapter_metadata=lora_config.to_dict(),
+            unet_lora_adapter_metadata=_stable(lora_config.to_dict()),
         )
     write_webui_files(partial, meta["action"], embeddings, lora, lora_config)
     save_file(state, str(partial / "twinact_state.safetensors"))
@@ -78,6 +78,12 @@ def export_action(out_dir: Path, *, tokens: list[str], vectors, embeddings: list
         shutil.rmtree(out_dir)
     os.replace(partial, out_dir)
     return out_dir
+
+
+def _stable(config: dict) -> dict:
+    """The LoRA config with its sets sorted: a set's order changes between processes (string hashing), and the same
+    weights should export to the same bytes."""
+    return {k: sorted(v) if isinstance(v, set) else v for k, v in config.items()}
 
 
 def load_into_pipeline(pipe, export_dir: Path) -> list[str]:

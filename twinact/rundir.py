@@ -167,6 +167,16 @@ def _hydra_run():
         return [], False
 
 
+def task_overrides() -> list[str]:
+    """This job's config overrides: Hydra's (in a multirun, this point's values), else the remembered command
+    line's (`remember_command_line`), else none."""
+    task, _ = _hydra_run()
+    if task:
+        return task
+    argv = json.loads(os.environ.get(COMMAND_LINE_ENV, "[]"))
+    return [a for a in argv if not a.startswith("-") and "=" in a and not a.lstrip("+~").startswith("hydra")]
+
+
 def sweep_label(cfg: DictConfig) -> str:
     """The run's name within its group: the swept keys with this job's values, e.g. `lora.rank-4_seed-1`.
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import shutil
+import signal
 import time
 import warnings
 from dataclasses import dataclass
@@ -22,9 +23,10 @@ from twinact import action_space as spaces
 from twinact.assembly import build_module, build_space
 from twinact.callbacks import CheckpointOnSignal, SampleGrid, StepTimer
 from twinact.checkpoint_io import AtomicCheckpointIO, newest_readable, read_checkpoint, remove_temporaries
+from twinact.commands import resume_command, sample_command
 from twinact.console import ProgressLines
 from twinact.data import ActionDataModule, check_resolution, load_exemplars
-from twinact.errors import NonFiniteError, TwinActError
+from twinact.errors import NonFiniteError, Stopped, TwinActError
 from twinact.evaluation import evaluate
 from twinact.export import export_action
 from twinact.models import load_model, resolve_pretrained
@@ -42,6 +44,7 @@ from twinact.rundir import (
     resume_mode,
     sweep_label,
 )
+from twinact.runlock import locked_new_run_dir, locked_run_dir
 from twinact.sampling import make_grid, make_pipeline, render
 from twinact.validate import check_training_config
 
@@ -134,15 +137,18 @@ def train(cfg: DictConfig) -> TrainResult:
 
     With `resume: auto` (sweeps) a run dir that already holds an export is skipped (`module` and `trainer` are None),
     after finishing its evaluation if `eval` asks for one that was stopped; one with a checkpoint continues from it.
+    One process at a time trains in a run dir (`runlock`); a second one is refused.
     """
     with open_dict(cfg):  # settled once: the run dir's time stamp and the multirun default must not change later
         cfg.resume = resume_mode(cfg)
         cfg.run_dir = str(requested_run_dir(cfg))
     check_training_config(cfg)
     check_run_dir(requested_run_dir(cfg))
-    if cfg.resume == "auto":
-        point = requested_run_dir(cfg)
-        check_same_settings(point, cfg)
+    if cfg.resume != "auto":
+        return _build_and_fit(cfg)
+    point = requested_run_dir(cfg)
+    check_same_settings(point, cfg)
+    with locked_run_dir(point):  # before the checks below: the holder may be about to finish or fail
         if (point / FAILED_MARK).is_file():
             raise TwinActError(f"{point} diverged before ({(point / FAILED_MARK).read_text().strip()}) Fix the cause "
                                f"in a new run_dir, or remove {point / FAILED_MARK} to retry it as it is.")
@@ -154,6 +160,10 @@ def train(cfg: DictConfig) -> TrainResult:
             else:
                 log.info("%s is finished; skipping (resume: auto).", point)
             return TrainResult(point, None, None)
+        return _build_and_fit(cfg)
+
+
+def _build_and_fit(cfg: DictConfig) -> TrainResult:
     pl.seed_everything(cfg.seed, workers=True)
     # Denormal floats (tiny Adam moments, LoRA products) slow CPU kernels ~100x (seen in the test suite); flushing
     # them to zero changes no result that matters. No effect on GPUs.
@@ -165,7 +175,15 @@ def train(cfg: DictConfig) -> TrainResult:
     check_resolution(cfg.data.resolution, comps.vae_scale_factor)
     exemplars = load_exemplars(cfg.action.image_dir, cfg.data.resolution)
     module, parts = build_module(cfg, comps, exemplars)
-    run_dir, ckpt_path = _run_dir_and_checkpoint(cfg, module.fingerprint)
+    if cfg.resume == "auto":
+        return _fit(cfg, module, parts, exemplars, requested_run_dir(cfg), _resume_checkpoint(cfg, module.fingerprint))
+    ckpt_path = check_ckpt(cfg.ckpt_path, module.fingerprint)  # before any dir is made: a refused run leaves none
+    with locked_new_run_dir(requested_run_dir(cfg)) as run_dir:
+        return _fit(cfg, module, parts, exemplars, run_dir, ckpt_path)
+
+
+def _fit(cfg: DictConfig, module: TwinActModule, parts: dict, exemplars, run_dir: Path,
+         ckpt_path: str | None) -> TrainResult:
     handler = attach_log_file(run_dir)
     for note in exemplars.notes:  # said on the console while loading, before train.log existed
         handler.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, note, None, None))
@@ -184,12 +202,16 @@ def train(cfg: DictConfig) -> TrainResult:
         except NonFiniteError as err:  # marked failed, so no sweep counts it as finished or resumes into it
             (run_dir / FAILED_MARK).write_text(f"{err}\n")
             raise
+        last = run_dir / "checkpoints" / "last.ckpt"
         if not cfg.trainer.fast_dev_run:  # the final state, whatever the checkpoint interval
-            trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+            trainer.save_checkpoint(last, weights_only=False)
+        stopped_by = next(c for c in trainer.callbacks if isinstance(c, CheckpointOnSignal)).stopped_by
+        if stopped_by is not None:
+            _stop(handler, stopped_by, trainer.global_step, module.schedule.total_steps, run_dir)
         finished = cfg.trainer.fast_dev_run or trainer.global_step >= module.schedule.total_steps
         if not finished:  # an export marks a finished run (sweeps skip those), so a stopped one gets none
-            log.info("Stopped at step %d of %d; continue with ckpt_path=%s", trainer.global_step,
-                     module.schedule.total_steps, run_dir / "checkpoints" / "last.ckpt")
+            log.info("Stopped at step %d of %d; continue with %s", trainer.global_step,
+                     module.schedule.total_steps, resume_command(run_dir))
         elif trainer.is_global_zero and cfg.export:
             _export_and_render(cfg, run_dir, module, parts, trainer)
             if cfg.get("eval"):
@@ -204,6 +226,14 @@ def train(cfg: DictConfig) -> TrainResult:
         handler.close()
         _finish_wandb(locals().get("trainer"))
     return TrainResult(run_dir, module, trainer)
+
+
+def _stop(handler: logging.Handler, signum: int, step: int, total: int, run_dir: Path) -> None:
+    """Record in train.log why the run stopped, then raise the one line the entry point prints."""
+    message = (f"{signal.Signals(signum).name} at step {step} of {total}: wrote "
+               f"{run_dir / 'checkpoints' / 'last.ckpt'}. Continue with: {resume_command(run_dir)}")
+    handler.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, message, None, None))
+    raise Stopped(message, signum)
 
 
 def wandb_run_id(run_dir: Path) -> str:
@@ -222,25 +252,22 @@ def _log_summary(run_dir: Path, trainer: pl.Trainer, seconds: float, tokens: lis
     loss = trainer.callback_metrics.get("train/loss")
     log.info("Done: %d steps in %.1f min, last logged loss %s. Export: %s", trainer.global_step, seconds / 60,
              f"{float(loss):.4f}" if loss is not None else "n/a", run_dir / "export")
-    log.info("Try it: python sample.py run=%s prompt=\"a polar bear %s\"", run_dir, " ".join(tokens))
+    log.info("Try it: %s", sample_command(run_dir, f"a polar bear {' '.join(tokens)}"))
 
 
 def _evaluate(run_dir: Path, cfg: DictConfig, device: str) -> None:
     evaluate(run_dir, cfg.eval_suite, device=device)
 
 
-def _run_dir_and_checkpoint(cfg: DictConfig, fingerprint: dict) -> tuple[Path, str | None]:
-    """Where this run writes and what it resumes from. Normally a fresh dir (never a used one); with `resume: auto`
-    the sweep point's own dir, continuing from its last checkpoint if it has one."""
+def _resume_checkpoint(cfg: DictConfig, fingerprint: dict) -> str | None:
+    """What a `resume: auto` point continues from: `ckpt_path` if given, else the newest readable checkpoint in its
+    own dir, if any."""
     run_dir, ckpt_path = requested_run_dir(cfg), cfg.ckpt_path
-    if cfg.resume == "auto" and not ckpt_path and (run_dir / "checkpoints").is_dir():
+    if not ckpt_path and (run_dir / "checkpoints").is_dir():
         remove_temporaries(run_dir / "checkpoints")
         found = newest_readable(run_dir / "checkpoints")
         ckpt_path = str(found[0]) if found else None
-    ckpt_path = check_ckpt(ckpt_path, fingerprint)  # before any dir is made: a refused run leaves nothing behind
-    run_dir = run_dir if cfg.resume == "auto" else allocate_run_dir(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir, ckpt_path
+    return check_ckpt(ckpt_path, fingerprint)
 
 
 def _stream_kwargs(cfg: DictConfig, module: TwinActModule, num_images: int) -> dict:

@@ -1,0 +1,143 @@
+"""What users and schedulers hit around a run: signals, two processes in one run dir, commands printed to paste."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, compose, fast_overrides
+from test_faults import _weights
+
+from twinact.training import train
+
+# Run train.py as a scheduler would, holding the step `n` until the test has sent its signal (then the signal is
+# known to land inside that step).
+HOLD_AT_STEP = r"""
+import runpy, sys, time
+from pathlib import Path
+from twinact.module import TwinActModule
+
+at, sent, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+real = TwinActModule.training_step
+def training_step(self, *a, **k):
+    if self.global_step == n and not at.exists():
+        at.touch()
+        deadline = time.time() + 120
+        while not sent.exists() and time.time() < deadline:
+            time.sleep(0.02)
+    return real(self, *a, **k)
+TwinActModule.training_step = training_step
+sys.argv = ["train.py", *sys.argv[4:]]
+runpy.run_path("train.py", run_name="__main__")
+"""
+
+
+def _overrides(tmp_path: Path, run: str = "run") -> list[str]:
+    return fast_overrides(tmp_path) + [f"run_dir={tmp_path / run}", "lora.alpha=8", "method.stage2.lora_lr=1e-2"]
+
+
+def _start(tmp_path: Path, overrides: list[str], step: int) -> tuple[subprocess.Popen, Path, Path]:
+    at, sent = tmp_path / f"at_{step}", tmp_path / f"sent_{step}"
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_AT_STEP, str(at), str(sent), str(step), *overrides],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not at.exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    return proc, at, sent
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("straight")
+    return _weights(train(compose(_overrides(tmp))).run_dir / "export")
+
+
+@pytest.mark.parametrize("name,code", [("TERM", 143), ("INT", 130)])
+def test_a_signal_stops_training_at_a_checkpoint_and_the_printed_command_resumes_it_exactly(tmp_path, straight,
+                                                                                            name, code):
+    proc, _, sent = _start(tmp_path, _overrides(tmp_path), step=1)
+    subprocess.run(["kill", f"-{name}", str(proc.pid)], check=True)
+    sent.touch()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == code, err[-3000:]
+    assert "Traceback" not in err and "Received SIGTERM" not in err, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"twinact: stopped: SIG{name} at step 2 of 4: wrote "), last
+    run = tmp_path / "run"
+    assert f"SIG{name} at step 2 of 4" in (run / "train.log").read_text()
+    assert not (run / "export").exists() and not (run / "FAILED").exists()
+
+    resume = last.split("Continue with: ", 1)[1]
+    assert resume.endswith("resume=auto")
+    done = subprocess.run(["bash", "-c", resume], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _weights(run / "export") == straight
+
+
+def test_a_second_process_in_a_busy_run_dir_is_refused_in_one_line(tmp_path):
+    """A `resume=auto` relaunch and a sweep relaunch (`-m`: resume is auto there) while the first launch trains."""
+    overrides = _overrides(tmp_path) + ["resume=auto"]
+    first, _, sent = _start(tmp_path, overrides, step=1)
+    try:
+        for extra in (["resume=auto"], ["-m"]):
+            second = subprocess.run([sys.executable, "train.py", *_overrides(tmp_path), *extra], cwd=REPO,
+                                    capture_output=True, text=True, timeout=300)
+            assert second.returncode == 2, second.stderr[-3000:]
+            assert second.stderr.strip().splitlines()[-1].startswith(
+                f"twinact: error: {tmp_path / 'run'} is in use by pid {first.pid} on host "), second.stderr[-3000:]
+            assert "Traceback" not in second.stderr
+    finally:
+        sent.touch()
+    assert first.wait(timeout=300) == 0, first.communicate()[1][-3000:]
+    run = tmp_path / "run"
+    assert (run / "export" / "twinact.json").is_file() and not (run / ".twinact.lock").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["cache", "run"]  # nothing trained beside it
+
+
+HOLD_LOCK = r"""
+import os, signal, sys, time
+from pathlib import Path
+from twinact.runlock import RunLock
+assert RunLock(Path(sys.argv[1])).acquire()
+Path(sys.argv[1], "held").touch()
+if sys.argv[2] == "die":
+    os.kill(os.getpid(), signal.SIGKILL)
+time.sleep(120)
+"""
+
+
+def _hold_lock(run_dir: Path, how: str) -> subprocess.Popen:
+    run_dir.mkdir(exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir), how], cwd=REPO)
+    deadline = time.time() + 60
+    while not (run_dir / "held").exists():
+        assert time.time() < deadline
+        time.sleep(0.05)
+    return proc
+
+
+def test_a_lock_names_its_live_holder_and_a_dead_holders_lock_is_taken_over(tmp_path, caplog):
+    from twinact.runlock import RunLock
+
+    live = _hold_lock(tmp_path / "a", "hold")
+    try:
+        lock = RunLock(tmp_path / "a")
+        assert not lock.acquire() and lock.holder()["pid"] == live.pid
+    finally:
+        live.kill()
+        live.wait()
+    dead = _hold_lock(tmp_path / "b", "die")
+    dead.wait()
+    assert (tmp_path / "b" / ".twinact.lock").exists()  # left behind by SIGKILL
+    lock = RunLock(tmp_path / "b")
+    with caplog.at_level("WARNING", logger="twinact.runlock"):
+        assert lock.acquire()
+    assert f"stale lock of pid {dead.pid} on host " in caplog.text
+    lock.release()
+    assert not (tmp_path / "b" / ".twinact.lock").exists()
