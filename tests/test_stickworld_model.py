@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from stickworld import base_model, gpu_run, pretrain, pretrain_data, quality
+from stickworld import base_model, pretrain, pretrain_data, quality
 from tests.conftest import compose
 from twinact.paths import package_path
 
@@ -77,7 +77,7 @@ def test_pretraining_continues_from_an_export(tmp_path):
 
 
 def test_pretraining_refuses_other_settings(tmp_path):
-    run = ["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--captions", "grammar"] + TINY
+    run = ["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--captions", "mixture"] + TINY
     first = run + ["--max-units-schedule", "0:1-2,2:2-5"]
     pretrain.main(first + ["--stop-after", "0"])
     assert json.loads((tmp_path / "w" / "state.json").read_text())["settings"]["max_units_schedule"] == "0:1-2,2:2-5"
@@ -92,10 +92,10 @@ def test_pretraining_refuses_other_settings(tmp_path):
 
 def test_pretraining_checks_its_runtime_options_before_anything_runs(tmp_path):
     base = ["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")] + TINY
-    with pytest.raises(SystemExit, match="--captions grammar"):
-        pretrain.main(base + ["--max-units-schedule", "0:2"])
+    with pytest.raises(SystemExit, match="--captions mixture"):
+        pretrain.main(base + ["--captions", "known", "--max-units-schedule", "0:2"])
     with pytest.raises(SystemExit, match="step 0"):
-        pretrain.main(base + ["--captions", "grammar", "--max-units-schedule", "5:2"])
+        pretrain.main(base + ["--captions", "mixture", "--max-units-schedule", "5:2"])
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match="sees none"):
             pretrain.main(base + ["--device", "cuda"])
@@ -104,40 +104,15 @@ def test_pretraining_checks_its_runtime_options_before_anything_runs(tmp_path):
 
 def test_render_workers_draw_the_same_batches_in_step_order():
     tokenize = pretrain_data.tokenizer_fn(base_model.build().tokenizer)
-    data = pretrain_data.StepBatches(3, "unet", 5, 9, 2, drop=0.1, captions="grammar",
+    data = pretrain_data.StepBatches(3, "unet", 5, 9, 2, drop=0.1, captions="mixture",
                                      schedule=((0, 1, 1), (7, 2, 5)), tokenize=tokenize)
     here, there = list(pretrain_data.iterate(data, 0)), list(pretrain_data.iterate(data, 2))
     assert [b["step"] for b in there] == [5, 6, 7, 8]
     for a, b in zip(here, there):
         assert torch.equal(a["pixels"], b["pixels"]) and torch.equal(a["ids"], b["ids"])
-    x, captions = pretrain_data.batch(3, "unet", 5, 2, 0.1, "grammar", (1, 1))
+    x, captions = pretrain_data.batch(3, "unet", 5, 2, 0.1, "mixture", (1, 1))
     assert torch.equal(pretrain_data.model_range(here[0]["pixels"]), x)
     assert torch.equal(tokenize(captions), here[0]["ids"])
-
-
-def test_the_gpu_run_path_runs_end_to_end_on_cpu(tmp_path):
-    # The prepared GPU command with tiny numbers: the budget (0 min) ends training at its first checkpoint, so the
-    # EMA snapshot is exported, read on every set and packed into parts the device tool can bring back.
-    torch.set_num_threads(1)
-    out, scratch = tmp_path / "out", tmp_path / "scratch"
-    gpu_run.main(["run", "--out", str(out), "--scratch", str(scratch), "--device", "cpu", "--minutes", "0",
-                  "--steps", "4", "--batch", "2", "--workers", "2", "--ckpt-every", "2", "--log-every", "1",
-                  "--limit", "2", "--quality-steps", "2", "--", "--precision", "bf16"])  # the GPU's autocast path
-    files = {p.name: p.stat().st_size for p in out.iterdir()}
-    assert len(files) <= gpu_run.MAX_FILES and max(files.values()) <= 16 * 2**20
-    assert {"gpu_run.json", "quality.json", "sheet.png", "log.jsonl", "model.tar.gz.00"} <= set(files)
-    record = json.loads((out / "gpu_run.json").read_text())
-    assert record["unet_steps_done"] == 2 and not record["finished"] and record["steps_per_second"] > 0
-    assert "--max-units-schedule 0:1-2,1:2-5 " in record["pretrain_command"]
-    assert record["pretrain_command"].endswith("--precision bf16")
-    assert set(record["quality"]) == {*quality.SETS, "units_single"} and record["environment"]["torch"]
-    reading = json.loads((out / "quality.json").read_text())
-    assert reading["units_single"]["images"] == 2 and reading["units_single"]["per_part_acc"]
-    model = gpu_run.unpack(out, tmp_path / "fetched_model")
-    for f in (scratch / "model").rglob("*"):
-        if f.is_file():
-            assert (model / f.relative_to(scratch / "model")).read_bytes() == f.read_bytes(), f
-    assert json.loads((model / "pretrain.json").read_text())["snapshot_of_step"] == 2
 
 
 def test_missing_shipped_model_is_a_clear_error(tmp_path):
@@ -217,3 +192,28 @@ def test_snapshot_exports_a_runs_ema_midway_without_touching_it(tmp_path):
     assert json.loads((snap / "pretrain.json").read_text())["snapshot_of_step"] == 2
     pretrain.main(args)  # the run itself still resumes and finishes
     assert (tmp_path / "o" / "model_index.json").is_file()
+
+
+def test_decoder_finetune_keeps_the_encoder_and_writes_the_decoder_into_the_export(tmp_path):
+    from diffusers import AutoencoderKL
+
+    from stickworld import decoder_finetune
+
+    torch.set_num_threads(1)
+    with pytest.raises(SystemExit, match="not there yet"):  # before the VAE stage, without --wait
+        decoder_finetune.main(["--vae-from", str(tmp_path / "w"), "--work", str(tmp_path / "d")])
+    pretrain.main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")] + TINY)
+    before = AutoencoderKL.from_pretrained(str(tmp_path / "o" / "vae"))
+    args = ["--vae-from", str(tmp_path / "w"), "--work", str(tmp_path / "d"), "--into", str(tmp_path / "o"),
+            "--steps", "3", "--batch", "2", "--ckpt-every", "2", "--log-every", "1", "--warmup", "1"]
+    decoder_finetune.main(args)
+    after = AutoencoderKL.from_pretrained(str(tmp_path / "o" / "vae"))
+    for name, p in before.encoder.state_dict().items():
+        assert torch.equal(p, after.encoder.state_dict()[name]), name
+    assert any(not torch.equal(p, after.decoder.state_dict()[k]) for k, p in before.decoder.state_dict().items())
+    assert after.config.scaling_factor == before.config.scaling_factor
+    meta = json.loads((tmp_path / "o" / "pretrain.json").read_text())
+    assert meta["decoder_finetune"]["steps"] == 3 and "decoder_finetune" in meta["decoder_finetune"]["command"]
+    decoder_finetune.main(args)  # finished: installs the same decoder again, trains nothing
+    again = AutoencoderKL.from_pretrained(str(tmp_path / "o" / "vae"))
+    assert all(torch.equal(p, again.decoder.state_dict()[k]) for k, p in after.decoder.state_dict().items())
