@@ -42,7 +42,8 @@ def build_vae() -> AutoencoderKL:
 def build_unet() -> UNet2DConditionModel:
     return UNet2DConditionModel(
         sample_size=LATENT_SIZE, in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS,
-        block_out_channels=(32, 64, 128, 128), layers_per_block=1, down_block_types=("DownBlock2D",) * 2 + ("CrossAttnDownBlock2D",) * 2,
+        block_out_channels=(32, 64, 128, 128), layers_per_block=1,
+        down_block_types=("DownBlock2D",) * 2 + ("CrossAttnDownBlock2D",) * 2,
         up_block_types=("CrossAttnUpBlock2D",) * 2 + ("UpBlock2D",) * 2, cross_attention_dim=TEXT_WIDTH,
         attention_head_dim=32, norm_num_groups=16,
     )
