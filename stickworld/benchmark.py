@@ -22,7 +22,6 @@ finished points are skipped), evaluates it on ``eval_suite=stickworld`` and writ
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shlex
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from hydra.utils import instantiate
 
+from stickworld import tables
 from stickworld.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS
 from stickworld.clip_model import machine
 from stickworld.compare_methods import check_settings, chosen_actions, run_point, write_grid
@@ -44,7 +44,7 @@ from twinact.evaluation import jobs as suite_jobs
 from twinact.models import load_pipeline
 from twinact.paths import package_path
 from twinact.sampling import render_jobs
-from twinact.stats import bootstrap_ci95, mean_ci95
+from twinact.stats import bootstrap_ci95
 
 UPPER_BOUND, POSITIVE_CONTROL = "upper_bound", "positive_control"
 # Row -> overrides on top of experiment=stickworld. The ablations separate TwinAct's parts: the similarity loss (off
@@ -64,11 +64,6 @@ ROWS = {
     POSITIVE_CONTROL: ["method=twinact"],  # on CONTROL_ACTIONS, each without its own phrase in the space
 }
 BASELINES = ("textual_inversion", "lora", "ti_lora")
-METRICS = (("s_action", "S_Action", "higher"), ("action_correct", "Action acc.", "higher"),
-           ("pose_distance", "pose distance", "lower"), ("error_arms", "arms error", "lower"),
-           ("error_legs", "legs error", "lower"), ("error_torso", "torso error", "lower"),
-           ("s_actor", "S_Actor", "higher"), ("s_actor_clip", "S_Actor (CLIP)", "higher"),
-           ("leakage", "Leakage", "lower"), ("leakage_clip", "Leakage (CLIP)", "lower"))
 PAIRED = ("s_action", "action_correct", "pose_distance", "s_actor_clip", "leakage", "leakage_clip")
 
 
@@ -81,12 +76,6 @@ def row_overrides(row: str, action: str, seed: int, steps: int, batch: int, accu
     s1 = round(steps * stages.stage1.steps / (stages.stage1.steps + stages.stage2.steps))
     return base + [f"method.stage1.steps={s1}", f"method.stage2.steps={steps - s1}", f"run_dir={run_dir}",
                    "resume=auto", "eval=true"]
-
-
-def unit_means(per_image: list[dict]) -> dict[str, float]:
-    """One unit: each metric's mean over the images that carry it."""
-    keys = {k for img in per_image for k, v in img.items() if isinstance(v, (int, float))} - {"seed", "template"}
-    return {k: float(np.mean([img[k] for img in per_image if k in img])) for k in sorted(keys)}
 
 
 def upper_bound(action: str, suite, out: Path, extra: list[str]) -> dict[int, dict[str, float]]:
@@ -109,7 +98,7 @@ def upper_bound(action: str, suite, out: Path, extra: list[str]) -> dict[int, di
     scores, _ = instantiate(suite.scorer)(images, todo, suite, cfg, [])
     per_seed = {}
     for seed in suite.seeds:
-        per_seed[int(seed)] = unit_means([{k: v[i] for k, v in scores.items()} for i, j in enumerate(todo)
+        per_seed[int(seed)] = tables.unit_means([{k: v[i] for k, v in scores.items()} for i, j in enumerate(todo)
                                           if j["seed"] == seed])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(per_seed, indent=2))
@@ -117,15 +106,8 @@ def upper_bound(action: str, suite, out: Path, extra: list[str]) -> dict[int, di
 
 
 def summarize(units: dict[str, dict[tuple, dict]], seeds: dict[str, list[int]]) -> list[dict]:
-    """Rows: mean and CI95 of each metric over the row's units; ``training_seeds`` and unit count."""
-    rows = []
-    for row, by_unit in units.items():
-        out = {"method": row, "training_seeds": seeds[row], "units": len(by_unit)}
-        for metric, _, _ in METRICS:
-            values = [u[metric] for u in by_unit.values() if metric in u]
-            if values:
-                out[metric], out[f"{metric}_ci95"] = mean_ci95(values)
-        rows.append(out)
+    """The rows of :func:`stickworld.tables.summarize`, with Action acc. as a fraction of the upper bound."""
+    rows = tables.summarize(units, seeds)
     ub = units.get(UPPER_BOUND)
     if ub:  # accuracy as a fraction of what the base model draws when told the pose, action by action
         bound = {a: np.mean([u["action_correct"] for (act, _), u in ub.items() if act == a])
@@ -154,41 +136,12 @@ def paired(units: dict[str, dict[tuple, dict]], a: str = "twinact", baselines=BA
     return out
 
 
-def write_outputs(out: Path, rows: list[dict], pairs: list[dict], per_action: dict, header: str) -> None:
-    cols = [(m, label, better) for m, label, better in METRICS if any(m in r for r in rows)]
-    lines = [header, "", "| row | " + " | ".join(f"{lab} ({b})" for _, lab, b in cols) + " | units | seeds |",
-             "|" + " --- |" * (len(cols) + 3)]
-    for r in rows:
-        cells = [f"{r[m]:.3f} ± {r[m + '_ci95']:.3f}" if m in r else "n/a" for m, _, _ in cols]
-        lines.append(f"| {r['method']} | " + " | ".join(cells) + f" | {r['units']} | {len(r['training_seeds'])} |")
-    (out / "table.md").write_text("\n".join(lines) + "\n")
-    with open(out / "table.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}, key=lambda k: (k != "method", k)))
-        writer.writeheader()
-        writer.writerows({**r, "training_seeds": " ".join(map(str, r["training_seeds"]))} for r in rows)
+def write_paired(out: Path, pairs: list[dict]) -> None:
     lines = ["Paired differences over shared (action, training seed) units; 95% percentile bootstrap.", "",
-             "| a - b | metric | mean | 95% CI | units |", "| --- | --- | --- | --- | --- |"]
+             "| a - b | metric | mean | 95% CI | n (units) |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {p['a']} - {p['b']} | {p['metric']} | {p['mean']:+.3f} | [{p['ci95'][0]:+.3f}, "
               f"{p['ci95'][1]:+.3f}] | {p['units']} |" for p in pairs]
     (out / "paired.md").write_text("\n".join(lines) + "\n")
-    names = [r["method"] for r in rows]
-    lines = ["Action acc. / S_Action per action (mean over units)", "", "| action | " + " | ".join(names) + " |",
-             "|" + " --- |" * (len(names) + 1)]
-    for action, by_row in per_action.items():
-        lines.append(f"| {action} | " + " | ".join(
-            f"{by_row[n]['action_correct']:.2f} / {by_row[n]['s_action']:.2f}" if n in by_row else "n/a"
-            for n in names) + " |")
-    (out / "per_action.md").write_text("\n".join(lines) + "\n")
-
-
-def per_action_means(units: dict[str, dict[tuple, dict]]) -> dict[str, dict[str, dict[str, float]]]:
-    table: dict = {}
-    for row, by_unit in units.items():
-        for action in sorted({a for a, _ in by_unit}):
-            us = [u for (a, _), u in by_unit.items() if a == action]
-            table.setdefault(action, {})[row] = {m: float(np.mean([u[m] for u in us]))
-                                                 for m in ("action_correct", "s_action", "leakage")}
-    return table
 
 
 def plot_curves(points: list[dict], path: Path) -> None:
@@ -250,7 +203,7 @@ def main(argv: list[str] | None = None) -> Path:
         extra = args.overrides + (prepare(action, args.out / POSITIVE_CONTROL) if row == POSITIVE_CONTROL
                                   else [f"action.image_dir={exemplar_dir(action, rendered)}"])
         result = run_point(row_overrides(row, action, seed, budget, args.batch, args.accumulate, run_dir, extra))
-        units[budget].setdefault(row, {})[(action, seed)] = unit_means(result["per_image"])
+        units[budget].setdefault(row, {})[(action, seed)] = tables.unit_means(result["per_image"])
         if budget == args.steps:
             run_dirs.setdefault(action, {}).setdefault(row, run_dir)
     main_units = units[args.steps]
@@ -266,8 +219,9 @@ def main(argv: list[str] | None = None) -> Path:
               f"{args.seeds}; {args.steps} optimizer steps per run at effective batch {args.batch * args.accumulate}; "
               f"a unit is one (action, training seed), the upper bound's one (action, evaluation seed); mean ± "
               f"95% t-interval over units. Machine: {machine()}.")
-    per_action = per_action_means(main_units)
-    write_outputs(args.out, rows, pairs, per_action, header)
+    per_action = tables.per_action_means(main_units)
+    tables.write(args.out, rows, per_action, header)
+    write_paired(args.out, pairs)
     for action in actions if args.grid_actions is None else args.grid_actions:
         if action in run_dirs:
             write_grid(args.out, action, run_dirs[action], suite, exemplar_dir(action, rendered))

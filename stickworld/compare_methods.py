@@ -4,8 +4,9 @@
 trains each (action, method, seed) point with ``experiment=stickworld`` through the same ``train()`` as
 ``train.py``, evaluates it on ``eval_suite=stickworld`` (actors the exemplars do not show, several seeds), then writes:
 
-- ``table.md`` / ``table.csv``: methods x S_Action, S_Actor, Leakage, mean and 95% CI over (action, seed) units;
-- ``per_action.md``: S_Action per action and method;
+- ``table.md`` / ``table.csv``: methods x the metrics of :mod:`stickworld.tables`, mean ± 95% interval over
+  (action, evaluation seed) units, with the unit count n;
+- ``per_action.md``: Action acc. and S_Action per action and method;
 - ``grid_<action>.png``: the exemplars, the true pose on each evaluation actor, then one row per method.
 
 Runs live under ``<out>/runs/<action>/<method>/seed<k>`` with ``resume: auto``: a rerun skips finished points and
@@ -16,7 +17,6 @@ continues unfinished ones, so the whole sweep can be stopped and restarted. Ever
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shlex
 import sys
@@ -26,6 +26,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from stickworld import tables
 from stickworld.actions import HELDOUT_ACTIONS, Action
 from stickworld.exemplars import exemplar_dir, from_actions_file
 from stickworld.render import render
@@ -33,14 +34,9 @@ from twinact.cli import user_errors
 from twinact.config import compose_config
 from twinact.data import load_exemplars
 from twinact.errors import TwinActError
-from twinact.stats import mean_ci95
 from twinact.training import train
 
 METHODS = ("twinact", "textual_inversion", "lora", "ti_lora")
-METRICS = (("s_action", "S_Action", "higher"), ("action_correct", "Action acc.", "higher"),
-           ("s_actor", "S_Actor", "higher"), ("leakage", "Leakage", "lower"))
-
-
 def method_names() -> list[str]:
     """The `method=` options (conf/method/*.yaml)."""
     return sorted(f.name.removesuffix(".yaml") for f in resources.files("conf").joinpath("method").iterdir()
@@ -90,49 +86,17 @@ def run_point(overrides: list[str]) -> dict:
     return json.loads((Path(result.run_dir) / "eval" / "metrics.json").read_text())
 
 
-def method_table(results: dict[tuple[str, str, int], dict], methods: list[str]) -> tuple[list[dict], dict]:
-    """Per method: each metric's mean and CI95 over (action, seed) units (a unit: the mean over its images)."""
-    rows, per_action = [], {}
-    for method in methods:
-        units: dict[str, list[float]] = {m: [] for m, _, _ in METRICS}
-        for (action, m, _), res in results.items():
-            if m != method:
-                continue
-            by_seed: dict[int, dict[str, list[float]]] = {}
-            for img in res["per_image"]:
-                for metric, _, _ in METRICS:
-                    if metric in img:
-                        by_seed.setdefault(img["seed"], {}).setdefault(metric, []).append(img[metric])
-            for seed_scores in by_seed.values():
-                for metric, values in seed_scores.items():
-                    units[metric].append(sum(values) / len(values))
-            per_action.setdefault(action, {})[method] = res["aggregate"]["s_action"]
-        row = {"method": method, "units": len(units["s_action"])}
-        for metric, values in units.items():
-            if values:
-                row[metric], row[f"{metric}_ci95"] = mean_ci95(values)
-        rows.append(row)
-    return rows, per_action
-
-
-def write_tables(out: Path, rows: list[dict], per_action: dict, command: str, note: str) -> None:
-    head = ["method"] + [f"{label} ({better} better)" for _, label, better in METRICS] + ["units"]
-    lines = [f"Command: `{command}`", "", note, "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for r in rows:
-        cells = [f"{r[m]:.3f} ± {r[m + '_ci95']:.3f}" if m in r else "n/a" for m, _, _ in METRICS]
-        lines.append(f"| {r['method']} | " + " | ".join(cells) + f" | {r['units']} |")
-    (out / "table.md").write_text("\n".join(lines) + "\n")
-    with open(out / "table.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}, key=lambda k: (k != "method", k)))
-        writer.writeheader()
-        writer.writerows(rows)
-    methods = [r["method"] for r in rows]
-    lines = ["| action | " + " | ".join(methods) + " |", "|" + " --- |" * (len(methods) + 1)]
-    for action, scores in per_action.items():
-        lines.append(f"| {action} | " + " | ".join(f"{scores[m]:.3f}" if m in scores else "n/a" for m in methods)
-                     + " |")
-    (out / "per_action.md").write_text("S_Action (mean over actors, prompts, seeds) per held-out action\n\n"
-                                       + "\n".join(lines) + "\n")
+def method_units(results: dict[tuple[str, str, int], dict]) -> dict[str, dict[tuple, dict]]:
+    """method -> (action, evaluation seed) -> the unit's metric means (over its actors and prompts), pooling training
+    seeds: with one training seed per point, the evaluation seeds are the independent draws there are."""
+    units: dict[str, dict[tuple, dict]] = {}
+    for (action, method, _), res in results.items():
+        by_seed: dict[int, list[dict]] = {}
+        for img in res["per_image"]:
+            by_seed.setdefault(img["seed"], []).append(img)
+        for seed, images in by_seed.items():
+            units.setdefault(method, {})[(action, seed)] = tables.unit_means(images)
+    return units
 
 
 def write_grid(out: Path, action: str, run_dirs: dict[str, Path], bench, image_dir: str | None = None,
@@ -195,12 +159,15 @@ def main(argv: list[str] | None = None) -> Path:
                                     args.overrides + [f"action.image_dir={exemplar_dir(action, rendered)}"])
         results[(action, method, seed)] = run_point(overrides)
         run_dirs.setdefault(action, {}).setdefault(method, run_dir)
-    rows, per_action = method_table(results, args.methods)
+    units = method_units(results)
+    rows = tables.summarize(units, {m: list(args.seeds) for m in units})
+    per_action = tables.per_action_means(units)
     bench = compose_config(["experiment=stickworld"]).eval_suite
-    note = (f"{len(args.actions)} held-out actions x {len(args.seeds)} training seed(s); each unit is one (action, "
-            f"evaluation seed) pair averaged over {len(bench.actors)} actors x {len(bench.templates)} prompts; "
-            f"{args.steps} optimizer steps per method. Judges: stickworld/data/judges.safetensors.")
-    write_tables(args.out, rows, per_action, command, note)
+    header = (f"Command: `{command}`\n\n{len(args.actions)} held-out actions x {len(args.seeds)} training seed(s); "
+              f"a unit is one (action, evaluation seed), averaged over {len(bench.actors)} actors x "
+              f"{len(bench.templates)} prompts; mean ± 95% t-interval over units; {args.steps} optimizer steps per "
+              "method. Judges: stickworld/data/judges.safetensors.")
+    tables.write(args.out, rows, per_action, header)
     for action in args.grid_actions:
         if action in run_dirs:
             write_grid(args.out, action, run_dirs[action], bench, exemplar_dir(action, rendered))

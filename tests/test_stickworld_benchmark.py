@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import one_thread
 
-from stickworld import benchmark
+from stickworld import benchmark, tables
 from twinact.config import compose_config
 from twinact.stats import bootstrap_ci95
 
@@ -17,7 +17,7 @@ _one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
 def test_a_unit_averages_its_images_and_rows_average_units():
     images = [{"seed": 0, "template": 0, "s_action": 0.2, "leakage": 0.1},
               {"seed": 1, "template": 1, "s_action": 0.6}]
-    assert benchmark.unit_means(images) == {"s_action": pytest.approx(0.4), "leakage": pytest.approx(0.1)}
+    assert tables.unit_means(images) == {"s_action": pytest.approx(0.4), "leakage": pytest.approx(0.1)}
     units = {"twinact": {("a", 0): {"s_action": 0.4, "action_correct": 0.5},
                          ("a", 1): {"s_action": 0.6, "action_correct": 1.0}},
              benchmark.UPPER_BOUND: {("a", 0): {"s_action": 0.9, "action_correct": 1.0},

@@ -8,7 +8,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from stickworld import compare_methods
+from stickworld import compare_methods, tables
 from tests.test_stickworld_model import needs_model
 from twinact.config import compose_config
 from twinact.errors import TwinActError
@@ -23,22 +23,27 @@ def _result(values: dict[int, list[float]]) -> dict:
 def test_summary_averages_each_action_seed_unit_then_across_units():
     results = {("a", "twinact", 0): _result({0: [0.2, 0.4], 1: [0.6, 0.6]}),
                ("b", "twinact", 0): _result({0: [1.0, 1.0], 1: [0.0, 0.2]}),
-               ("a", "lora", 0): _result({0: [0.5], 1: [0.5]})}
-    rows, per_action = compare_methods.method_table(results, ["twinact", "lora"])
-    twinact, lora = rows
-    assert twinact["units"] == 4 and lora["units"] == 2
+               ("a", "lora", 0): _result({0: [0.5]})}
+    units = compare_methods.method_units(results)
+    twinact, lora = tables.summarize(units, {"twinact": [0], "lora": [0]})
+    assert twinact["units"] == 4 and lora["units"] == 1
     assert twinact["s_action"] == pytest.approx((0.3 + 0.6 + 1.0 + 0.1) / 4)
     assert twinact["leakage"] == pytest.approx(twinact["s_action"] / 2)
-    assert lora["s_action"] == pytest.approx(0.5) and lora["s_action_ci95"] == pytest.approx(0.0)
     assert twinact["s_action_ci95"] > 0
-    assert per_action["a"]["twinact"] == pytest.approx(0.45) and "lora" not in per_action["b"]
+    assert lora["s_action"] == pytest.approx(0.5) and "s_action_ci95" not in lora  # one unit: no interval
+    per_action = tables.per_action_means(units)
+    assert per_action["a"]["twinact"]["s_action"] == pytest.approx(0.45) and "lora" not in per_action["b"]
 
 
-def test_tables_name_the_command_and_every_method(tmp_path):
-    rows, per_action = compare_methods.method_table({("a", "twinact", 0): _result({0: [0.5]})}, ["twinact"])
-    compare_methods.write_tables(tmp_path, rows, per_action, "python -m stickworld.compare_methods --out x", "note")
+def test_tables_name_the_command_every_method_and_n(tmp_path):
+    units = compare_methods.method_units({("a", "twinact", 0): _result({0: [0.5], 1: [0.7]}),
+                                          ("a", "lora", 0): _result({0: [0.5]})})
+    rows = tables.summarize(units, {"twinact": [0], "lora": [0]})
+    tables.write(tmp_path, rows, tables.per_action_means(units), "Command: `python -m stickworld.compare_methods`")
     text = (tmp_path / "table.md").read_text()
-    assert "python -m stickworld.compare_methods --out x" in text and "| twinact | 0.500" in text
+    assert "python -m stickworld.compare_methods" in text and "n (units)" in text
+    assert "| twinact | 0.600 ± " in text and "| 2 | 1 |" in text
+    assert "| lora | 0.500 |" in text and "± 0.000" not in text
     assert (tmp_path / "table.csv").read_text().startswith("method,")
 
 

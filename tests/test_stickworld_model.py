@@ -138,7 +138,6 @@ def test_shipped_model_loads_like_sd_and_draws():
 
 @needs_model
 def test_shipped_model_reproduces_its_recorded_quality():
-    from stickworld import quality
 
     recorded = json.loads((SHIPPED / "quality.json").read_text())
     assert recorded["command"].startswith("python -m stickworld.quality")
