@@ -4,10 +4,12 @@ written (checked before Hydra runs, so also for values Hydra itself would refuse
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 
 import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from twinact.errors import TwinActError
 from twinact.overrides import check_overrides
@@ -82,3 +84,19 @@ def test_an_unknown_stickworld_action_lists_the_shipped_ones():
 
     with pytest.raises(TwinActError, match=r"No shipped exemplars for 'nope'.*backflip, cartwheel.*action.name="):
         load_exemplars("pkg://stickworld/exemplars/nope", 64)
+
+
+def test_a_value_hydra_reads_as_syntax_names_the_quoting_that_works(tmp_path):
+    """`prompt="a <a1>"` typed in bash reaches Hydra without its quotes; the error names what to type instead."""
+    python = shlex.quote(sys.executable)
+    typed = f'{python} sample.py run={tmp_path} prompt="a polar bear <a1> <a2> <a3>"'
+    proc = subprocess.run(["bash", "-c", typed], cwd=REPO, capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0] == ("twinact: error: prompt=a polar bear <a1> <a2> <a3>: Hydra reads '<' in it as syntax; quote "
+                        "the value for Hydra inside the shell's quotes: 'prompt=\"a polar bear <a1> <a2> <a3>\"'.")
+    fix = lines[0].rsplit(": ", 1)[1].removesuffix(".")
+    echo = f"{python} -c 'import sys; print(sys.argv[1])' {fix}"
+    retyped = subprocess.run(["bash", "-c", echo], capture_output=True, text=True, timeout=60).stdout.strip()
+    check_overrides([f"run={tmp_path}", retyped], "sample")
+    assert OverridesParser.create().parse_override(retyped).value() == "a polar bear <a1> <a2> <a3>"

@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 
+from twinact.commands import command, override
 from twinact.placeholder import token_filename
 from twinact.webui import EMBEDDING_DIR, LORA_DIR, webui_name
 
@@ -61,9 +62,10 @@ def _recipe(cfg: dict) -> list[str]:
     return ["| setting | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in rows]
 
 
-def _evaluation(metrics: dict | None) -> list[str]:
+def _evaluation(metrics: dict | None, export_dir: Path) -> list[str]:
     if not metrics:
-        return ["No evaluation yet: `python evaluate.py run=<run dir>` adds its table here."]
+        evaluate = command("evaluate.py", override("run", export_dir.resolve().parent))
+        return [f"No evaluation yet: `{evaluate}` adds its table here."]
     agg = metrics["aggregate"]
     names = [k for k in agg if not k.endswith("_ci95")]
     return [f"Evaluation suite `{metrics['eval_suite']['name']}` (mean ± 95% CI over evaluation seeds):", "",
@@ -95,7 +97,7 @@ def render_card(info: dict, export_dir: Path, metrics: dict | None = None) -> st
              + (f"; load `{LORA_DIR}/{name}.safetensors` from `models/loras/` with a LoraLoader at strength 1."
                 if info.get("lora") else "."), "",
              "## Training recipe", "", *_recipe(info["config"]), "",
-             "## Evaluation", "", *_evaluation(metrics), ""]
+             "## Evaluation", "", *_evaluation(metrics, export_dir), ""]
     return "\n".join(lines)
 
 

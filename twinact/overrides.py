@@ -17,6 +17,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
+from twinact.commands import hydra_quoted
 from twinact.config import compose_config
 from twinact.errors import TwinActError
 
@@ -27,6 +28,31 @@ _TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "bool": "true or fa
 def config_overrides(argv: list[str]) -> list[str]:
     """The config overrides of a command line (Hydra's own flags and `hydra.*` / `hydra/*` overrides left out)."""
     return [a for a in argv if not a.startswith("-") and "=" in a and not a.lstrip("+~").startswith("hydra")]
+
+
+def _parse_error(lines: list[str], err: OverrideParseException) -> str:
+    """The refused override and what to type instead. The shell has already removed any quotes a user typed around
+    the value, so a value Hydra reads as syntax needs Hydra's quotes inside the shell's."""
+    parser = OverridesParser.create()
+    for line in lines:
+        try:
+            parser.parse_overrides([line])
+        except OverrideParseException as one:
+            fix = hydra_quoted(line)
+            where = _refused_character(line, str(one))
+            what = f"Hydra reads {where!r} in it as syntax" if where else "Hydra cannot parse it"
+            return f"{line}: {what}; " + (f"quote the value for Hydra inside the shell's quotes: {fix}." if fix else
+                                          "see `python train.py --hydra-help` for the override syntax.")
+    return str(err).splitlines()[0]
+
+
+def _refused_character(line: str, message: str) -> str | None:
+    """The character Hydra's parser stopped at (its message repeats the line, then marks the column with `^`)."""
+    rows = message.splitlines()
+    if len(rows) < 2 or "^" not in rows[1] or line not in rows[0]:
+        return None
+    column = rows[1].index("^") - rows[0].index(line)
+    return line[column] if 0 <= column < len(line) else None
 
 
 def _points(overrides: list[Override]) -> list[list[str]]:
@@ -85,7 +111,7 @@ def check_overrides(argv: list[str], config_name: str = "train") -> None:
     try:
         parsed = OverridesParser.create().parse_overrides(lines)
     except OverrideParseException as err:
-        raise TwinActError(f"{str(err).splitlines()[0]} (quote values with spaces: key='a b').") from None
+        raise TwinActError(_parse_error(lines, err)) from None
     if any(o.is_sweep_override() for o in parsed) and not {"-m", "--multirun"} & set(argv):
         swept = next(o.input_line for o in parsed if o.is_sweep_override())
         raise TwinActError(f"{swept} lists several values: add -m to sweep them, or write a list as key=[a,b].")
