@@ -12,7 +12,7 @@ from twinact.compare import compare
 def main(cfg) -> None:
     with user_errors():
         table, out = compare(cfg.run_group, list(cfg.runs) if cfg.runs else None, cfg.source, cfg.root, cfg.out_dir,
-                             cfg.project, cfg.entity)
+                             cfg.project, cfg.entity, cfg.include)
     print(table)
     print(f"Wrote {out}/compare.md, compare.csv, compare.png")
 

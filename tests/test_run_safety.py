@@ -13,6 +13,8 @@ import pytest
 from conftest import REPO, compose, fast_overrides
 from test_faults import _weights
 
+from twinact.compare import compare
+from twinact.errors import TwinActError
 from twinact.overrides import check_overrides
 from twinact.training import train
 
@@ -206,3 +208,32 @@ def test_every_readme_command_reaches_hydra_as_printed(tmp_path, shell):
         assert commands, script
         for argv in commands:
             check_overrides(argv[1:], argv[0].removesuffix(".py"))
+
+
+def test_compare_tabulates_finished_runs_and_says_what_it_left_out(tiny_cfg, tmp_path):
+    def run(name: str, *extra: str):
+        overrides = [f"run_dir={tmp_path / 'runs' / name}", "run_group=g", "logger=csv", "resume=auto", *extra]
+        try:
+            train(tiny_cfg(*overrides, stage1=1, stage2=2))
+        except TwinActError:
+            pass  # the diverging run
+        return tmp_path / "runs" / name
+
+    run("a"), run("b", "seed=1"), run("e", "lora.rank=8")
+    f = run("f", "lora.rank=8", "seed=1", "logger=none")  # no metrics.csv: no training loss
+    failed = run("c", "seed=2", "method.stage1.lr=1e30")
+    unfinished = run("d", "seed=3", "trainer.stop_after_steps=2")
+    assert (failed / "FAILED").is_file() and not (unfinished / "export").exists()
+
+    table, _ = compare(run_group="g", root=str(tmp_path / "runs"))
+    rows = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith("| 4 ") or
+            line.startswith("| 8 ")}
+    assert re.search(r"\| 2 \| \d\.\d{4} ± \d\.\d{4} \(n=2\) \|$", rows["| 4"]), table
+    assert re.search(r"\| 2 \| \d\.\d{4} \(n=1\) \|$", rows["| 8"]), table  # one run with the metric: no interval
+    assert "Included: 4 runs, all finished." in table
+    assert f"- {failed}: failed (the loss became non-finite" in table
+    assert f"- {unfinished}: unfinished (last logged step 2 of 3)" in table
+    assert f"- {f}: missing final_train_mse (left out of that column only)" in table
+
+    everything, _ = compare(run_group="g", root=str(tmp_path / "runs"), include="all")
+    assert "Included: 6 runs, 2 of them not finished:" in everything and f"- {unfinished}: unfinished" in everything

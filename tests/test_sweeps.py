@@ -100,16 +100,18 @@ def test_summary_pools_seeds_with_a_confidence_interval():
 
 def test_wandb_source_reads_synced_runs():
     class Run:
-        def __init__(self, name, rank, value):
+        def __init__(self, name, rank, value, state="finished"):
             self.name, self.config, self.summary = name, {"lora": {"rank": rank}}, {"final_mse": value, "_step": 9}
+            self.state = state
 
     class Api:
         def runs(self, path, filters):
             assert path == "me/twinact" and filters == {"group": "g"}
-            return [Run("a", 2, 0.5), Run("b", 4, 0.25)]
+            return [Run("a", 2, 0.5), Run("b", 4, 0.25), Run("c", 4, 9.0, state="crashed")]
 
-    records = load_wandb("g", "twinact", "me", api=Api())
+    records, left_out = load_wandb("g", "twinact", "me", api=Api())
     keys, metrics, rows = summarize(records)
+    assert left_out == [("c", "unfinished (W&B state crashed)")]
     assert keys == ["lora.rank"] and metrics == ["final_mse"] and rows[1]["final_mse"] == 0.25
 
 
