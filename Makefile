@@ -29,7 +29,7 @@ assets: $(STAMP)  ## the CLIP tokenizer and BlazePose files, from registry wheel
 # with eight actors the exemplars do not show, print S_Action / S_Actor / Leakage, write the grid (~3 min on 2 cores).
 DEMO_DIR ?= runs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 demo: install  ## learn a held-out StickWorld action with TwinAct and Textual Inversion (~3 min)
-	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m stickworld.compare_methods --out $(DEMO_DIR) \
+	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m stickworld.protocol.compare_methods --out $(DEMO_DIR) \
 		--actions three_point_landing --methods twinact textual_inversion
 
 # The whole recipe (two stages, LoRA, similarity loss) on the random tiny SD-shaped model: checks the plumbing only.
@@ -46,24 +46,24 @@ STICKWORLD_RECIPE ?= --vae-steps 1500 --vae-lr 3e-3 --vae-edge-weight 4 --unet-s
 	--warmup 200 --prediction-type v_prediction --min-snr-gamma 5 --ckpt-every 250 --log-every 50
 stickworld: $(SW)/model/quality.json  ## retrain the StickWorld base model, read its gates (make -j2; resumable, ~2.5 h)
 $(SW)/model/model_index.json: | install
-	OMP_NUM_THREADS=1 $(PY) -m stickworld.pretrain --work $(SW)/work --out $(SW)/model --threads 1 --workers 1 \
+	OMP_NUM_THREADS=1 $(PY) -m stickworld.pretraining.pretrain --work $(SW)/work --out $(SW)/model --threads 1 --workers 1 \
 		$(STICKWORLD_RECIPE)
 $(SW)/model/decoder.done: | install
-	OMP_NUM_THREADS=1 $(PY) -m stickworld.decoder_finetune --vae-from $(SW)/work --work $(SW)/decoder_work \
+	OMP_NUM_THREADS=1 $(PY) -m stickworld.pretraining.decoder_finetune --vae-from $(SW)/work --work $(SW)/decoder_work \
 		--into $(SW)/model --steps 6000 --threads 1 --wait
 	touch $@
 $(SW)/model/quality.json: $(SW)/model/model_index.json $(SW)/model/decoder.done
-	OMP_NUM_THREADS=1 $(PY) -m stickworld.quality --model $(SW)/model --sheet $(SW)/model/sheet.png
+	OMP_NUM_THREADS=1 $(PY) -m stickworld.gates.quality --model $(SW)/model --sheet $(SW)/model/sheet.png
 
 # Every held-out action x twinact, textual_inversion, lora, ti_lora (resumable); table and grid into experiments/.
 stickworld-compare: install  ## every held-out action x 4 methods (resumable)
-	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m stickworld.compare_methods --out experiments/stickworld_comparison
+	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m stickworld.protocol.compare_methods --out experiments/stickworld_comparison
 
 # The benchmark protocol: 10 trained rows and the upper bound x the test actions, and the positive control, x
 # training seeds 0-2 at 800 optimizer steps, effective batch 8 (resumable; many CPU-hours: use a GPU, trainer.accelerator=gpu). Tune on --split dev first.
 BENCH_OUT ?= runs/stickworld_benchmark
 stickworld-benchmark: install  ## the full StickWorld benchmark into $(BENCH_OUT) (resumable)
-	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m stickworld.benchmark --out $(BENCH_OUT)
+	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m stickworld.protocol.benchmark --out $(BENCH_OUT)
 
 test: install  ## the fast test suite (what CI runs)
 	WANDB_MODE=offline $(PY) -m pytest -q -m "not slow"

@@ -1,22 +1,20 @@
 """StickWorld: a procedural world of articulated actors doing named actions, with exact labels.
 
-Every image is drawn from a 14-joint skeleton (:mod:`.skeleton`) posed by an action (:mod:`.actions`) and dressed
-as an actor (:mod:`.actors`), so a small diffusion model can be pretrained on captions like "a robot squatting"
-and a customization method judged on held-out actions against ground-truth joints.
+Every image is drawn from a 14-joint skeleton posed by an action and dressed as an actor, so a small diffusion model
+can be pretrained on this CPU and a customization method judged on held-out actions against ground-truth joints.
+The package is arranged by role, each subpackage importing only those listed before it:
 
-Images come from :mod:`stickworld.render` (``render``, ``sample``, ``caption``); it is not imported here so
-that ``python -m stickworld.render`` runs it exactly once. The rest, one command each:
-
-- :mod:`.judges` / :mod:`.train_judges`: the pose + actor CNN that reads generations back;
-- :mod:`.base_model` / :mod:`.pretrain`: the text-to-image model pretrained on known actions (``make stickworld``),
-  checked by :mod:`.quality`;
-- :mod:`.scoring`: S_Action, S_Actor, Leakage against the exact answer; :mod:`.encoder`: the judge as action encoder;
-- :mod:`.exemplars`: the shipped exemplar sets of the held-out actions; :mod:`.compare_methods`: the method comparison.
+- :mod:`stickworld.world`: the world and its drawing (skeleton, actors, actions, pose-grammar units, scenes,
+  captions, the renderer, exemplar sets);
+- :mod:`stickworld.networks`: the base model's architecture, the judges, the StickWorld CLIP, the pose encoder;
+- :mod:`stickworld.protocol`: scoring, the phrase list, the method comparison, the benchmark and their tables;
+- :mod:`stickworld.gates`: what each shipped network must meet (base model quality, judges, CLIP) and diagnostics;
+- :mod:`stickworld.pretraining`: how the shipped networks are trained.
 """
 
-from stickworld.actions import ACTIONS, HELDOUT_ACTIONS, KNOWN_ACTIONS, Action, get_action
-from stickworld.actors import ACTORS, Actor, get_actor
-from stickworld.skeleton import JOINTS, Build, Pose, forward_kinematics
+from stickworld.world.actions import ACTIONS, HELDOUT_ACTIONS, KNOWN_ACTIONS, Action, get_action
+from stickworld.world.actors import ACTORS, Actor, get_actor
+from stickworld.world.skeleton import JOINTS, Build, Pose, forward_kinematics
 
 __all__ = [
     "ACTIONS", "ACTORS", "Action", "Actor", "Build", "HELDOUT_ACTIONS", "JOINTS", "KNOWN_ACTIONS", "Pose",

@@ -122,3 +122,23 @@ def test_readme_layout_names_every_module_and_no_other():
         named = {n for n in re.findall(r"`([a-z_]+)`", section[start:end]) if n not in PACKAGES and n[0] != "_"}
         actual = {d.rpartition(".")[2] for d in modules(package) if d != package}
         assert named == actual, (package, sorted(named - actual), sorted(actual - named))
+
+
+STICKWORLD_LAYERS = ("world", "networks", "protocol", "gates", "pretraining")
+
+
+def test_stickworld_subpackages_import_only_those_below_them():
+    """Each StickWorld subpackage imports only the ones before it in STICKWORLD_LAYERS (its docstring says which)."""
+    wrong = set()
+    for name, targets in graph().items():
+        parts = name.split(".")
+        if parts[0] != "stickworld" or len(parts) < 3:
+            continue
+        mine = STICKWORLD_LAYERS.index(parts[1])
+        for t in targets:
+            tp = t.split(".")
+            if tp[0] == "stickworld" and len(tp) > 1 and tp[1] in STICKWORLD_LAYERS:
+                if STICKWORLD_LAYERS.index(tp[1]) > mine:
+                    wrong.add((name, t))
+    assert sorted(wrong) == []
+    assert {p.name for p in (REPO / "stickworld").iterdir() if (p / "__init__.py").is_file()} == set(STICKWORLD_LAYERS)

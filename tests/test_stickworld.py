@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from stickworld import ACTORS, HELDOUT_ACTIONS, JOINTS, KNOWN_ACTIONS
-from stickworld.render import CAPTION_TEMPLATES, main, render, sample
+from stickworld.world.drawing import CAPTION_TEMPLATES, main, render, sample
 
 
 def test_enough_actors_and_actions_with_no_overlap():

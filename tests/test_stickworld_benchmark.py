@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import one_thread
 
-from stickworld import benchmark, tables
+from stickworld.protocol import benchmark, tables
 from twinact.config import compose_config
 from twinact.stats import bootstrap_ci95
 
@@ -62,8 +62,8 @@ def test_each_row_trains_what_its_name_says_at_the_shared_budget(tmp_path, row, 
 
 
 def test_the_positive_control_learns_a_known_action_without_its_phrase(tmp_path):
-    from stickworld.actions import KNOWN_ACTIONS
-    from stickworld.positive_control import prepare
+    from stickworld.protocol.positive_control import prepare
+    from stickworld.world.actions import KNOWN_ACTIONS
     from twinact.action_space import load_phrases
 
     overrides = prepare("handstand", tmp_path)
@@ -120,7 +120,7 @@ USER_ACTION = {"name": "reaching_lunge", "phrase": "doing a reaching lunge", "sp
 @pytest.fixture
 def restore_actions():
     """add_heldout registers a file's actions process-wide; put the shipped lists back after the test."""
-    from stickworld import actions
+    from stickworld.world import actions
 
     saved = dict(actions.HELDOUT_ACTIONS), dict(actions.ACTIONS)
     yield
@@ -132,8 +132,9 @@ def restore_actions():
 def test_a_users_actions_file_runs_end_to_end(tmp_path, restore_actions):
     """A held-out action from the user's own file: its exemplars rendered from the file, trained, scored against its
     own pose, the upper bound from its units, a grid; nothing in the package edited."""
-    from stickworld import compare_methods, units
-    from stickworld.skeleton import Pose
+    from stickworld.protocol import compare_methods
+    from stickworld.world import units
+    from stickworld.world.skeleton import Pose
 
     assert units.compose("side", USER_ACTION["units"]) == Pose(**USER_ACTION["pose"])  # a pose of the grammar
     actions_file = tmp_path / "mine.json"

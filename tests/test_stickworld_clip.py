@@ -11,10 +11,12 @@ import torch
 from safetensors.torch import load_file
 from transformers import CLIPImageProcessor, CLIPModel, CLIPVisionModel, CLIPVisionModelWithProjection
 
-from stickworld import clip_model, clip_quality, train_clip
-from stickworld.actions import ACTIONS
-from stickworld.actors import ACTORS
-from stickworld.render import render
+from stickworld.gates import clip_quality
+from stickworld.networks import clip_model
+from stickworld.pretraining import train_clip
+from stickworld.world.actions import ACTIONS
+from stickworld.world.actors import ACTORS
+from stickworld.world.drawing import render
 from twinact.paths import package_path
 
 SHIPPED = package_path("pkg://stickworld/clip")
@@ -89,7 +91,7 @@ def test_committed_quality_passes_the_gates():
     assert record["passed"] is True
     assert record["eval"]["actions"] == 57 and record["eval"]["actors"] == 18
     train = json.loads((SHIPPED / "train.json").read_text())
-    assert train["command"].startswith("python -m stickworld.train_clip")
+    assert train["command"].startswith("python -m stickworld.pretraining.train_clip")
     assert train["steps"] == train["settings"]["steps"]
 
 

@@ -8,7 +8,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from stickworld import compare_methods, tables
+from stickworld.protocol import compare_methods, tables
 from tests.test_stickworld_model import needs_model
 from twinact.config import compose_config
 from twinact.errors import TwinActError
@@ -39,9 +39,10 @@ def test_tables_name_the_command_every_method_and_n(tmp_path):
     units = compare_methods.method_units({("a", "twinact", 0): _result({0: [0.5], 1: [0.7]}),
                                           ("a", "lora", 0): _result({0: [0.5]})})
     rows = tables.summarize(units, {"twinact": [0], "lora": [0]})
-    tables.write(tmp_path, rows, tables.per_action_means(units), "Command: `python -m stickworld.compare_methods`")
+    header = "Command: `python -m stickworld.protocol.compare_methods`"
+    tables.write(tmp_path, rows, tables.per_action_means(units), header)
     text = (tmp_path / "table.md").read_text()
-    assert "python -m stickworld.compare_methods" in text and "n (units)" in text
+    assert "python -m stickworld.protocol.compare_methods" in text and "n (units)" in text
     assert "| twinact | 0.600 ± " in text and "| 2 | 1 |" in text
     assert "| lora | 0.500 |" in text and "± 0.000" not in text
     assert (tmp_path / "table.csv").read_text().startswith("method,")

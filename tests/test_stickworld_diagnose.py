@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stickworld import diagnose
-from stickworld.render import render
-from stickworld.scoring import canonical, normalize
+from stickworld.gates import diagnose
+from stickworld.protocol.scoring import canonical, normalize
+from stickworld.world.drawing import render
 from twinact.paths import package_path
 
 

@@ -9,16 +9,20 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from stickworld import mixture, quality, units
-from stickworld.actions import (
+from stickworld.gates import quality
+from stickworld.pretraining import mixture
+from stickworld.world import units
+from stickworld.world.actions import (
     DEV_ACTIONS,
     HELDOUT_ACTIONS,
     HELDOUT_FILE,
     KNOWN_ACTIONS,
     TEST_ACTIONS,
+    free_action,
     load_heldout,
 )
-from stickworld.skeleton import Pose
+from stickworld.world.captions import SCENE_PHRASES
+from stickworld.world.skeleton import Pose
 
 
 def test_a_unit_sets_only_its_parts_angles():
@@ -97,7 +101,7 @@ def test_mixture_draws_heldout_poses_as_often_as_known_ones_but_never_names_them
         if s["caption_kind"] == "units":
             assert units.describe(s["pose"].view, HELDOUT_ACTIONS[s["action"]].units) in s["caption"]
     assert abs(np.mean([s["caption_kind"] == "actor" for s in samples]) - mixture.ACTOR_ONLY_SHARE) < 0.03
-    with_scene = np.mean([any(p in c for p in mixture.SCENE_PHRASES.values()) for c in captions])
+    with_scene = np.mean([any(p in c for p in SCENE_PHRASES.values()) for c in captions])
     assert abs(with_scene - mixture.SCENE_SHARE) < 0.05
     free = [s for s in samples if s["pose_kind"] == "free" and s["caption_kind"] == "units"]
     assert all(units.VIEW_PHRASE["side"] in s["caption"] for s in free if s["pose"].view == "side")
@@ -147,7 +151,7 @@ def test_mixture_free_poses_move_as_many_parts_as_asked():
 
 
 def test_units_single_prompts_each_unit_alone_and_clean_renders_read_as_it():
-    from stickworld.render import render
+    from stickworld.world.drawing import render
 
     jobs = quality.prompts("units_single")
     names = {j["action"] for j in jobs}
@@ -159,7 +163,7 @@ def test_units_single_prompts_each_unit_alone_and_clean_renders_read_as_it():
         assert quality._distance(quality.unit_canonical("robot", name), rest) > 0
     # The diagnostic's ceiling: the judges read clean renders of the units as those units (0.91 for two actors).
     picked = [j for j in jobs if j["actor"] in ("robot", "fox")]
-    images = [render(j["actor"], mixture.free_action(quality.single_units()[j["action"]].view, [j["action"]]))[0]
+    images = [render(j["actor"], free_action(quality.single_units()[j["action"]].view, [j["action"]]))[0]
               for j in picked]
     scored = quality.score(picked, images, list(quality.single_units()) + list(quality.REST),
                            reference=quality.unit_canonical)

@@ -8,8 +8,10 @@ import pytest
 import torch
 from conftest import one_thread
 
-from stickworld import ACTORS, JOINTS, judges, mixture
-from stickworld.render import sample
+from stickworld import ACTORS, JOINTS
+from stickworld.networks import judges
+from stickworld.pretraining import mixture
+from stickworld.world.drawing import sample
 
 # Far from training's seeds (0 and step-derived [0, step]) and from the sidecar's evaluation seed.
 TEST_SEED = 7_777_777
@@ -66,7 +68,7 @@ def test_save_load_round_trip_is_exact(tmp_path):
 
 
 def test_training_resumes_exactly_from_a_safetensors_checkpoint(tmp_path):
-    from stickworld import train_judges
+    from stickworld.pretraining import train_judges
 
     tiny = ["--steps", "4", "--batch", "4", "--width", "8", "--eval-n", "8", "--ckpt-every", "2", "--free-frac", "0.5"]
     train_judges.main(["--out", str(tmp_path / "a")] + tiny)
@@ -81,7 +83,7 @@ def test_training_resumes_exactly_from_a_safetensors_checkpoint(tmp_path):
 
 
 def test_render_batch_mixes_kinds_and_keeps_the_old_draws_without_free_poses():
-    from stickworld.train_judges import KINDS, render_batch
+    from stickworld.pretraining.train_judges import KINDS, render_batch
 
     # --free-frac 0 draws exactly what the code before free poses drew, so recorded commands stay reproducible.
     rng = np.random.default_rng(3)
@@ -104,7 +106,7 @@ def test_load_missing_raises(tmp_path):
 
 @pytest.mark.skipif(not judges.DEFAULT_WEIGHTS.exists(), reason="no committed judge weights")
 def test_committed_weights_meet_recorded_accuracy():
-    from stickworld.train_judges import POSE_TOL
+    from stickworld.networks.judges import POSE_TOL
 
     meta = judges.load_meta()
     assert TEST_SEED != meta["eval_seed"] and TEST_SEED != meta["seed"]
@@ -125,8 +127,8 @@ def test_committed_weights_meet_recorded_accuracy():
 @pytest.mark.skipif(not judges.DEFAULT_WEIGHTS.exists(), reason="no committed judge weights")
 def test_committed_weights_read_free_poses():
     """The judges read free poses of the pose grammar (what a model pretrained on the mixture draws), as drawn by
-    :func:`stickworld.mixture.sample` itself from a fresh seed."""
-    from stickworld.train_judges import POSE_TOL
+    :func:`stickworld.pretraining.mixture.sample` itself from a fresh seed."""
+    from stickworld.networks.judges import POSE_TOL
 
     meta = judges.load_meta()
     rng = np.random.default_rng(TEST_SEED)
@@ -144,8 +146,8 @@ def test_committed_weights_read_free_poses():
 
 
 def test_the_failure_analysis_reads_views_actors_and_swaps():
-    from stickworld import judge_failures
-    from stickworld.skeleton import JOINTS
+    from stickworld.gates import judge_failures
+    from stickworld.world.skeleton import JOINTS
 
     order = judge_failures.swap(judge_failures.SWAPS["arms"])
     assert [order[i] for i in order] == list(range(len(JOINTS)))  # an exchange: applying it twice is the identity

@@ -9,7 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from stickworld import base_model, pretrain, pretrain_data, quality
+from stickworld.gates import quality
+from stickworld.networks import base_model
+from stickworld.pretraining import pretrain, pretrain_data
 from tests.conftest import compose
 from twinact.paths import package_path
 
@@ -53,10 +55,10 @@ def test_pretraining_resumes_exactly(tmp_path):
     # The tolerance cannot hide a lost step: two steps change the weights far more than it.
     assert max(float((a[k] - halfway[k]).abs().max()) for k in a if a[k].is_floating_point()) > 1e-4
     log = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log if r["stage"] == "unet"] == [1, 2, 3, 4]
+    assert [r["step"] for r in log if r["phase"] == "unet"] == [1, 2, 3, 4]
     assert (tmp_path / "out_b" / "model_index.json").is_file()
     meta = json.loads((tmp_path / "out_a" / "pretrain.json").read_text())
-    assert meta["command"].startswith("python -m stickworld.pretrain")
+    assert meta["command"].startswith("python -m stickworld.pretraining.pretrain")
 
 
 def test_pretraining_continues_from_an_export(tmp_path):
@@ -67,7 +69,8 @@ def test_pretraining_continues_from_an_export(tmp_path):
     pretrain.main(["--work", str(tmp_path / "b"), "--out", str(tmp_path / "second"), "--init",
                    str(tmp_path / "first")] + more)
     meta = json.loads((tmp_path / "second" / "pretrain.json").read_text())
-    assert "--init" in meta["command"] and meta["init"]["command"].startswith("python -m stickworld.pretrain")
+    assert "--init" in meta["command"]
+    assert meta["init"]["command"].startswith("python -m stickworld.pretraining.pretrain")
     assert not (tmp_path / "b" / "vae.safetensors").exists()  # the VAE came with the initial model
     for folder, kind in (("first", "epsilon"), ("second", "v_prediction")):  # samplers read it from the export
         config = json.loads((tmp_path / folder / "scheduler" / "scheduler_config.json").read_text())
@@ -140,7 +143,7 @@ def test_shipped_model_loads_like_sd_and_draws():
 def test_shipped_model_reproduces_its_recorded_quality():
 
     recorded = json.loads((SHIPPED / "quality.json").read_text())
-    assert recorded["command"].startswith("python -m stickworld.quality")
+    assert recorded["command"].startswith("python -m stickworld.gates.quality")
     # The shipped model predates the StickWorld 2 gates: its record holds the known-action set alone, at top level.
     known = recorded.get("known_by_name", recorded)
     assert known["images"] == 18 * 47
@@ -155,7 +158,7 @@ def test_shipped_model_reproduces_its_recorded_quality():
 
 
 def test_misreadings_name_the_commonest_wrong_reading_and_its_share():
-    from stickworld.quality import misreadings
+    from stickworld.gates.quality import misreadings
 
     jobs = [{"action": a} for a in ["raising_left_arm"] * 4 + ["squatting"] * 2]
     read_as = ["raising_both_arms", "raising_both_arms", "arms_out", "raising_left_arm", "squatting", "squatting"]
@@ -196,7 +199,7 @@ def test_snapshot_exports_a_runs_ema_midway_without_touching_it(tmp_path):
 def test_decoder_finetune_keeps_the_encoder_and_writes_the_decoder_into_the_export(tmp_path):
     from diffusers import AutoencoderKL
 
-    from stickworld import decoder_finetune
+    from stickworld.pretraining import decoder_finetune
 
     torch.set_num_threads(1)
     with pytest.raises(SystemExit, match="not there yet"):  # before the VAE stage, without --wait

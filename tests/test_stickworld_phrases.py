@@ -1,4 +1,4 @@
-"""The StickWorld phrase list (stickworld.phrases): what it holds, its groups, the CLI, and the drawable filter."""
+"""The StickWorld phrase list (stickworld.protocol.phrases): its content, groups, CLI, and the drawable filter."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from conftest import one_thread
 
-from stickworld import phrases as sw
-from stickworld.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS, Action
-from stickworld.actors import ACTORS
-from stickworld.units import UNITS, get_unit
+from stickworld.protocol import phrases as sw
+from stickworld.world.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS, Action
+from stickworld.world.actors import ACTORS
+from stickworld.world.units import UNITS, get_unit
 from twinact.action_space import GROUPS, load_phrases
 from twinact.paths import package_path
 
@@ -36,7 +36,7 @@ def test_groups_follow_the_body_part():
             assert group[u.phrase] == expected[u.part], u.name
     assert group["head bowed"] == "head" and group["left arm raised"] == "hand"
     assert group["right knee on the ground"] == "foot" and group["in the air"] == "whole_body"
-    # known actions by the word rule moved here from stickworld.actions
+    # known actions by the word rule moved here from stickworld.world.actions
     assert group["scratching the head"] == "head" and group["kicking with the left leg"] == "foot"
     assert group["flexing both biceps"] == "hand" and group["doing the splits"] == "whole_body"
     assert group["doing a handstand"] == "hand"  # the word rule as it was: "hand" in "handstand"
@@ -75,7 +75,7 @@ class DrawPoses:
         pass
 
     def __call__(self, prompts, **kw):
-        from stickworld.render import render
+        from stickworld.world.drawing import render
 
         images = []
         for p in prompts:
@@ -93,7 +93,7 @@ def exact_judge(images, model=None):
 
 def test_filter_keeps_drawn_phrases_and_drops_the_rest(monkeypatch):
     """The criterion on exactly read poses: a phrase drawn as its own pose is kept, one drawn at rest is dropped."""
-    from stickworld.skeleton import Pose
+    from stickworld.world.skeleton import Pose
 
     drawn = {"left arm raised": True, "right leg kicked forward": True, "left arm out to the side": False,
              "doing a lunge": True, "right hand on the hip": False, "head bowed": False}

@@ -10,8 +10,9 @@ from conftest import one_thread
 from PIL import Image
 
 from stickworld import HELDOUT_ACTIONS, KNOWN_ACTIONS
-from stickworld.render import render, sample
-from stickworld.scoring import canonical, clip_scores, nearest_action, normalize, pose_similarity, score_images
+from stickworld.protocol.scoring import canonical, clip_scores, nearest_action, pose_similarity, score_images
+from stickworld.world.drawing import render, sample
+from stickworld.world.skeleton import normalize
 from twinact.paths import package_path
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
@@ -56,7 +57,7 @@ def test_score_images_reads_pose_actor_and_leakage():
 
 
 def test_part_errors_say_which_part_is_wrong():
-    from stickworld.scoring import part_errors, pose_distance
+    from stickworld.protocol.scoring import part_errors, pose_distance
 
     rng = np.random.default_rng(4)
     arms_up = np.stack([render("robot", "raising_both_arms", 64, rng)[1] for _ in range(3)])
@@ -83,8 +84,8 @@ def test_clip_scores_see_the_action_the_actor_and_the_exemplar_actor():
 
 
 def test_shipped_phrase_list_is_the_known_actions():
-    from stickworld.phrases import phrase_list
-    from stickworld.units import UNITS
+    from stickworld.protocol.phrases import phrase_list
+    from stickworld.world.units import UNITS
     from twinact.action_space import load_phrases
 
     shipped = load_phrases("pkg://stickworld/action_phrases.tsv")
@@ -96,7 +97,7 @@ def test_shipped_phrase_list_is_the_known_actions():
 
 @pytest.mark.parametrize("action", ["three_point_landing", "backflip"])
 def test_shipped_exemplars_are_reproducible(action):
-    from stickworld.exemplars import exemplar_actors, render_set
+    from stickworld.world.exemplars import exemplar_actors, render_set
 
     folder = package_path(f"pkg://stickworld/exemplars/{action}")
     shipped = sorted(folder.glob("*.png"))
@@ -113,7 +114,7 @@ def test_every_heldout_action_has_an_exemplar_set():
 
 
 def test_pose_encoder_separates_actions_not_actors():
-    from stickworld.encoder import StickWorldPoseEncoder
+    from stickworld.networks.encoder import StickWorldPoseEncoder
 
     enc = StickWorldPoseEncoder()
     feats = enc.encode([render("superhero", "three_point_landing")[0], render("polar_bear", "three_point_landing")[0],

@@ -1,6 +1,6 @@
 """The StickWorld CLIP's gates: does it tell actors apart, name every action, and see the pose before the actor?
 
-``python -m stickworld.clip_quality --model stickworld/data/clip`` renders every actor doing every action (known
+``python -m stickworld.gates.clip_quality --model stickworld/data/clip`` renders every actor doing every action (known
 and held-out), ``--per-pair`` random takes each in random scenes, from seeds training never uses (two-word seeds
 ``[--seed, i]``; training's are three words), and writes ``quality.json`` into the model folder:
 
@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stickworld import clip_model
-from stickworld.actions import ACTIONS, HELDOUT_ACTIONS
-from stickworld.actors import ACTORS, get_actor
-from stickworld.clip_model import ACTION_PROMPT, ACTOR_PROMPT
-from stickworld.render import render
+from stickworld.networks import clip_model
+from stickworld.networks.clip_model import ACTION_PROMPT, ACTOR_PROMPT
+from stickworld.world.actions import ACTIONS, HELDOUT_ACTIONS
+from stickworld.world.actors import ACTORS, get_actor
+from stickworld.world.drawing import render
 
 GATES = {"retrieval.actor_top1": (">=", 0.9), "retrieval.action_top1": (">=", 0.7), "margin": (">", 0.0)}
 EVAL_SEED = 1_000_003
@@ -77,7 +77,7 @@ def pair_means(emb: torch.Tensor, actor: torch.Tensor, action: torch.Tensor) -> 
 
 
 def measure(model, tok, samples: list[dict]) -> dict:
-    """The metrics of :mod:`stickworld.clip_quality` (no gates) of ``model`` on ``samples``."""
+    """The metrics of :mod:`stickworld.gates.clip_quality` (no gates) of ``model`` on ``samples``."""
     actors = sorted({s["actor"] for s in samples}, key=list(ACTORS).index)
     actions = sorted({s["action"] for s in samples}, key=list(ACTIONS).index)
     actor = torch.tensor([actors.index(s["actor"]) for s in samples])
@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> dict:
     record["eval"] = {"seed": args.seed, "per_pair": args.per_pair, "images": len(samples),
                       "actors": len({s["actor"] for s in samples}), "actions": len({s["action"] for s in samples})}
     record.update(machine=clip_model.machine(), wall_seconds=round(time.time() - t0, 1),
-                  command="python -m stickworld.clip_quality " + shlex.join(sys.argv[1:] if argv is None else argv),
+                  command="python -m stickworld.gates.clip_quality "
+                  + shlex.join(sys.argv[1:] if argv is None else argv),
                   date=datetime.date.today().isoformat())
     (args.model / "quality.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps({"retrieval": record["retrieval"], "margin": record["margin"], "passed": record["passed"]}))

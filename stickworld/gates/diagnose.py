@@ -1,21 +1,21 @@
 """Look inside a StickWorld result: what the judges read, whether learned tokens are in the vocabulary's range,
 and whether training latents should be sampled.
 
-``python -m stickworld.diagnose joints --model stickworld/data/base --actor robot --out j.png``
+``python -m stickworld.gates.diagnose joints --model stickworld/data/base --actor robot --out j.png``
 renders the actor doing known actions and draws, over each image (4x), the joints the judges read (red dots) and
 the prompted action's true pose fitted to them (green rings: same centre and radius, as scoring compares them),
 with the action the judges' reading is nearest to. It separates "the model drew the wrong pose" from "the judges
 misread a right one".
 
-``python -m stickworld.diagnose tokens --run <run dir>`` compares the norms of a run's exported placeholder
+``python -m stickworld.gates.diagnose tokens --run <run dir>`` compares the norms of a run's exported placeholder
 vectors with the norms of the model's vocabulary rows: vectors far longer than any row are off the text encoder's
 input distribution (``method.max_norm=vocab`` caps them).
 
-``python -m stickworld.diagnose readings --run <run dir>`` reads an evaluated run's images back into poses:
+``python -m stickworld.gates.diagnose readings --run <run dir>`` reads an evaluated run's images back into poses:
 the median distance to the true pose, and which of the 56 actions each image is nearest to (what a method drew
 instead of the requested action).
 
-``python -m stickworld.diagnose latents --action three_point_landing`` encodes an action's exemplars with
+``python -m stickworld.gates.diagnose latents --action three_point_landing`` encodes an action's exemplars with
 the model's VAE and compares its posterior std with the spread of the posterior means, and the reconstruction error
 of the mean with that of a posterior sample: whether training should sample latents or take the mean
 (``model.latents``).
@@ -35,10 +35,10 @@ from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file
 
-from stickworld import judges
-from stickworld.actions import ACTIONS, KNOWN_ACTIONS
-from stickworld.render import caption
-from stickworld.scoring import canonical, nearest_action, pose_distance
+from stickworld.networks import judges
+from stickworld.protocol.scoring import canonical, nearest_action, pose_distance
+from stickworld.world.actions import ACTIONS, KNOWN_ACTIONS
+from stickworld.world.drawing import caption
 from twinact.action_encoder import pil_to_tensor
 from twinact.data import load_exemplars
 from twinact.models import load_components, load_model

@@ -1,6 +1,6 @@
 """Where the judges miss on free poses: by view, by actor, and whether a left/right swap would have been right.
 
-``python -m stickworld.judge_failures --weights <judges.safetensors> [--n 600]`` renders ``n`` free poses of the
+``python -m stickworld.gates.judge_failures --weights <judges.safetensors> [--n 600]`` renders ``n`` free poses of the
 grammar (as the mixture draws them, seed ``--seed``) and prints a JSON summary: pose accuracy per view, the failure
 rate of side views per actor, the median mean joint error of the failures (against :data:`POSE_TOL`) and how many
 failures swapping the left and right arms or legs would fix. It tells a precision problem (near misses: more
@@ -16,13 +16,13 @@ from collections import Counter
 import numpy as np
 import torch
 
-from stickworld import judges
-from stickworld.actors import ACTORS
-from stickworld.mixture import free_action
-from stickworld.render import render
-from stickworld.skeleton import JOINTS
-from stickworld.train_judges import POSE_TOL
-from stickworld.units import random_units
+from stickworld.networks import judges
+from stickworld.networks.judges import POSE_TOL
+from stickworld.world.actions import free_action
+from stickworld.world.actors import ACTORS
+from stickworld.world.drawing import render
+from stickworld.world.skeleton import JOINTS
+from stickworld.world.units import random_units
 
 
 def swap(parts: tuple[str, ...]) -> list[int]:

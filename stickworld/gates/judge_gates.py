@@ -1,6 +1,6 @@
 """The judges' gates: do they read every actor's poses, and do they keep other poses off a held-out action?
 
-``python -m stickworld.judge_gates [--weights W] [--vae FOLDER] [--write]`` renders every actor doing every known
+``python -m stickworld.gates.judge_gates [--weights W] [--vae FOLDER] [--write]`` renders every actor doing every known
 and every held-out action ``--takes`` times (random takes: jittered joints, size, position and scene), and as many
 free poses of the pose grammar, optionally through a VAE and back as a generation always comes, and reads them:
 
@@ -27,15 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stickworld import judges
-from stickworld.actions import ACTIONS, HELDOUT_ACTIONS, KNOWN_ACTIONS
-from stickworld.actors import ACTORS
-from stickworld.mixture import free_action
-from stickworld.render import render
-from stickworld.scoring import nearest_action
-from stickworld.units import random_units
+from stickworld.networks import judges
+from stickworld.networks.judges import POSE_TOL
+from stickworld.protocol.scoring import nearest_action
+from stickworld.world.actions import ACTIONS, HELDOUT_ACTIONS, KNOWN_ACTIONS, free_action
+from stickworld.world.actors import ACTORS
+from stickworld.world.drawing import render
+from stickworld.world.units import random_units
 
-POSE_TOL = 0.05  # a pose is read right when its mean joint error is under 5% of the image (~3 px at 64 px)
 GATES = {"known.min_actor_pose_acc": (">=", 0.95), "heldout.min_actor_pose_acc": (">=", 0.95),
          "false_accept.max": ("<=", 0.02)}
 
@@ -134,7 +133,8 @@ def main(argv: list[str] | None = None) -> dict:
         vae = AutoencoderKL.from_pretrained(str(package_path(args.vae)), torch_dtype=torch.float32).eval()
     t0 = time.time()
     metrics = measure(judges.load(args.weights), args.takes, args.seed, vae)
-    metrics.update(command="python -m stickworld.judge_gates " + shlex.join(sys.argv[1:] if argv is None else argv),
+    metrics.update(command="python -m stickworld.gates.judge_gates "
+                   + shlex.join(sys.argv[1:] if argv is None else argv),
                    seconds=round(time.time() - t0, 1), takes=args.takes, seed=args.seed, vae=args.vae)
     for kind in ("known", "heldout", "free"):
         m = metrics[kind]

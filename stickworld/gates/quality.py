@@ -1,6 +1,6 @@
 """The StickWorld base model's gates: does it draw what it is told, and only what it can name?
 
-``python -m stickworld.quality --model stickworld/data/base`` renders three prompt sets, every actor with
+``python -m stickworld.gates.quality --model stickworld/data/base`` renders three prompt sets, every actor with
 ``--per-pair`` images each, reads them with the judges, and writes ``quality.json`` into the model folder:
 
 - ``known_by_name``: every known action by its phrase ("a robot doing a lunge");
@@ -32,14 +32,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stickworld import judges
-from stickworld.actions import ACTIONS, HELDOUT_ACTIONS, KNOWN_ACTIONS
-from stickworld.actors import ACTORS, get_actor
-from stickworld.mixture import unit_prompt
-from stickworld.render import caption, contact_sheet
-from stickworld.scoring import ACTOR_INDEX, KAPPA, canonical, normalize
-from stickworld.skeleton import Pose, forward_kinematics
-from stickworld.units import UNITS, compose
+from stickworld.networks import judges
+from stickworld.protocol.scoring import ACTOR_INDEX, KAPPA, canonical, normalize
+from stickworld.world.actions import ACTIONS, HELDOUT_ACTIONS, KNOWN_ACTIONS
+from stickworld.world.actors import ACTORS, get_actor
+from stickworld.world.captions import unit_prompt
+from stickworld.world.drawing import caption, contact_sheet
+from stickworld.world.skeleton import Pose, forward_kinematics
+from stickworld.world.units import UNITS, compose
 from twinact.models import load_components
 from twinact.sampling import make_pipeline, render_jobs
 
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary, shots = measure(args.model, args.per_pair, args.limit, args.steps, args.guidance_scale,
                              sets=tuple(args.sets), judge_weights=args.judges, device=args.device)
     summary["seconds"] = round(time.time() - t0)
-    summary["command"] = "python -m stickworld.quality " + shlex.join(sys.argv[1:] if argv is None else argv)
+    summary["command"] = "python -m stickworld.gates.quality " + shlex.join(sys.argv[1:] if argv is None else argv)
     if args.limit is None and set(SETS) <= set(args.sets):  # a subset is a probe, not the model's record
         (Path(args.model) / "quality.json").write_text(json.dumps(summary, indent=2) + "\n")
     if args.out:

@@ -16,11 +16,11 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from stickworld import mixture
-from stickworld.actions import ACTIONS
-from stickworld.actors import ACTORS
-from stickworld.render import CAPTION_TEMPLATES
-from stickworld.units import UNITS, VIEW_PHRASE
+from stickworld.world.actions import ACTIONS
+from stickworld.world.actors import ACTORS
+from stickworld.world.captions import ACTOR_TEMPLATES, SCENE_PHRASES
+from stickworld.world.drawing import CAPTION_TEMPLATES
+from stickworld.world.units import UNITS, VIEW_PHRASE
 from twinact.assets import clip_tokenizer_dir
 from twinact.components import Components
 
@@ -53,8 +53,8 @@ def vocabulary_ids(tokenizer: CLIPTokenizer) -> list[int]:
     """Token ids of every word a StickWorld caption or action phrase can contain (held-out phrases included:
     their rows get a random start like any word, but pretraining never shows them, so they stay untrained)."""
     texts = ([a.caption for a in ACTORS.values()] + [a.phrase for a in ACTIONS.values()] + list(CAPTION_TEMPLATES)
-             + [u.phrase for u in UNITS] + list(VIEW_PHRASE.values()) + list(mixture.SCENE_PHRASES.values())
-             + list(mixture.ACTOR_TEMPLATES) + [", "])  # describe() joins units with commas
+             + [u.phrase for u in UNITS] + list(VIEW_PHRASE.values()) + list(SCENE_PHRASES.values())
+             + list(ACTOR_TEMPLATES) + [", "])  # describe() joins units with commas
     ids = {tokenizer.bos_token_id, tokenizer.eos_token_id}
     for text in texts:
         ids.update(tokenizer(text.format(actor="", action=""), add_special_tokens=False).input_ids)

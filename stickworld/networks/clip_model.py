@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
-from stickworld.actions import ACTIONS
-from stickworld.actors import ACTORS
-from stickworld.mixture import ACTOR_TEMPLATES, SCENE_PHRASES
-from stickworld.render import CAPTION_TEMPLATES
-from stickworld.units import UNITS, VIEW_PHRASE
+from stickworld.world.actions import ACTIONS
+from stickworld.world.actors import ACTORS
+from stickworld.world.captions import ACTOR_TEMPLATES, SCENE_PHRASES
+from stickworld.world.drawing import CAPTION_TEMPLATES
+from stickworld.world.units import UNITS, VIEW_PHRASE
 from twinact.action_encoder import CLIP_MEAN, CLIP_STD
 from twinact.assets import clip_tokenizer_dir
 

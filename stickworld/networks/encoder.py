@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from stickworld import judges
-from stickworld.scoring import normalize
+from stickworld.networks import judges
+from stickworld.world.skeleton import normalize
 
 
 class StickWorldPoseEncoder:

@@ -3,7 +3,7 @@
 An evaluation scores generations against StickWorld's exact labels, but a generation has no labels of its own, so
 one network estimates them: a joint-regression head gives the 14 joints (for S_Action, pose similarity to the true
 held-out pose) and an actor-classification head gives actor probabilities (for S_Actor, the requested actor, and
-Leakage, the exemplar's actor). Train it with :mod:`stickworld.train_judges`.
+Leakage, the exemplar's actor). Train it with :mod:`stickworld.pretraining.train_judges`.
 
 Weights are a safetensors file plus a JSON sidecar (``<stem>.json``) recording how they were made and how well they
 did, so a test can hold a later checkout to the recorded numbers.
@@ -22,14 +22,16 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
-from stickworld.actors import ACTORS
-from stickworld.skeleton import JOINTS
+from stickworld.world.actors import ACTORS
+from stickworld.world.skeleton import JOINTS
 from twinact.paths import package_path
 
 SIZE = 64  # the judges read 64 px images; other sizes are resized (bilinear) before reading
 N_JOINTS = len(JOINTS)
 N_ACTORS = len(ACTORS)
 DEFAULT_WEIGHTS = package_path("pkg://stickworld/judges.safetensors")
+
+POSE_TOL = 0.05  # a pose is read right when its mean joint error is under 5% of the image (~3 px at 64 px)
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -112,12 +114,12 @@ def load(path: str | Path = DEFAULT_WEIGHTS) -> Judge:
     """Rebuild a :class:`Judge` from a file written by :func:`save`, in eval mode.
 
     Raises:
-        FileNotFoundError: If ``path`` does not exist (train with ``python -m stickworld.train_judges``).
+        FileNotFoundError: If ``path`` does not exist (train with ``python -m stickworld.pretraining.train_judges``).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no judge weights at {path}; train them with "
-                                "python -m stickworld.train_judges")
+                                "python -m stickworld.pretraining.train_judges")
     with safe_open(str(path), "pt") as f:
         width = int((f.metadata() or {}).get("width", 16))
     model = Judge(width)
@@ -142,7 +144,7 @@ def predict(images: list[Image.Image], model: Judge | None = None,
 
     Returns:
         ``joints`` float32 [B, 14, 2] as (x, y) image fractions, y down, in JOINTS order, and ``actor_probs``
-        float32 [B, A], rows summing to 1, columns in :data:`stickworld.actors.ACTORS` order.
+        float32 [B, A], rows summing to 1, columns in :data:`stickworld.world.actors.ACTORS` order.
     """
     model = model if model is not None else load()
     was_training = model.training

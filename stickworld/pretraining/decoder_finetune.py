@@ -1,11 +1,11 @@
 """Sharpen the StickWorld VAE's decoder while the UNet trains: the encoder (so the latent space) stays fixed.
 
-``python -m stickworld.decoder_finetune --vae-from runs/stickworld/work --work runs/stickworld/decoder_work
---into runs/stickworld/model`` waits for the pretraining run's VAE stage to finish, then trains only the decoder
+``python -m stickworld.pretraining.decoder_finetune --vae-from runs/stickworld/work --work runs/stickworld/decoder_work
+--into runs/stickworld/model`` waits for the pretraining run's VAE phase to finish, then trains only the decoder
 (and its post-quantisation conv) to reconstruct fresh renders from the frozen encoder's posterior means, with the
-same edge-weighted loss (:func:`stickworld.pretrain.vae_loss`). The UNet is trained on the encoder's latents, so
-a better decoder changes nothing it learnt; it only draws the latents it generates more sharply (Stable Diffusion's
-ft-MSE decoder is the same idea). On the 2-core machine it runs on the second core beside the UNet stage
+same edge-weighted loss (:func:`stickworld.pretraining.objectives.vae_loss`). The UNet is trained on the encoder's
+latents, so a better decoder changes nothing it learnt; it only draws the latents it generates more sharply (Stable
+Diffusion's ft-MSE decoder is the same idea). On the 2-core machine it runs on the second core beside the UNet phase
 (``make -j2 stickworld``), so its time is free.
 
 ``--into`` then waits for the pretraining export and writes the decoder into it (``<model>/vae``), recording the
@@ -26,10 +26,11 @@ import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file
 
-from stickworld import base_model
-from stickworld.pretrain import run_stage, vae_loss
-from stickworld.pretrain_data import StepBatches, model_range
-from stickworld.pretrain_stage import Stage
+from stickworld.networks import base_model
+from stickworld.pretraining.objectives import vae_loss
+from stickworld.pretraining.phases import Phase
+from stickworld.pretraining.pretrain import run_phase
+from stickworld.pretraining.pretrain_data import StepBatches, model_range
 
 POLL_SECONDS = 30
 
@@ -42,7 +43,7 @@ def wait_for(path: Path, ready, what: str, wait: bool) -> None:
         time.sleep(POLL_SECONDS)
 
 
-def vae_stage_done(work: Path) -> bool:
+def vae_phase_done(work: Path) -> bool:
     state_path = work / "state.json"
     if not state_path.is_file():
         return False
@@ -86,12 +87,12 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--ckpt-every", type=int, default=250)
     p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--wait", action="store_true", help="wait for the VAE stage and the export instead of stopping")
+    p.add_argument("--wait", action="store_true", help="wait for the VAE phase and the export instead of stopping")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    command = "python -m stickworld.decoder_finetune " + shlex.join(sys.argv[1:] if argv is None else argv)
-    wait_for(args.vae_from, vae_stage_done, "a finished VAE stage", args.wait)
+    command = "python -m stickworld.pretraining.decoder_finetune " + shlex.join(sys.argv[1:] if argv is None else argv)
+    wait_for(args.vae_from, vae_phase_done, "a finished VAE phase", args.wait)
     vae = base_model.build_vae()
     vae.load_state_dict({k[len("vae."):]: v for k, v in load_file(str(args.vae_from / "vae.safetensors")).items()})
     args.work.mkdir(parents=True, exist_ok=True)
@@ -100,17 +101,17 @@ def main(argv: list[str] | None = None) -> Path:
     settings = {k: v for k, v in vars(args).items() if k in ("steps", "batch", "lr", "warmup", "edge_weight", "seed")}
     if state.setdefault("settings", settings) != settings:
         raise SystemExit(f"{args.work} was started with other settings ({state['settings']}); resume with those.")
-    stage = Stage("decoder", decoder_modules(vae), args.lr, ema=False)
+    phase = Phase("decoder", decoder_modules(vae), args.lr, ema=False)
     began, base_seconds = time.time(), state.get("seconds", 0.0)
     run_args = SimpleNamespace(lr={"decoder": args.lr}, warmup=args.warmup, workers=0, device=torch.device("cpu"),
                                log_every=args.log_every, ckpt_every=args.ckpt_every, deadline=None,
                                clock=lambda: base_seconds + time.time() - began)
     if state.get("decoder", 0) < args.steps:
-        run_stage(stage, args.work, state, args.steps, run_args,
+        run_phase(phase, args.work, state, args.steps, run_args,
                   lambda step, item: vae_loss(vae, model_range(item["pixels"]), edge_weight=args.edge_weight),
                   lambda a, b: StepBatches(args.seed, "decoder", a, b, args.batch))
     else:
-        stage.load_weights(load_file(str(args.work / "decoder.safetensors")))
+        phase.load_weights(load_file(str(args.work / "decoder.safetensors")))
     if args.into is not None:
         wait_for(args.into, lambda m: (m / "model_index.json").is_file(), "the pretraining export", args.wait)
         install(vae, args.into, command, args.steps)

@@ -2,11 +2,11 @@
 
 Each example is a random actor in a random scene, drawn in one of three kinds of pose:
 
-- a **known** action (:mod:`stickworld.actions`), captioned by its phrase ("a robot doing a lunge");
+- a **known** action (:mod:`stickworld.world.actions`), captioned by its phrase ("a robot doing a lunge");
 - a **held-out** action's pose, as often as each known action, captioned by its pose-grammar description ("a fox
   leaning far forward, left arm swept back, ..., seen from the side") and never by its name: the base model can
   draw it, as real SD has seen countless poses it cannot name, but a customization method must teach it the name;
-- a **free** pose of the grammar (:mod:`stickworld.units`), captioned by its units, so the unit phrases a held-out
+- a **free** pose of the grammar (:mod:`stickworld.world.units`), captioned by its units, so the unit phrases a held-out
   description uses are also seen in other combinations, beside the known actions' names in one embedding table.
 
 A share of captions name the actor alone ("a photo of a penguin"), whatever the pose, and a share name the scene
@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from stickworld.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS, Action
-from stickworld.actors import ACTORS, get_actor
-from stickworld.render import ACTOR_IDS, CAPTION_TEMPLATES, render
-from stickworld.scenes import SCENES
-from stickworld.units import PARTS, compose, describe, random_units
+from stickworld.world.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS, Action, free_action
+from stickworld.world.actors import ACTORS, get_actor
+from stickworld.world.captions import ACTOR_TEMPLATES, SCENE_PHRASES, unit_prompt
+from stickworld.world.drawing import ACTOR_IDS, CAPTION_TEMPLATES, render
+from stickworld.world.scenes import SCENES
+from stickworld.world.units import PARTS, random_units
 
 # Shares of the poses drawn: free poses, and the rest spread evenly over the known and held-out actions, so each
 # held-out pose is seen as often as each known action. Free poses teach the unit phrases in other combinations; the
@@ -30,20 +31,7 @@ from stickworld.units import PARTS, compose, describe, random_units
 FREE_SHARE = 0.2
 ACTOR_ONLY_SHARE = 0.12  # captions that name the actor alone, whatever the pose (the empty ones are the trainer's)
 SCENE_SHARE = 0.2  # captions that also name the backdrop
-SCENE_PHRASES = {"meadow": "in a meadow", "beach": "on a beach", "snow": "in the snow", "night": "at night",
-                 "sunset": "at sunset", "studio": "in a studio", "room": "in a room", "desert": "in the desert"}
-ACTOR_TEMPLATES = ("{actor}", "a photo of {actor}", "a picture of {actor}")
 DEFAULT_UNITS = (2, 5)  # parts a free pose moves: the held-out actions' 3-5 lie inside, so they occur unnamed
-
-
-def unit_prompt(actor: str, view: str, units, template: int = 0) -> str:
-    """The caption of ``actor`` in the composed pose: a caption template with the units' phrases as the action."""
-    return CAPTION_TEMPLATES[template].format(actor=get_actor(actor).caption, action=describe(view, units))
-
-
-def free_action(view: str, units) -> Action:
-    """A composed pose as an (unnamed) action, for :func:`stickworld.render.render`."""
-    return Action("free", describe(view, units), compose(view, units), split="free")
 
 
 def parse_units_schedule(text: str) -> tuple[tuple[int, int, int], ...]:

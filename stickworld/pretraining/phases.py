@@ -1,5 +1,5 @@
-"""One pretraining stage's trainable state: its modules, their AdamW optimizer and EMA, saved and loaded as
-safetensors (:mod:`stickworld.checkpoints`), so a stage resumes at any checkpoint on any device."""
+"""One pretraining phase's trainable state: its modules, their AdamW optimizer and EMA, saved and loaded as
+safetensors (:mod:`stickworld.pretraining.checkpoints`), so a phase resumes at any checkpoint on any device."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from stickworld.checkpoints import load_optimizer, optimizer_tensors, save_tensors
+from stickworld.pretraining.checkpoints import load_optimizer, optimizer_tensors, save_tensors
 
 
-class Stage:
-    """One stage's trainable modules, optimizer and EMA, with save/load of all three."""
+class Phase:
+    """One phase's trainable modules, optimizer and EMA, with save/load of all three."""
 
     def __init__(self, name: str, modules: dict[str, torch.nn.Module], lr: float, ema: bool):
         self.name, self.modules = name, modules

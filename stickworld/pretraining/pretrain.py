@@ -1,19 +1,22 @@
-"""Pretrain the StickWorld base model (:mod:`stickworld.base_model`) on known actions only.
+"""Pretrain the StickWorld base model (:mod:`stickworld.networks.base_model`) on the pretraining mixture.
 
-``python -m stickworld.pretrain --work runs/stickworld/v0_work --out runs/stickworld/v0`` trains in two
-stages, each resumable at any checkpoint (``make stickworld`` runs the chain that made the shipped model,
-``stickworld/data/base``: this, then three ``--init`` continuations):
+``python -m stickworld.pretraining.pretrain --work runs/stickworld/work --out runs/stickworld/model`` trains in two
+phases, each resumable at any checkpoint (``make stickworld`` runs the recipe that made the shipped model,
+``stickworld/data/base``; its ``pretrain.json`` records the command):
 
-1. the VAE (L1 + MSE reconstruction of the posterior mean, a tiny KL), then its latent scale (1 / std of latents,
-   as SD's 0.18215);
+1. the VAE (edge-weighted L1 + MSE reconstruction of the posterior mean, a tiny KL), then its latent scale (1 / std
+   of latents, as SD's 0.18215);
 2. the UNet and the text encoder together on the frozen VAE's latents (noise- or v-prediction MSE, 10% of captions
-   dropped so classifier-free guidance works), with an EMA of both that is what gets exported.
+   dropped so classifier-free guidance works), with an EMA of both that is what gets exported. The training images
+   are the mixture of :mod:`stickworld.pretraining.mixture`: known actions by name, held-out and free poses by their
+   units, never a held-out action's name.
 
-Every batch is rendered fresh from a seed derived from (``--seed``, stage, step) (:mod:`stickworld.pretrain_data`),
-so a resumed run sees exactly the batches an unbroken one would, with any number of ``--workers`` rendering them, and
-there is no training set to memorise. Held-out actions never appear. The work folder holds ``state.json``,
-safetensors checkpoints (weights, EMA, optimizer moments) and ``log.jsonl``; the export is a plain diffusers folder
-(fp32 weights, the DDIM sampler) plus ``pretrain.json`` (command, steps, timings, where each part ran).
+Every batch is rendered fresh from a seed derived from (``--seed``, phase, step)
+(:mod:`stickworld.pretraining.pretrain_data`), so a resumed run sees exactly the batches an unbroken one would, with any
+number of ``--workers`` rendering them, and there is no training set to memorise. Held-out actions never appear. The
+work folder holds ``state.json``, safetensors checkpoints (weights, EMA, optimizer moments) and ``log.jsonl``; the
+export is a plain diffusers folder (fp32 weights, the DDIM sampler) plus ``pretrain.json`` (command, steps, timings,
+where each part ran).
 
 ``--device cuda`` trains on a GPU, under bf16 autocast by default (trainable weights and the EMA stay fp32; the
 noise and timesteps are still drawn on the CPU, so they are those of a CPU run). Device, precision and workers say
@@ -23,8 +26,6 @@ how a run is computed, not what it learns from, so a run may be resumed with oth
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
 import json
 import math
 import os
@@ -35,19 +36,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from safetensors.torch import load_file
 
-from stickworld import base_model, mixture
-from stickworld.pretrain_data import StepBatches, batch, iterate, model_range, tokenizer_fn
-from stickworld.pretrain_stage import Stage
-from twinact.losses import diffusion_loss, diffusion_target
+from stickworld.networks import base_model
+from stickworld.pretraining import mixture
+from stickworld.pretraining.objectives import autocast, latent_scale, unet_loss, vae_loss
+from stickworld.pretraining.phases import Phase
+from stickworld.pretraining.pretrain_data import StepBatches, iterate, model_range, tokenizer_fn
 from twinact.models import load_components
 from twinact.sampling import save_as_pipeline
 
 # Settings that say how a run is computed, not what it learns: a run can be resumed with other ones.
 RUNTIME = ("device", "precision", "workers", "threads")
+
+
+def command_line(argv: list[str] | None) -> str:
+    return "python -m stickworld.pretraining.pretrain " + shlex.join(sys.argv[1:] if argv is None else argv)
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
@@ -64,88 +69,42 @@ def _log(work: Path, record: dict) -> None:
     print(json.dumps(record), flush=True)
 
 
-def autocast(device: torch.device, precision: str):
-    """A context factory: bf16 autocast on ``device``, or nothing (fp32)."""
-    if precision == "bf16":
-        return functools.partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext
-
-
-def vae_loss(vae, x: torch.Tensor, cast=contextlib.nullcontext, edge_weight: float = 0.0) -> torch.Tensor:
-    """L1 + MSE reconstruction of the posterior mean (a tiny KL), each pixel weighted by ``1 + edge_weight * |x -
-    blur(x)|``: a figure's limbs are a few pixels of a mostly flat image, and unweighted losses learn the backdrop
-    first and leave the limbs blurred for thousands of steps."""
-    # Decode the posterior mean, not a sample: the diffusion model is trained on means, and with SD's tiny KL weight
-    # the initial unit-variance sampling noise stayed large for the whole short run and blurred every reconstruction.
-    with cast():
-        post = vae.encode(x).latent_dist
-        recon = vae.decode(post.mean).sample
-    diff = recon.float() - x
-    weight = 1.0
-    if edge_weight:
-        weight = 1 + edge_weight * (x - F.avg_pool2d(x, 5, 1, 2, count_include_pad=False)).abs().sum(1, keepdim=True)
-    return (diff.abs() * weight).mean() + (diff**2 * weight).mean() + 1e-6 * post.kl().float().mean()
-
-
-@torch.no_grad()
-def latent_scale(vae, seed: int, n: int = 512) -> float:
-    """1 / std of the VAE's latent means over ``n`` fresh renders: unit-variance latents, as SD's 0.18215."""
-    x, _ = batch(seed + 1, "vae", 10**6, n)
-    return float(1.0 / vae.encode(x.to(vae.device)).latent_dist.mean.std())
-
-
-def unet_loss(comps, x: torch.Tensor, ids: torch.Tensor, gen: torch.Generator, min_snr_gamma: float | None = None,
-              cast=contextlib.nullcontext) -> torch.Tensor:
-    with torch.no_grad(), cast():
-        latents = comps.vae.encode(x).latent_dist.mean.float() * comps.vae.config.scaling_factor
-    # Drawn on the CPU generator whatever the device: the same noise and timesteps as a CPU run of this step.
-    noise = torch.randn(latents.shape, generator=gen).to(latents.device)
-    t = torch.randint(0, comps.noise_scheduler.config.num_train_timesteps, (len(x),), generator=gen)
-    t = t.to(latents.device)
-    noisy = comps.noise_scheduler.add_noise(latents, noise, t)
-    target = diffusion_target(comps.noise_scheduler, latents, noise, t)
-    with cast():
-        hidden = comps.text_encoder(ids)[0]
-        pred = comps.unet(noisy, t, hidden).sample
-    return diffusion_loss(pred, target, comps.noise_scheduler, t, min_snr_gamma)
-
-
 class Deadline(Exception):
     """Raised after a checkpoint once ``--stop-after`` minutes have passed."""
 
 
-def run_stage(stage: Stage, work: Path, state: dict, total: int, args, step_fn, data) -> None:
-    """Train ``stage`` from ``state[stage.name]`` to ``total`` steps, checkpointing every ``args.ckpt_every``.
+def run_phase(phase: Phase, work: Path, state: dict, total: int, args, step_fn, data) -> None:
+    """Train ``phase`` from ``state[phase.name]`` to ``total`` steps, checkpointing every ``args.ckpt_every``.
 
     Args:
         step_fn: (step, batch item) -> loss.
         data: (first step, stop) -> the :class:`StepBatches` of those steps.
     """
-    start = state.get(stage.name, 0)
+    start = state.get(phase.name, 0)
     if start:
-        stage.load(work)
+        phase.load(work)
     items = iterate(data(start, total), args.workers, pin_memory=args.device.type == "cuda")
     window, t0 = [], time.time()
     try:
         for step, item in zip(range(start, total), items):
             assert item["step"] == step, (item["step"], step)  # the loader must keep the step order
-            for group in stage.opt.param_groups:
-                group["lr"] = lr_at(step, total, args.lr[stage.name], args.warmup)
+            for group in phase.opt.param_groups:
+                group["lr"] = lr_at(step, total, args.lr[phase.name], args.warmup)
             loss = step_fn(step, item)
-            stage.opt.zero_grad(set_to_none=True)
+            phase.opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(stage.params, 1.0)
-            stage.opt.step()
-            stage.update_ema(step)
+            torch.nn.utils.clip_grad_norm_(phase.params, 1.0)
+            phase.opt.step()
+            phase.update_ema(step)
             window.append(loss.detach())  # read back at logging only: a read per step would stall a GPU
             done = step + 1
             if done % args.log_every == 0 or done == total:
-                _log(work, {"stage": stage.name, "step": done, "loss": float(np.mean([float(x) for x in window])),
-                            "lr": stage.opt.param_groups[0]["lr"], "s_per_step": (time.time() - t0) / len(window)})
+                _log(work, {"phase": phase.name, "step": done, "loss": float(np.mean([float(x) for x in window])),
+                            "lr": phase.opt.param_groups[0]["lr"], "s_per_step": (time.time() - t0) / len(window)})
                 window, t0 = [], time.time()
             if done % args.ckpt_every == 0 or done == total:
-                stage.save(work)
-                state[stage.name] = done
+                phase.save(work)
+                state[phase.name] = done
                 state["seconds"] = args.clock()
                 (work / "state.json").write_text(json.dumps(state, indent=1))
                 if args.deadline and time.time() > args.deadline and done < total:
@@ -163,12 +122,11 @@ def export(comps, out: Path, meta: dict) -> None:
     (out / "pretrain.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
-def snapshot(unet_stage: Stage, comps, args, state: dict, argv: list[str] | None) -> Path:
+def snapshot(unet_phase: Phase, comps, args, state: dict, argv: list[str] | None) -> Path:
     """Export the EMA of the work folder's last UNet checkpoint to ``args.snapshot`` (the run is not touched)."""
-    unet_stage.load(args.work)
-    unet_stage.load_weights(unet_stage.ema)
-    meta = {"command": "python -m stickworld.pretrain " + shlex.join(sys.argv[1:] if argv is None else argv),
-            "snapshot_of_step": state["unet"], "settings": state["settings"],
+    unet_phase.load(args.work)
+    unet_phase.load_weights(unet_phase.ema)
+    meta = {"command": command_line(argv), "snapshot_of_step": state["unet"], "settings": state["settings"],
             "weights": "EMA (decay 0.999) of the UNet and text encoder at that step; VAE as trained"}
     export(comps, args.snapshot, meta)
     print(args.snapshot)
@@ -206,13 +164,14 @@ def parse_args(argv: list[str] | None):
                    help="export the EMA of --work's last UNet checkpoint to this folder and exit (give the run's own "
                         "options; the run itself is untouched and resumes as before): measure a run midway")
     p.add_argument("--init", type=str, default=None,
-                   help="continue from this diffusers folder (an earlier export): its VAE is kept (no VAE stage), "
-                        "its UNet and text encoder start the UNet stage, with a fresh optimizer and schedule")
+                   help="continue from this diffusers folder (an earlier export): its VAE is kept (no VAE phase), "
+                        "its UNet and text encoder start the UNet phase, with a fresh optimizer and schedule")
     p.add_argument("--captions", choices=("mixture", "known"), default="mixture",
                    help="training distribution: the pretraining mixture (known actions by name, held-out and free "
-                        "poses by their units, actors, scenes; stickworld.mixture), or known actions by name only")
+                        "poses by their units, actors, scenes; stickworld.pretraining.mixture), or known actions by "
+                        "name only")
     p.add_argument("--max-units-schedule", default=None,
-                   help="with --captions grammar, how many parts a free pose moves from which step on, e.g. "
+                   help="with --captions mixture, how many parts a free pose moves from which step on, e.g. "
                         "'0:1-2,3000:2-5' (default: 2-5 throughout)")
     p.add_argument("--min-snr-gamma", type=float, default=None, help="Min-SNR loss weighting (e.g. 5)")
     p.add_argument("--prediction-type", choices=("epsilon", "v_prediction"), default=None,
@@ -268,7 +227,7 @@ def main(argv: list[str] | None = None) -> Path:
         torch.set_num_threads(args.threads)
     state_path = args.work / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    if args.snapshot and not state.get("unet"):  # before anything could train (an unfinished VAE stage would)
+    if args.snapshot and not state.get("unet"):  # before anything could train (an unfinished VAE phase would)
         raise SystemExit(f"{args.work} has no UNet checkpoint yet; nothing to snapshot.")
     args.work.mkdir(parents=True, exist_ok=True)
     settings = state["settings"] = run_settings(args, state)
@@ -281,7 +240,7 @@ def main(argv: list[str] | None = None) -> Path:
                                                           prediction_type=args.prediction_type)
     if args.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # fp32 parts: TF32 is ample
-        torch.backends.cudnn.benchmark = True  # one input shape per stage
+        torch.backends.cudnn.benchmark = True  # one input shape per phase
     for module in (comps.text_encoder, comps.vae, comps.unet):
         module.to(args.device)
     comps.text_encoder.train()
@@ -298,9 +257,9 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 def train(comps, args, state: dict, settings: dict, argv: list[str] | None) -> Path:
-    """Both stages (or the UNet stage alone after ``--init``), then the export; a snapshot instead when asked."""
+    """Both phases (or the UNet phase alone after ``--init``), then the export; a snapshot instead when asked."""
     dev, cast, gen = args.device, autocast(args.device, args.precision), torch.Generator()
-    vae_stage = Stage("vae", {"vae": comps.vae}, args.vae_lr, ema=False)
+    vae_phase = Phase("vae", {"vae": comps.vae}, args.vae_lr, ema=False)
 
     def vae_step(step, item):
         return vae_loss(comps.vae, model_range(item["pixels"].to(dev, non_blocking=True)), cast, args.vae_edge_weight)
@@ -308,31 +267,31 @@ def train(comps, args, state: dict, settings: dict, argv: list[str] | None) -> P
     if args.init:  # the VAE (and its scale) come with the initial model
         state.setdefault("scaling_factor", comps.vae.config.scaling_factor)
     elif state.get("vae", 0) < args.vae_steps:
-        run_stage(vae_stage, args.work, state, args.vae_steps, args, vae_step,
+        run_phase(vae_phase, args.work, state, args.vae_steps, args, vae_step,
                   lambda a, b: StepBatches(args.seed, "vae", a, b, args.vae_batch))
     else:
-        vae_stage.load_weights(load_file(str(args.work / "vae.safetensors")))
+        vae_phase.load_weights(load_file(str(args.work / "vae.safetensors")))
     if "scaling_factor" not in state:
         state["scaling_factor"] = latent_scale(comps.vae, args.seed)
         (args.work / "state.json").write_text(json.dumps(state, indent=1))
     comps.vae.register_to_config(scaling_factor=state["scaling_factor"])
     comps.vae.requires_grad_(False).eval()
 
-    unet_stage = Stage("unet", {"unet": comps.unet, "text_encoder": comps.text_encoder}, args.unet_lr, ema=True)
+    unet_phase = Phase("unet", {"unet": comps.unet, "text_encoder": comps.text_encoder}, args.unet_lr, ema=True)
     if args.snapshot:
-        return snapshot(unet_stage, comps, args, state, argv)
+        return snapshot(unet_phase, comps, args, state, argv)
 
     def unet_step(step, item):
         gen.manual_seed(args.seed * 1_000_003 + step)
         x = model_range(item["pixels"].to(dev, non_blocking=True))
         return unet_loss(comps, x, item["ids"].to(dev, non_blocking=True), gen, args.min_snr_gamma, cast)
 
-    run_stage(unet_stage, args.work, state, args.unet_steps, args, unet_step,
+    run_phase(unet_phase, args.work, state, args.unet_steps, args, unet_step,
               lambda a, b: StepBatches(args.seed, "unet", a, b, args.unet_batch, drop=0.1, captions=args.captions,
                                        schedule=args.schedule, tokenize=tokenizer_fn(comps.tokenizer)))
-    unet_stage.load_weights(unet_stage.ema)
-    meta = {"command": "python -m stickworld.pretrain " + shlex.join(sys.argv[1:] if argv is None else argv),
-            "settings": settings, "scaling_factor": state["scaling_factor"], "train_seconds": round(state["seconds"]),
+    unet_phase.load_weights(unet_phase.ema)
+    meta = {"command": command_line(argv), "settings": settings, "scaling_factor": state["scaling_factor"],
+            "train_seconds": round(state["seconds"]),
             "weights": "EMA (decay 0.999) of the UNet and text encoder; VAE as trained",
             "torch": torch.__version__, "threads": torch.get_num_threads(), "calls": state["calls"]}
     if dev.type == "cuda":

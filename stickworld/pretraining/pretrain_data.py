@@ -1,6 +1,6 @@
 """Pretraining batches of the StickWorld base model, indexed by step and rendered ahead in worker processes.
 
-Every batch is a pure function of (``seed``, stage, step) and the run's settings: its own random generator is seeded
+Every batch is a pure function of (``seed``, phase, step) and the run's settings: its own random generator is seeded
 with exactly those, so a resumed run, a run with more workers and an unbroken one see the same batches, bitwise.
 Workers only decide where a batch is drawn, never what it holds; :class:`StepBatches` is a map-style dataset, so a
 ``DataLoader`` keeps the step order whatever its workers finish first.
@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from stickworld import mixture
-from stickworld.render import sample
+from stickworld.pretraining import mixture
+from stickworld.world.drawing import sample
 
-STAGES = ("vae", "unet", "decoder")
+PHASES = ("vae", "unet", "decoder")
 
 
 def images_uint8(images) -> torch.Tensor:
@@ -39,18 +39,18 @@ def images_tensor(images) -> torch.Tensor:
     return model_range(images_uint8(images))
 
 
-def batch(seed: int, stage: str, step: int, size: int, drop: float = 0.0, captions: str = "mixture",
+def batch(seed: int, phase: str, step: int, size: int, drop: float = 0.0, captions: str = "mixture",
           units: tuple[int, int] = mixture.DEFAULT_UNITS, dtype: str = "float") -> tuple[torch.Tensor, list[str]]:
-    """The ``step``-th batch of ``stage`` (``drop`` of its captions emptied): images and captions.
+    """The ``step``-th batch of ``phase`` (``drop`` of its captions emptied): images and captions.
 
     Args:
-        captions: ``"mixture"``: the pretraining mixture of :mod:`stickworld.mixture` (known actions by name,
-            held-out and free poses by their units); ``"known"``: known-action renders by name only.
+        captions: ``"mixture"``: the pretraining mixture of :mod:`stickworld.pretraining.mixture` (known actions
+            by name, held-out and free poses by their units); ``"known"``: known-action renders by name only.
         units: How many parts a free pose of the mixture moves (low, high), e.g. from
-            :func:`stickworld.mixture.units_at`.
+            :func:`stickworld.pretraining.mixture.units_at`.
         dtype: ``"float"`` ([-1, 1]) or ``"uint8"`` (:func:`images_uint8`; :func:`model_range` converts).
     """
-    rng = np.random.default_rng([seed, STAGES.index(stage), step])
+    rng = np.random.default_rng([seed, PHASES.index(phase), step])
     if captions == "mixture":
         samples = [mixture.sample(rng, units=units) for _ in range(size)]
     else:
@@ -61,24 +61,24 @@ def batch(seed: int, stage: str, step: int, size: int, drop: float = 0.0, captio
 
 
 class StepBatches(Dataset):
-    """Batches ``start`` .. ``stop - 1`` of one stage; item ``i`` is the batch of step ``start + i``.
+    """Batches ``start`` .. ``stop - 1`` of one phase; item ``i`` is the batch of step ``start + i``.
 
     Args:
         seed: The run's ``--seed``.
-        stage: One of :data:`STAGES`.
+        phase: One of :data:`PHASES`.
         size: Images per batch.
         drop: Share of captions emptied (classifier-free guidance).
         captions: As :func:`batch`.
-        schedule: A parsed ``--max-units-schedule`` (:func:`stickworld.mixture.parse_units_schedule`), or ``None``
-            for the grammar's own range.
+        schedule: A parsed ``--max-units-schedule`` (:func:`stickworld.pretraining.mixture.parse_units_schedule`),
+            or ``None`` for the grammar's own range.
         tokenize: Captions -> token ids [B, 77]. Given, items hold ``ids`` instead of ``captions``: tokenizing 256
             captions costs as much as a GPU step, so it belongs in the workers, beside the rendering.
     """
 
-    def __init__(self, seed: int, stage: str, start: int, stop: int, size: int, drop: float = 0.0,
+    def __init__(self, seed: int, phase: str, start: int, stop: int, size: int, drop: float = 0.0,
                  captions: str = "mixture", schedule=None,
                  tokenize: Callable[[list[str]], torch.Tensor] | None = None):
-        self.seed, self.stage, self.start, self.stop, self.size = seed, stage, start, stop, size
+        self.seed, self.phase, self.start, self.stop, self.size = seed, phase, start, stop, size
         self.drop, self.captions, self.schedule, self.tokenize = drop, captions, schedule, tokenize
 
     def __len__(self) -> int:
@@ -87,7 +87,7 @@ class StepBatches(Dataset):
     def __getitem__(self, i: int) -> dict:
         step = self.start + i
         units = mixture.units_at(self.schedule, step) if self.schedule else mixture.DEFAULT_UNITS
-        pixels, texts = batch(self.seed, self.stage, step, self.size, self.drop, self.captions, units, "uint8")
+        pixels, texts = batch(self.seed, self.phase, step, self.size, self.drop, self.captions, units, "uint8")
         item = {"step": step, "pixels": pixels}  # uint8: model_range() where the model runs
         if self.tokenize is None:
             item["captions"] = texts

@@ -1,7 +1,7 @@
-"""Train the StickWorld CLIP (:mod:`stickworld.clip_model`) contrastively on fresh renders and their captions.
+"""Train the StickWorld CLIP (:mod:`stickworld.networks.clip_model`) contrastively on fresh renders and their captions.
 
-``python -m stickworld.train_clip --work runs/stickworld_clip/work --out runs/stickworld_clip/model`` trains and
-exports a CLIP folder. A batch is pairs of renders: each pair is one pose (one of ALL the actions, known and
+``python -m stickworld.pretraining.train_clip --work runs/stickworld_clip/work --out runs/stickworld_clip/model``
+trains and exports a CLIP folder. A batch is pairs of renders: each pair is one pose (one of ALL the actions, known and
 held-out, or a free pose of the grammar) struck by two different actors in random scenes. The real CLIP knows what
 a backflip is; only the diffusion base model must never see held-out names. Each render has its own caption
 (:data:`CAPTION_MIX`): the actor and the pose (its action phrase or its units), the pose alone ("someone ..."), or
@@ -16,7 +16,7 @@ common here, where on the web they are rare, and the exact labels make them free
   matching a pose across actors can only be done by seeing the pose.
 
 The third (``--joint-weight``) makes the ViT see poses at all: a linear head, not exported, reads from the last
-patch tokens which patch holds each of the 14 joints that :func:`stickworld.render.render` returns. With captions
+patch tokens which patch holds each of the 14 joints that :func:`stickworld.world.drawing.render` returns. With captions
 alone, a 300-step check learnt the actors (colours, at once) and no pose: the action captions' embeddings collapsed
 onto one another (cosine 0.998), so neither tower had anything to align poses with. A ViT (or a small CNN)
 classifying the 57 actions directly stayed at chance for 400 steps on random takes too, yet learnt in 150 on
@@ -42,15 +42,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stickworld import clip_model, clip_quality
-from stickworld.actions import ACTIONS, Action
-from stickworld.actors import ACTORS, get_actor
-from stickworld.checkpoints import load_optimizer, load_tensors, optimizer_tensors, save_tensors
-from stickworld.mixture import ACTOR_TEMPLATES, SCENE_PHRASES, SCENE_SHARE, free_action
-from stickworld.pretrain import lr_at
-from stickworld.render import CAPTION_TEMPLATES, render
-from stickworld.scenes import SCENES
-from stickworld.units import random_units
+from stickworld.gates import clip_quality
+from stickworld.networks import clip_model
+from stickworld.pretraining.checkpoints import load_optimizer, load_tensors, optimizer_tensors, save_tensors
+from stickworld.pretraining.mixture import SCENE_SHARE
+from stickworld.pretraining.pretrain import lr_at
+from stickworld.world.actions import ACTIONS, Action, free_action
+from stickworld.world.actors import ACTORS, get_actor
+from stickworld.world.captions import ACTOR_TEMPLATES, SCENE_PHRASES
+from stickworld.world.drawing import CAPTION_TEMPLATES, render
+from stickworld.world.scenes import SCENES
+from stickworld.world.units import random_units
 
 SETTINGS = ("seed", "steps", "batch", "batch_actors", "pose_weight", "joint_weight", "ramp", "floor", "lr", "warmup",
             "size", "fp32")  # what a resumed run must share with the run it continues
@@ -287,7 +289,8 @@ def main(argv: list[str] | None = None) -> Path:
     _refuse_existing(args.out, args.overwrite)  # it may have appeared while training ran
     model.eval()
     clip_model.save(model, args.out)
-    record = {"command": "python -m stickworld.train_clip " + shlex.join(sys.argv[1:] if argv is None else argv),
+    record = {"command": "python -m stickworld.pretraining.train_clip "
+                         + shlex.join(sys.argv[1:] if argv is None else argv),
               "settings": settings, "steps": args.steps, "train_seconds": round(meta["seconds"], 1),
               "s_per_step": round(meta["seconds"] / args.steps, 3), "machine": clip_model.machine(),
               "parameters": sum(p.numel() for p in model.parameters()),

@@ -1,20 +1,19 @@
-"""Train the StickWorld judges (:mod:`stickworld.judges`) on freshly rendered samples.
+"""Train the StickWorld judges (:mod:`stickworld.networks.judges`) on freshly rendered samples.
 
-``python -m stickworld.train_judges --out stickworld/data/judges --steps 6000 --resume`` writes
+``python -m stickworld.pretraining.train_judges --out stickworld/data/judges --steps 6000 --resume`` writes
 ``judges.safetensors`` and ``judges.json`` (command, data sizes, metrics). ``--resume`` continues from
 ``judges.ckpt.safetensors`` (weights, optimizer moments, step), written every ``--ckpt-every`` steps and deleted
 once the final weights are saved.
 
 The judges train on BOTH known and held-out actions, and with ``--free-frac`` on free poses of the pose grammar
-(:mod:`stickworld.units`, drawn as :mod:`stickworld.mixture` draws them). That is deliberate: they measure whether
-a generation shows the held-out pose, so they must recognise it, and a model pretrained on the mixture draws free
-poses too; they are not the diffusion model, whose pretraining must never see held-out actions, and nothing they
-learn flows into it. ``--free-frac`` defaults to 0, which draws exactly the batches of the runs recorded before free
-poses existed. Metrics are reported over the whole evaluation set and per kind (``known``, ``heldout``, ``free``).
-Every training batch is rendered fresh from a seed derived
-from (``--seed``, step), so there is no training set to overfit and a resumed run sees exactly the batches an
-unbroken one would. Evaluation uses a fixed set rendered from ``--eval-seed``, a seed training never uses.
-"""
+(:mod:`stickworld.world.units`, drawn as :mod:`stickworld.pretraining.mixture` draws them). That is deliberate: they
+measure whether a generation shows the held-out pose, so they must recognise it, and a model pretrained on the mixture
+draws free poses too; they are not the diffusion model, whose pretraining must never see held-out actions, and nothing
+they learn flows into it. ``--free-frac`` defaults to 0, which draws exactly the batches of the runs recorded before
+free poses existed. Metrics are reported over the whole evaluation set and per kind (``known``, ``heldout``, ``free``).
+Every training batch is rendered fresh from a seed derived from (``--seed``, step), so there is no training set to
+overfit and a resumed run sees exactly the batches an unbroken one would. Evaluation uses a fixed set rendered from
+``--eval-seed``, a seed training never uses."""
 
 from __future__ import annotations
 
@@ -29,20 +28,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stickworld import judges
-from stickworld.actors import ACTORS
-from stickworld.checkpoints import load_optimizer, load_tensors, optimizer_tensors, save_tensors
-from stickworld.mixture import free_action
-from stickworld.render import ACTOR_IDS, render, sample
-from stickworld.units import random_units
+from stickworld.networks import judges
+from stickworld.networks.judges import POSE_TOL
+from stickworld.pretraining.checkpoints import load_optimizer, load_tensors, optimizer_tensors, save_tensors
+from stickworld.world.actions import free_action
+from stickworld.world.actors import ACTORS
+from stickworld.world.drawing import ACTOR_IDS, render, sample
+from stickworld.world.units import random_units
 
-POSE_TOL = 0.05  # a pose is "right" when its mean joint error is under 5% of the image (~3 px at 64 px)
 KINDS = ("known", "heldout", "free")  # the kinds of pose, in the order of the ids render_batch returns
 
 
 def free_sample(rng: np.random.Generator) -> dict:
-    """A free pose as the mixture draws one (:func:`stickworld.mixture.sample`): a random actor in a random scene
-    in a random composition of 2-5 units; ``image``, ``joints`` and ``actor_id`` as :func:`render.sample` gives."""
+    """A free pose as the mixture draws one (:func:`stickworld.pretraining.mixture.sample`): a random actor in a
+    random scene in a random composition of 2-5 units; ``image``, ``joints`` and ``actor_id`` as :func:`render.sample`
+    gives."""
     actor = list(ACTORS)[int(rng.integers(len(ACTORS)))]
     image, joints = render(actor, free_action(*random_units(rng)), 64, rng)
     return dict(image=image, joints=joints, actor_id=ACTOR_IDS[actor])
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                 print(f"stopped at step {done}; rerun with --resume to continue", flush=True)
                 return None
     metrics = evaluate(model, data)
-    meta = dict(command="python -m stickworld.train_judges " + shlex.join(sys.argv[1:] if argv is None
+    meta = dict(command="python -m stickworld.pretraining.train_judges " + shlex.join(sys.argv[1:] if argv is None
                                                                                    else argv),
                 steps=args.steps, batch=args.batch, train_samples=args.steps * args.batch,
                 heldout_frac=args.heldout_frac, free_frac=args.free_frac, seed=args.seed, eval_seed=args.eval_seed,

@@ -1,6 +1,6 @@
 """The StickWorld benchmark: rows (methods, ablations, an upper bound) x held-out actions x training seeds.
 
-``python -m stickworld.benchmark --out <dir> [--split test] [--seeds 0 1 2] [--steps 800] [--rows ...]`` trains
+``python -m stickworld.protocol.benchmark --out <dir> [--split test] [--seeds 0 1 2] [--steps 800] [--rows ...]`` trains
 every (row, action, seed) point with ``experiment=stickworld`` through :func:`twinact.training.train` (resumable:
 finished points are skipped), evaluates it on ``eval_suite=stickworld`` and writes ``table.md`` / ``table.csv``,
 ``per_action.md``, ``paired.md``, a grid per action and ``results.json``. Protocol:
@@ -13,7 +13,7 @@ finished points are skipped), evaluates it on ``eval_suite=stickworld`` and writ
 - ``upper_bound`` is not trained: the base model prompted with the held-out pose's unit description (what it draws
   when told the pose); its units are (action, evaluation seed). ``Action acc. / upper bound`` divides each row's
   accuracy by it, action by action.
-- ``positive_control`` is TwinAct learning known actions (:mod:`stickworld.positive_control`) with their own
+- ``positive_control`` is TwinAct learning known actions (:mod:`stickworld.protocol.positive_control`) with their own
   phrase removed from the action space: a method that cannot recover an action the base model draws is broken.
 - ``--curve-steps 100 200 ...`` trains each row at several budgets (use ``--split dev``) and plots action accuracy
   against leakage per row (``curves.png``, ``curves.json``): the trade-off at matched accuracy.
@@ -31,13 +31,13 @@ from pathlib import Path
 import numpy as np
 from hydra.utils import instantiate
 
-from stickworld import tables
-from stickworld.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS
-from stickworld.clip_model import machine
-from stickworld.compare_methods import check_settings, chosen_actions, run_point, write_grid
-from stickworld.exemplars import exemplar_dir, from_actions_file
-from stickworld.positive_control import CONTROL_ACTIONS, prepare
-from stickworld.units import describe
+from stickworld.networks.clip_model import machine
+from stickworld.protocol import tables
+from stickworld.protocol.compare_methods import check_settings, chosen_actions, run_point, write_grid
+from stickworld.protocol.positive_control import CONTROL_ACTIONS, prepare
+from stickworld.world.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS
+from stickworld.world.exemplars import exemplar_dir, from_actions_file
+from stickworld.world.units import describe
 from twinact.cli import user_errors
 from twinact.config import compose_config
 from twinact.evaluation import jobs as suite_jobs
@@ -106,7 +106,7 @@ def upper_bound(action: str, suite, out: Path, extra: list[str]) -> dict[int, di
 
 
 def summarize(units: dict[str, dict[tuple, dict]], seeds: dict[str, list[int]]) -> list[dict]:
-    """The rows of :func:`stickworld.tables.summarize`, with Action acc. as a fraction of the upper bound."""
+    """The rows of :func:`stickworld.protocol.tables.summarize`, with Action acc. as a fraction of the upper bound."""
     rows = tables.summarize(units, seeds)
     ub = units.get(UPPER_BOUND)
     if ub:  # accuracy as a fraction of what the base model draws when told the pose, action by action
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--grid-actions", nargs="*", default=None, help="default: every action")
     p.add_argument("overrides", nargs="*", help="more Hydra overrides for every run")
     args = p.parse_args(argv)
-    command = "python -m stickworld.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "python -m stickworld.protocol.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)
     settings = {"steps": args.steps, "batch": args.batch, "accumulate": args.accumulate, "overrides": args.overrides}
     listed, rendered = (None, None) if args.actions_file is None else from_actions_file(args.actions_file, args.out)
     if listed is not None:

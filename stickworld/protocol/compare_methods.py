@@ -1,10 +1,10 @@
 """The StickWorld method comparison: every held-out action x every method, scored against the true pose.
 
-``python -m stickworld.compare_methods --out experiments/stickworld_comparison`` (``make stickworld-compare``)
+``python -m stickworld.protocol.compare_methods --out experiments/stickworld_comparison`` (``make stickworld-compare``)
 trains each (action, method, seed) point with ``experiment=stickworld`` through the same ``train()`` as
 ``train.py``, evaluates it on ``eval_suite=stickworld`` (actors the exemplars do not show, several seeds), then writes:
 
-- ``table.md`` / ``table.csv``: methods x the metrics of :mod:`stickworld.tables`, mean ± 95% interval over
+- ``table.md`` / ``table.csv``: methods x the metrics of :mod:`stickworld.protocol.tables`, mean ± 95% interval over
   (action, evaluation seed) units, with the unit count n;
 - ``per_action.md``: Action acc. and S_Action per action and method;
 - ``grid_<action>.png``: the exemplars, the true pose on each evaluation actor, then one row per method.
@@ -26,10 +26,10 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from stickworld import tables
-from stickworld.actions import HELDOUT_ACTIONS, Action
-from stickworld.exemplars import exemplar_dir, from_actions_file
-from stickworld.render import render
+from stickworld.protocol import tables
+from stickworld.world.actions import HELDOUT_ACTIONS, Action
+from stickworld.world.drawing import render
+from stickworld.world.exemplars import exemplar_dir, from_actions_file
 from twinact.cli import user_errors
 from twinact.config import compose_config
 from twinact.data import load_exemplars
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--grid-actions", nargs="*", default=["three_point_landing"])
     p.add_argument("overrides", nargs="*", help="more Hydra overrides for every run, e.g. data.batch_size=8")
     args = p.parse_args(argv)
-    command = "python -m stickworld.compare_methods " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "python -m stickworld.protocol.compare_methods " + shlex.join(sys.argv[1:] if argv is None else argv)
     settings = {"steps": args.steps, "overrides": args.overrides}
     listed, rendered = (None, None) if args.actions_file is None else from_actions_file(args.actions_file, args.out)
     if listed is not None:

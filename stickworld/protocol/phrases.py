@@ -1,8 +1,8 @@
 """The StickWorld phrase list: the common action space's phrases for the StickWorld base model.
 
-Every phrase the base model was taught in pretraining (:mod:`stickworld.mixture`): each known action's phrase
-("doing a lunge") and each unit phrase of the pose grammar ("left arm raised", :mod:`stickworld.units`), grouped by
-body part as the paper groups its phrases (:data:`twinact.action_space.GROUPS`):
+Every phrase the base model was taught in pretraining (:mod:`stickworld.pretraining.mixture`): each known action's
+phrase ("doing a lunge") and each unit phrase of the pose grammar ("left arm raised", :mod:`stickworld.world.units`),
+grouped by body part as the paper groups its phrases (:data:`twinact.action_space.GROUPS`):
 
 - ``head``: the head units, and known actions whose phrase names the head (:data:`_GROUP_WORDS`);
 - ``hand``: the arm units, and known actions of the arms and hands;
@@ -10,8 +10,9 @@ body part as the paper groups its phrases (:data:`twinact.action_space.GROUPS`):
 - ``whole_body``: the torso and height units, and every other known action.
 
 A phrase that is both (the known action "leaning to the left" is also a torso unit) is listed once, at its known
-action. Held-out phrases are never listed. ``python -m stickworld.phrases --out stickworld/data/action_phrases.tsv``
-writes the list (a test keeps the shipped file equal to :func:`phrase_list`).
+action. Held-out phrases are never listed.
+``python -m stickworld.protocol.phrases --out stickworld/data/action_phrases.tsv`` writes the list (a test keeps the
+shipped file equal to :func:`phrase_list`).
 
 The paper keeps only phrases its base model already draws; :func:`filter_drawable` (``--filter-with <model>``) is
 that filter for StickWorld: render each phrase, read the pose back with the judges, keep it when the pose drawn is
@@ -28,12 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stickworld import judges
-from stickworld.actions import KNOWN_ACTIONS
-from stickworld.actors import get_actor
-from stickworld.scoring import normalize
-from stickworld.skeleton import JOINTS, Pose, forward_kinematics
-from stickworld.units import UNITS, VIEW_PHRASE, Unit, compose
+from stickworld.networks import judges
+from stickworld.world.actions import KNOWN_ACTIONS
+from stickworld.world.actors import get_actor
+from stickworld.world.skeleton import JOINTS, Pose, forward_kinematics, normalize
+from stickworld.world.units import UNITS, VIEW_PHRASE, Unit, compose
 from twinact.models import load_components
 from twinact.sampling import make_pipeline
 
@@ -125,8 +125,8 @@ def filter_drawable(phrases: Sequence, model_dir: str, *, actors: Sequence[str] 
 
     Each phrase is rendered as "<actor caption> <phrase>" (units in each view they are valid in, side view with
     ", seen from the side" as pretraining captions say it) for every actor in ``actors`` and ``seeds`` seeds, and
-    the judges (:func:`stickworld.judges.predict`) read each image's pose. Poses are compared as in
-    :mod:`stickworld.scoring`: normalised joints (centred, unit RMS radius), RMS distance, on the actor's body;
+    the judges (:func:`stickworld.networks.judges.predict`) read each image's pose. Poses are compared as in
+    :mod:`stickworld.protocol.scoring`: normalised joints (centred, unit RMS radius), RMS distance, on the actor's body;
     side-view targets left/right either way round (the judges swap a side view's far and near limbs).
 
     Criterion: an image is a *hit* when its pose is nearer the phrase's own target (min over the target's views)
@@ -142,7 +142,7 @@ def filter_drawable(phrases: Sequence, model_dir: str, *, actors: Sequence[str] 
         phrases: phrases, or (group, phrase) pairs (what :func:`phrase_list` returns); the kept ones come back in
             the same form and order. The other candidates are these same phrases.
         model_dir: the base model (a diffusers folder).
-        judge: a loaded :class:`stickworld.judges.Judge`; None loads the shipped one.
+        judge: a loaded :class:`stickworld.networks.judges.Judge`; None loads the shipped one.
 
     Returns:
         (kept phrases, per phrase {"hit_rate", "own", "rest", "nearest_other", "images", "separation",

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stickworld.actions import KNOWN_ACTIONS
-from stickworld.exemplars import PER_ACTION
-from stickworld.phrases import phrase_list
-from stickworld.render import render
+from stickworld.protocol.phrases import phrase_list
+from stickworld.world.actions import KNOWN_ACTIONS
+from stickworld.world.drawing import render
+from stickworld.world.exemplars import PER_ACTION
 
 # Known actions the shipped base model draws by name at >= 0.94 (stickworld/data/base/quality.json), of the whole
 # body, the legs and the arms.

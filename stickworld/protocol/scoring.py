@@ -1,6 +1,6 @@
 """Score StickWorld generations against the exact answer: which pose, which actor.
 
-The judges (:mod:`stickworld.judges`) read an image back into 14 joints and actor probabilities. Poses
+The judges (:mod:`stickworld.networks.judges`) read an image back into 14 joints and actor probabilities. Poses
 are compared after removing what an action does not fix: position and size in the frame (joints centred on their
 mean and scaled to unit RMS radius). The reference is the action's canonical pose on the *requested* actor's body,
 so a bear's short arms are not counted as a wrong pose.
@@ -10,7 +10,7 @@ so a bear's short arms are not counted as a wrong pose.
   joints (shoulders, elbows, hands / knees, feet / head, neck, hips), so a table can say where a pose is wrong.
 - S_Actor = the judge's probability of the requested actor; Leakage = its probability of the exemplars' actor(s)
   (summed when there are two).
-- With the StickWorld CLIP (:mod:`stickworld.clip_model`, unit-norm joint-space embeddings), the CLIP-style
+- With the StickWorld CLIP (:mod:`stickworld.networks.clip_model`, unit-norm joint-space embeddings), the CLIP-style
   metrics of the SD setting: S_Action (CLIP) = cos(image, "a photo of someone <action phrase>"), S_Actor (CLIP) =
   cos(image, "a photo of <actor>"), Leakage (CLIP) = cos(image, "a photo of <exemplar actor>") (mean over the
   exemplars' actors). They see colour and clothing, so an actor that takes on the exemplar's cape raises Leakage
@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stickworld import clip_model, judges
-from stickworld.actions import ACTIONS, HELDOUT_ACTIONS, get_action
-from stickworld.actors import ACTORS, get_actor
-from stickworld.exemplars import load_meta
-from stickworld.skeleton import JOINTS, forward_kinematics
+from stickworld.networks import clip_model, judges
+from stickworld.world.actions import ACTIONS, HELDOUT_ACTIONS, get_action
+from stickworld.world.actors import ACTORS, get_actor
+from stickworld.world.exemplars import load_meta
+from stickworld.world.skeleton import JOINTS, forward_kinematics, normalize
 from twinact.errors import TwinActError
 from twinact.paths import package_path
 
@@ -44,13 +44,6 @@ PART_JOINTS = {part: [JOINTS.index(j) for j in joints] for part, joints in (
     ("arms", [f"{s}_{j}" for s in ("left", "right") for j in ("shoulder", "elbow", "hand")]),
     ("legs", [f"{s}_{j}" for s in ("left", "right") for j in ("knee", "foot")]),
     ("torso", ["head", "neck", "left_hip", "right_hip"]))}
-
-
-def normalize(joints: np.ndarray) -> np.ndarray:
-    """[..., 14, 2] joints -> centred on their mean, scaled to unit RMS distance from it."""
-    centred = joints - joints.mean(-2, keepdims=True)
-    radius = np.sqrt((centred**2).sum(-1).mean(-1))[..., None, None]
-    return centred / np.maximum(radius, 1e-6)
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,10 +1,10 @@
 """The tables of a StickWorld sweep: one set of metrics, rows of mean ± 95% interval over units, per-action means.
 
-The benchmark (:mod:`stickworld.benchmark`) and the method comparison (:mod:`stickworld.compare_methods`) both write
-through here, so their tables have the same columns, the same interval and the same unit count beside it. A *unit*
-is what an interval is over: the benchmark's is one (action, training seed), the comparison's one (action, evaluation
-seed); each is the mean of a metric over that unit's images. A row of one unit has no interval.
-"""
+The benchmark (:mod:`stickworld.protocol.benchmark`) and the method comparison
+(:mod:`stickworld.protocol.compare_methods`) both write through here, so their tables have the same columns, the same
+interval and the same unit count beside it. A *unit* is what an interval is over: the benchmark's is one (action,
+training seed), the comparison's one (action, evaluation seed); each is the mean of a metric over that unit's images. A
+row of one unit has no interval."""
 
 from __future__ import annotations
 

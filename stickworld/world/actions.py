@@ -1,7 +1,7 @@
 """Actions of StickWorld: named poses with the phrase a caption uses for them.
 
 ``KNOWN_ACTIONS`` appear in pretraining captions; ``HELDOUT_ACTIONS`` never do: they are what a customization method
-has to learn from a few exemplars. Angles follow :class:`stickworld.skeleton.Pose` (degrees; positive swings
+has to learn from a few exemplars. Angles follow :class:`stickworld.world.skeleton.Pose` (degrees; positive swings
 a limb outward from the front, forward from the side). A held-out action may share a body part's configuration with
 known ones (the three-point landing has a lunge's legs) but never the whole pose or the phrase.
 """
@@ -13,7 +13,8 @@ import functools
 import json
 from pathlib import Path
 
-from stickworld.skeleton import Pose
+from stickworld.world.skeleton import Pose
+from stickworld.world.units import compose, describe
 from twinact.paths import package_path
 
 HELDOUT_FILE = package_path("pkg://stickworld/heldout_actions.json")
@@ -130,7 +131,7 @@ def load_heldout(path: str | Path = HELDOUT_FILE) -> dict[str, Action]:
 
     ``pose`` holds :class:`Pose` fields (joint angles in degrees, view, lift); ``split`` is ``dev`` (for tuning
     anything) or ``test`` (only ever reported); ``units`` (optional) is the pose's description in the pose grammar
-    (:mod:`stickworld.units`), used to check that the base model can draw it. Adding an entry adds an action.
+    (:mod:`stickworld.world.units`), used to check that the base model can draw it. Adding an entry adds an action.
     """
     entries = json.loads(Path(path).read_text())
     out = {}
@@ -148,6 +149,11 @@ DEV_ACTIONS = tuple(name for name, a in HELDOUT_ACTIONS.items() if a.split == "d
 TEST_ACTIONS = tuple(name for name, a in HELDOUT_ACTIONS.items() if a.split == "test")
 
 ACTIONS: dict[str, Action] = {**KNOWN_ACTIONS, **HELDOUT_ACTIONS}
+
+
+def free_action(view: str, units) -> Action:
+    """A composed pose of the grammar as an (unnamed) action, to draw (:func:`stickworld.world.drawing.render`)."""
+    return Action("free", describe(view, units), compose(view, units), split="free")
 
 
 def add_heldout(path: str | Path) -> dict[str, Action]:

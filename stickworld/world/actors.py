@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from stickworld.canvas import RGB
-from stickworld.skeleton import Build
+from stickworld.world.canvas import RGB
+from stickworld.world.skeleton import Build
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stickworld.canvas import Canvas, shade
-from stickworld.figure import Figure, oval, part
+from stickworld.world.canvas import Canvas, shade
+from stickworld.world.figure import Figure, oval, part
 
 
 def _chain(cv: Canvas, points: list[np.ndarray], width: float, color) -> None:

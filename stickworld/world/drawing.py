@@ -1,6 +1,6 @@
 """Render StickWorld samples: an actor doing an action on a backdrop, with its caption and exact joint labels.
 
-``python -m stickworld.render --out DIR --n 16`` writes a contact sheet of random samples to look at.
+``python -m stickworld.world.drawing --out DIR --n 16`` writes a contact sheet of random samples to look at.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from stickworld import body_parts, head_parts  # noqa: F401  (registers the parts)
-from stickworld.actions import ACTIONS, HELDOUT_ACTIONS, KNOWN_ACTIONS, Action, get_action
-from stickworld.actors import ACTORS, Actor, get_actor
-from stickworld.canvas import Canvas, Extent, shade
-from stickworld.figure import Figure, draw_figure
-from stickworld.scenes import SCENE_INDEX, SCENES, backdrop
-from stickworld.skeleton import forward_kinematics, jitter
+from stickworld.world import body_parts, head_parts  # noqa: F401  (registers the parts)
+from stickworld.world.actions import ACTIONS, HELDOUT_ACTIONS, KNOWN_ACTIONS, Action, get_action
+from stickworld.world.actors import ACTORS, Actor, get_actor
+from stickworld.world.canvas import Canvas, Extent, shade
+from stickworld.world.figure import Figure, draw_figure
+from stickworld.world.scenes import SCENE_INDEX, SCENES, backdrop
+from stickworld.world.skeleton import forward_kinematics, jitter
 
 CAPTION_TEMPLATES = (
     "{actor} {action}",
@@ -61,7 +61,7 @@ def render(actor: str | Actor, action: str | Action, size: int = 64, rng: np.ran
 
     Returns:
         The RGB image, and a (14, 2) float32 array of joint positions in
-        :data:`stickworld.skeleton.JOINTS` order as (x, y) fractions of the width and height, y down.
+        :data:`stickworld.world.skeleton.JOINTS` order as (x, y) fractions of the width and height, y down.
     """
     actor, action = get_actor(actor), get_action(action)
     pose, fill, shift = action.pose, 0.8, np.zeros(2)

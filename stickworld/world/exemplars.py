@@ -1,6 +1,6 @@
 """Exemplar sets for StickWorld's held-out actions: five renders each, by one or two "exemplar actors".
 
-``python -m stickworld.exemplars`` writes ``stickworld/data/exemplars/<action>/`` (PNG files and an
+``python -m stickworld.world.exemplars`` writes ``stickworld/data/exemplars/<action>/`` (PNG files and an
 ``exemplars.json`` naming the actors, which the evaluation's Leakage metric reads). Renders are a function of the
 action's position in the held-out list, so the shipped files can be checked against a fresh run.
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stickworld.actions import HELDOUT_ACTIONS, Action, add_heldout
-from stickworld.render import render
+from stickworld.world.actions import HELDOUT_ACTIONS, Action, add_heldout
+from stickworld.world.drawing import render
 from twinact.errors import TwinActError
 from twinact.paths import package_path
 
@@ -58,8 +58,8 @@ def exemplar_dir(action: str, rendered: Path | None) -> str:
 
 
 def from_actions_file(path: Path, out: Path) -> tuple[dict[str, Action], Path]:
-    """Register the held-out actions of a user's ``path`` (:func:`stickworld.actions.add_heldout`) and render their
-    exemplars into ``out/exemplars`` (kept when a resumed run already has them); returns (the file's actions, that
+    """Register the held-out actions of a user's ``path`` (:func:`stickworld.world.actions.add_heldout`) and render
+    their exemplars into ``out/exemplars`` (kept when a resumed run already has them); returns (the file's actions, that
     folder), for :func:`exemplar_dir`."""
     try:
         listed = add_heldout(path)

@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from stickworld.actors import Actor
-from stickworld.canvas import Canvas, rot90, shade
-from stickworld.skeleton import JOINT_INDEX, Pose
+from stickworld.world.actors import Actor
+from stickworld.world.canvas import Canvas, rot90, shade
+from stickworld.world.skeleton import JOINT_INDEX, Pose
 
 LAYERS = ("back", "hips", "torso", "behind_head", "head")
 PARTS: dict[str, tuple[str, Callable]] = {}

@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
-from stickworld.canvas import Canvas, shade
-from stickworld.figure import Figure, oval, part
+from stickworld.world.canvas import Canvas, shade
+from stickworld.world.figure import Figure, oval, part
 
 DARK = (25, 25, 30)
 

@@ -11,7 +11,7 @@ import functools
 import numpy as np
 from PIL import Image, ImageDraw
 
-from stickworld.canvas import RGB
+from stickworld.world.canvas import RGB
 
 
 @dataclasses.dataclass(frozen=True)

@@ -136,3 +136,11 @@ def jitter(pose: Pose, rng: np.random.Generator, degrees: float = 6.0) -> Pose:
     """``pose`` with every angle moved uniformly by up to ``degrees``: the same action, a different take."""
     noise = rng.uniform(-degrees, degrees, size=len(ANGLES))
     return dataclasses.replace(pose, **{a: getattr(pose, a) + d for a, d in zip(ANGLES, noise)})
+
+
+def normalize(joints: np.ndarray) -> np.ndarray:
+    """[..., 14, 2] joints -> centred on their mean, scaled to unit RMS distance from it: a pose with its position
+    and size in the frame removed, as scoring and the action encoder compare poses."""
+    centred = joints - joints.mean(-2, keepdims=True)
+    radius = np.sqrt((centred**2).sum(-1).mean(-1))[..., None, None]
+    return centred / np.maximum(radius, 1e-6)

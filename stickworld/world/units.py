@@ -2,7 +2,7 @@
 
 A pose is the rest pose (standing, arms and legs down, seen from the front or the side) with a few body parts
 changed, each by one *unit*: "leaning far forward", "left arm raised", "right knee on the ground", "in the air".
-A unit sets only its part's angles (:class:`stickworld.skeleton.Pose` fields), so any combination of units on
+A unit sets only its part's angles (:class:`stickworld.world.skeleton.Pose` fields), so any combination of units on
 different parts is a pose, and its caption is the list of its units' phrases: parts a caption does not name are at
 rest. Most poses of the grammar have no name; the known actions are named points among them, and the held-out
 actions (:mod:`stickworld.heldout`) are unnamed combinations a customization method must learn to call by a name.
@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 
-from stickworld.skeleton import Pose
+from stickworld.world.skeleton import Pose
 
 PARTS = ("torso", "head", "left_arm", "right_arm", "left_leg", "right_leg", "height")
 BOTH, FRONT, SIDE = ("front", "side"), ("front",), ("side",)
