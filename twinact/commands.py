@@ -58,8 +58,13 @@ def python() -> str:
     found = shutil.which(exe.name)
     if found and Path(found).resolve() == exe.resolve():
         return exe.name
-    relative = os.path.relpath(exe)
-    return shlex.quote(relative if not relative.startswith("..") else str(exe))
+    return _as_typed(exe)
+
+
+def _as_typed(path: Path) -> str:
+    """`path` relative to the working directory when inside it, else absolute; quoted for the shell."""
+    relative = os.path.relpath(path)
+    return shlex.quote(relative if not relative.startswith("..") else str(Path(path).absolute()))
 
 
 def script(name: str) -> str:
@@ -67,7 +72,7 @@ def script(name: str) -> str:
     now when that is one of twinact's, else the bare name (the repository root)."""
     running = Path(sys.argv[0]) if sys.argv and sys.argv[0].endswith(".py") else None
     if running is not None and (running.parent / name).is_file():
-        return shlex.quote(os.path.relpath(running.parent / name))
+        return _as_typed(running.parent / name)
     return name
 
 

@@ -12,6 +12,7 @@ import time
 import warnings
 
 import pytorch_lightning as pl
+from diffusers.utils import logging as diffusers_logging
 from transformers.utils import logging as hf_logging
 
 log = logging.getLogger("twinact")
@@ -23,7 +24,14 @@ NOISE = (
     ("pytorch_lightning.utilities.rank_zero", "TPU available: False"),
     ("transformers", "`CLIPImageProcessor` requires torchvision"),  # twinact never uses the image processors
     ("transformers", "`SiglipImageProcessor` requires torchvision"),
+    # load_textual_inversion grows the embedding table, then writes the export's own rows into the new slots
+    ("transformers", "The new embeddings will be initialized from a multivariate normal"),
+    # twinact's LoRA is UNet-only: loading it finds (rightly) no text-encoder keys
+    ("diffusers", "No LoRA keys associated to CLIPTextModel"),
 )
+
+
+LIBRARY_HANDLERS = {"transformers": hf_logging, "diffusers": diffusers_logging}  # libraries with their own handler
 
 
 class _DropStarts(logging.Filter):
@@ -37,14 +45,14 @@ class _DropStarts(logging.Filter):
 
 def quiet_known_noise() -> None:
     """Install the filters (idempotent). Logger filters see only records logged on that logger itself, so
-    transformers' records are filtered on its own handler, where all of them pass."""
+    transformers' and diffusers' records are filtered on their own handlers, where all of them pass."""
     by_logger: dict[str, tuple[str, ...]] = {}
     for name, start in NOISE:
         by_logger[name] = by_logger.get(name, ()) + (start,)
     for name, starts in by_logger.items():
-        if name == "transformers":
-            hf_logging.get_logger("transformers")  # makes sure its handler exists
-            targets = logging.getLogger("transformers").handlers
+        if name in LIBRARY_HANDLERS:
+            LIBRARY_HANDLERS[name].get_logger(name)  # makes sure its handler exists
+            targets = logging.getLogger(name).handlers
         else:
             targets = [logging.getLogger(name)]
         for target in targets:
@@ -84,3 +92,24 @@ def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+class CountProgress:
+    """A line at the first item, at every tenth of `total`, at the last, and at least every `every_s` seconds:
+    count, time per item and time left (for renders, whose diffusers progress bar counts denoising steps only)."""
+
+    def __init__(self, total: int, what: str = "images", every_s: float = 30.0):
+        self.total, self.what, self.every_s = total, what, every_s
+        self.tenth = max(1, round(total / 10))
+        self.start = self.last = time.perf_counter()
+        self.shown = 0
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        due = done == self.total or done // self.tenth > self.shown // self.tenth or now - self.last >= self.every_s
+        if not due and self.shown:
+            return
+        rate = (now - self.start) / max(1, done)
+        log.info("%s %d/%d  %.2f s each  ETA %s", self.what, done, self.total, rate,
+                 _duration(rate * (self.total - done)))
+        self.shown, self.last = done, now

@@ -11,21 +11,23 @@ import hashlib
 import json
 import logging
 import re
+import signal
 from collections import defaultdict
 from pathlib import Path
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
-from tqdm import tqdm
 
+from twinact.console import CountProgress
 from twinact.data import load_exemplars
-from twinact.errors import TwinActError
+from twinact.errors import Stopped
 from twinact.eval_report import METRIC_NOTES, log_to_wandb, write_figures, write_report
 from twinact.export import load_into_pipeline
 from twinact.model_card import write_card
-from twinact.sampling import base_pipeline, export_info, render_jobs
+from twinact.sampling import base_pipeline, export_info, render_jobs, save_whole
 from twinact.stats import mean_ci95
+from twinact.validate import check_eval_suite
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +74,20 @@ def render_missing(run: Path, todo: list[dict], suite: DictConfig, resolution: i
     missing = [j for j in todo if not (run / "eval" / "images" / j["file"]).is_file()]
     if not missing:
         return
-    pipe, _, _ = base_pipeline(run)
-    load_into_pipeline(pipe, run / "export")
+    pipe, cfg, _ = base_pipeline(run)
+    load_into_pipeline(pipe, run / "export", OmegaConf.to_container(cfg.model, resolve=True))
     pipe.set_progress_bar_config(disable=True)
     (run / "eval" / "images").mkdir(parents=True, exist_ok=True)
-    for j, im in render_jobs(pipe, missing, steps=suite.steps, guidance_scale=guidance(run, suite),
-                             resolution=resolution, batch_size=suite.batch_size,
-                             batches=lambda b: tqdm(b, desc="rendering", unit="batch")):
-        im.save(run / "eval" / "images" / j["file"])
+    progress, done = CountProgress(len(missing)), 0
+    try:
+        for j, im in render_jobs(pipe, missing, steps=suite.steps, guidance_scale=guidance(run, suite),
+                                 resolution=resolution, batch_size=suite.batch_size):
+            save_whole(im, run / "eval" / "images" / j["file"])
+            done += 1
+            progress.update(done)
+    except KeyboardInterrupt:
+        raise Stopped(f"interrupted after {done} of {len(missing)} images; they are cached in {run / 'eval' / 'images'}"
+                      " and the same command renders only the rest.", signal.SIGINT) from None
 
 
 def aggregate(todo: list[dict], per_image: dict[str, list[float]]) -> tuple[list[dict], dict]:
@@ -106,10 +114,9 @@ def aggregate(todo: list[dict], per_image: dict[str, list[float]]) -> tuple[list
 def evaluate(run_dir: str | Path, suite: DictConfig, *, device: str = "cpu") -> dict:
     """Render what is missing, score everything with the suite's scorer, write the report; returns metrics.json."""
     run = Path(run_dir)
-    if not (run / "export" / "twinact.json").is_file():
-        raise TwinActError(f"{run} is not a finished twinact run (no export/). Pass run=<run dir>.")
+    check_eval_suite(suite)
+    placeholder = " ".join(export_info(run)["tokens"])
     cfg = OmegaConf.load(run / "config.yaml")
-    placeholder = " ".join(json.loads((run / "export" / "twinact.json").read_text())["tokens"])
     todo = jobs(suite, placeholder, render_settings(run, suite, cfg))
     render_missing(run, todo, suite, cfg.data.resolution)
     exemplars = [e.image for e in load_exemplars(cfg.action.image_dir, cfg.data.resolution)]

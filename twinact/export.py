@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from twinact.errors import NonFiniteError
+from twinact.export_check import check_export
 from twinact.lora import lora_state_dict
 from twinact.model_card import write_card
 from twinact.models import pipeline_class
@@ -86,10 +87,11 @@ def _stable(config: dict) -> dict:
     return {k: sorted(v) if isinstance(v, set) else v for k, v in config.items()}
 
 
-def load_into_pipeline(pipe, export_dir: Path) -> list[str]:
-    """Load an export into an SD or SDXL pipeline with plain diffusers calls; returns the placeholder tokens."""
+def load_into_pipeline(pipe, export_dir: Path, model: dict | None = None) -> list[str]:
+    """Load an export into an SD or SDXL pipeline with plain diffusers calls (its files checked first, against the
+    run's `model` config when given); returns the placeholder tokens."""
     export_dir = Path(export_dir)
-    info = json.loads((export_dir / "twinact.json").read_text())
+    info = check_export(export_dir, pipe, model)
     for token in info["tokens"]:
         path = export_dir / "textual_inversion" / f"{token_filename(token)}.safetensors"
         if info.get("sdxl"):

@@ -17,9 +17,10 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from twinact.commands import hydra_quoted
+from twinact import commands
 from twinact.config import compose_config
 from twinact.errors import TwinActError
+from twinact.rundir import newest_finished_run
 
 _PREFIX = {OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++", OverrideType.DEL: "~", OverrideType.CHANGE: ""}
 _TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "bool": "true or false"}
@@ -38,7 +39,7 @@ def _parse_error(lines: list[str], err: OverrideParseException) -> str:
         try:
             parser.parse_overrides([line])
         except OverrideParseException as one:
-            fix = hydra_quoted(line)
+            fix = commands.hydra_quoted(line)
             where = _refused_character(line, str(one))
             what = f"Hydra reads {where!r} in it as syntax" if where else "Hydra cannot parse it"
             return f"{line}: {what}; " + (f"quote the value for Hydra inside the shell's quotes: {fix}." if fix else
@@ -133,6 +134,19 @@ def check_overrides(argv: list[str], config_name: str = "train") -> None:
             except Exception:  # noqa: BLE001 - only for an example value; the error below stands either way
                 reference = base
             raise TwinActError(_message(err, culprit, reference)) from None
+    missing = sorted(OmegaConf.missing_keys(compose_config(_points(parsed)[0], config_name)))
+    if missing:
+        raise TwinActError(_unset(missing[0], config_name))
+
+
+def _unset(key: str, config_name: str) -> str:
+    """A mandatory key (`???`) left out: so far only `run`, a finished run's directory."""
+    newest = newest_finished_run()
+    if newest is None:
+        return (f"{key} is not set, and no finished run is under runs/: train one first (python train.py), then "
+                f"give the run dir it prints as {key}=.")
+    example = commands.command(f"{config_name}.py", commands.override(key, newest))
+    return f"{key} is not set: give a finished run's dir, e.g. {example}"
 
 
 def _culprit(err: Exception, point: list[str]) -> str:

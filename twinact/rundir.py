@@ -218,3 +218,9 @@ FAILED_MARK = "FAILED"  # written in a run dir whose training diverged, holding 
 
 def is_finished(run_dir: Path) -> bool:
     return (run_dir / "export" / "twinact.json").is_file()
+
+
+def newest_finished_run(root: Path = Path("runs")) -> Path | None:
+    """The most recently exported run under `root` (`runs/<name>/<time>` or `runs/<group>/<point>`), if any."""
+    exports = sorted(root.glob("*/*/export/twinact.json"), key=lambda p: p.stat().st_mtime)
+    return exports[-1].parent.parent if exports else None

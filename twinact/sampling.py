@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import math
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -13,11 +15,17 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from twinact import space_ops
+from twinact.commands import override
 from twinact.components import Components
-from twinact.errors import TwinActError
+from twinact.console import CountProgress
+from twinact.errors import Stopped, TwinActError
 from twinact.export import load_into_pipeline
+from twinact.export_check import check_export, read_info
 from twinact.models import load_model
-from twinact.rundir import allocate_run_dir
+from twinact.rundir import allocate_run_dir, newest_finished_run
+from twinact.validate import check_sampling
+
+log = logging.getLogger(__name__)
 
 
 def make_pipeline(comps):
@@ -74,11 +82,17 @@ def make_grid(images: list[Image.Image], cols: int | None = None) -> Image.Image
     return grid
 
 
+GRID_COLUMNS = 8  # images per prompt in grid.png (every image is its own file as well)
+
+
 def sample_run(run_dir: str, prompts: list[str] | None = None, *, num_images: int = 4, seed: int = 0,
                steps: int | None = None, guidance_scale: float | None = None, out_dir: str | None = None,
                compose: list[str] | None = None, weights: list[float] | None = None,
                adjust: dict | None = None) -> Path:
     """Render prompts with a finished run's export, loaded into a fresh pipeline by plain diffusers calls.
+
+    Each image is written as soon as it is made (`<prompt>_<seed>.png`), so an interrupted call keeps what it made;
+    a progress line gives the count and the time left.
 
     Args:
         run_dir: a training run directory (holds `config.yaml` and `export/`).
@@ -90,24 +104,57 @@ def sample_run(run_dir: str, prompts: list[str] | None = None, *, num_images: in
         weights: one weight per composed run (default: equal).
         adjust: `{component: k, amount: a, slots: [..] | None}`: move the coefficients along principal component k.
     """
+    check_sampling(num_images, steps, guidance_scale)
     run = Path(run_dir)
+    info, cfg = export_info(run), OmegaConf.load(run / "config.yaml")
+    prompts = list(prompts or [p.format(" ".join(info["tokens"])) for p in cfg.action.eval_prompts])
+    warn_without_placeholders(prompts, info["tokens"])
     edit = compose or (adjust and adjust.get("component") is not None)
     pipe, cfg, comps = base_pipeline(run)
+    model = OmegaConf.to_container(cfg.model, resolve=True)
     if edit:
-        tokens = _load_space_edit(pipe, comps, run, [Path(r) for r in compose or [run]], weights, adjust)
+        for other in [Path(r) for r in compose or [run]]:
+            check_export(other / "export", pipe, model)
+        _load_space_edit(pipe, comps, run, [Path(r) for r in compose or [run]], weights, adjust)
     else:
-        tokens = load_into_pipeline(pipe, run / "export")
-    prompts = list(prompts or [p.format(" ".join(tokens)) for p in cfg.action.eval_prompts])
-    info = export_info(run)
-    images = render(pipe, prompts, num_images=num_images, seed=seed, steps=steps or info["steps"],
-                    guidance_scale=info["guidance_scale"] if guidance_scale is None else guidance_scale,
-                    resolution=cfg.data.resolution)
+        load_into_pipeline(pipe, run / "export", model)
     out = allocate_run_dir(out_dir or run / "samples" / time.strftime("%Y-%m-%d_%H-%M-%S"))
-    for i, im in enumerate(images):
-        im.save(out / f"{i // num_images:02d}_{i % num_images:02d}.png")
-    make_grid(images, cols=num_images).save(out / "grid.png")
     (out / "prompts.txt").write_text("\n".join(prompts) + "\n")
+    todo = [{"prompt": p, "seed": seed + j, "file": f"{i:02d}_{j:02d}.png"}
+            for i, p in enumerate(prompts) for j in range(num_images)]
+    pipe.set_progress_bar_config(disable=True)
+    progress, shown, done = CountProgress(len(todo)), [], 0
+    try:
+        for job, image in render_jobs(pipe, todo, steps=steps or info["steps"], resolution=cfg.data.resolution,
+                                      guidance_scale=info["guidance_scale"] if guidance_scale is None
+                                      else guidance_scale, batch_size=4):
+            save_whole(image, out / job["file"])
+            done += 1
+            progress.update(done)
+            if job["seed"] - seed < GRID_COLUMNS:
+                shown.append(image)
+    except KeyboardInterrupt:
+        for partial in out.glob(".*.tmp"):
+            partial.unlink()
+        raise Stopped(f"interrupted after {done} of {len(todo)} images; they are in {out}.", signal.SIGINT) from None
+    make_grid(shown, cols=min(num_images, GRID_COLUMNS)).save(out / "grid.png")
     return out
+
+
+def save_whole(image: Image.Image, path: Path) -> None:
+    """Write a PNG under a temporary name, then rename it: an interrupted save leaves no torn image behind."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    image.save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def warn_without_placeholders(prompts: list[str], tokens: list[str]) -> None:
+    """A prompt with none of the run's placeholder tokens renders the base model alone: say so."""
+    for prompt in prompts:
+        if not any(token in prompt for token in tokens):
+            example = override("prompt", f"{prompt} {' '.join(tokens)}")
+            log.warning("The prompt %r has none of the run's placeholder tokens (%s), so the action cannot show; "
+                        "e.g. %s", prompt, " ".join(tokens), example)
 
 
 def save_as_pipeline(comps: Components, out_dir: str) -> None:
@@ -123,15 +170,23 @@ def save_as_pipeline(comps: Components, out_dir: str) -> None:
 
 
 def export_info(run: Path) -> dict:
-    """The export's `twinact.json`, with the render defaults of exports written before they were recorded."""
-    info = json.loads((run / "export" / "twinact.json").read_text())
-    return {"steps": 25, "guidance_scale": 7.5, **info}
+    """The export's `twinact.json` of a finished run, with the render defaults of exports written before they were
+    recorded."""
+    check_finished(run)
+    return {"steps": 25, "guidance_scale": 7.5, **read_info(run / "export")}
+
+
+def check_finished(run: Path) -> None:
+    if not (run / "config.yaml").is_file() or not (run / "export" / "twinact.json").is_file():
+        newest = newest_finished_run()
+        raise TwinActError(f"{run} is not a finished twinact run (it needs config.yaml and export/twinact.json); "
+                           + (f"the newest one here is {override('run', newest)}." if newest else
+                              "pass the run dir train.py printed."))
 
 
 def base_pipeline(run: Path):
     """(pipeline on the run's frozen base model, the run's config, the components) for a finished run."""
-    if not (run / "config.yaml").is_file() or not (run / "export" / "twinact.json").is_file():
-        raise TwinActError(f"{run} is not a finished twinact run (needs config.yaml and export/). Pass run=<run dir>.")
+    check_finished(run)
     cfg = OmegaConf.load(run / "config.yaml")
     comps = load_model(cfg.model, cfg.trainer.precision if torch.cuda.is_available() else "32-true")
     return make_pipeline(comps).to("cuda" if torch.cuda.is_available() else "cpu"), cfg, comps

@@ -54,3 +54,35 @@ def check_training_config(cfg: DictConfig) -> None:
         raise TwinActError(f"action.image_dir={a.image_dir} is a file; give the folder that holds the exemplar "
                            f"images, e.g. action.image_dir={Path(folder).parent}.")
 
+
+
+def check_sampling(num_images: int, steps: int | None, guidance_scale: float | None) -> None:
+    """`sample.py`'s numbers, before any model is loaded."""
+    if num_images < 1:
+        raise TwinActError(f"num_images={num_images} must be at least 1 (images per prompt), e.g. num_images=4.")
+    if steps is not None and steps < 1:
+        raise TwinActError(f"steps={steps} must be at least 1 (DDIM steps), e.g. steps=25, or steps=null for the "
+                           "export's.")
+    if guidance_scale is not None and guidance_scale < 0:
+        raise TwinActError(f"guidance_scale={guidance_scale} must be >= 0, e.g. guidance_scale=7.5, or "
+                           "guidance_scale=null for the export's.")
+
+
+def check_eval_suite(suite: DictConfig) -> None:
+    """An evaluation suite's lists and numbers, before any model is loaded."""
+    for key, example in (("actors", "'eval_suite.actors=[{name: robot}]'"), ("templates", None),
+                         ("seeds", "'eval_suite.seeds=[0,1]'")):
+        if not suite.get(key):
+            raise TwinActError(f"eval_suite.{key} is empty; give at least one"
+                               + (f", e.g. {example}." if example else " (see conf/eval_suite/demo.yaml)."))
+    bad = [s for s in suite.seeds if not isinstance(s, int) or s < 0]
+    if bad:
+        raise TwinActError(f"eval_suite.seeds holds {bad[0]!r}; seeds are integers >= 0, e.g. "
+                           "'eval_suite.seeds=[0,1]'.")
+    for key, example in (("steps", 20), ("batch_size", 4)):
+        if suite.get(key) is not None and suite[key] < 1:
+            raise TwinActError(f"eval_suite.{key}={suite[key]} must be at least 1, e.g. eval_suite.{key}={example}.")
+    missing = [t for t in suite.templates if "{action}" not in t]
+    if missing:
+        raise TwinActError(f"eval_suite.templates must contain {{action}} where the placeholder tokens go; "
+                           f"{missing[0]!r} has none.")
