@@ -364,3 +364,15 @@ def test_evaluate_shows_a_count_and_time_left_while_rendering(finished, caplog):
     with caplog.at_level("INFO", logger="twinact"):
         evaluate(finished, suite)
     assert re.search(r"images 6/6  \d+\.\d\d s each  ETA 0m00s", caplog.text), caplog.text
+
+
+@pytest.mark.parametrize("override,message", [
+    ("action.name=" + "a" * 250, r"^action.name is 250 characters; it names the export's a+\.\.\. and file names take "
+                                 r"at most 255 bytes here: keep it to 243 or fewer, e.g. action.name=a{40}\.$"),
+    ("run_dir={tmp}/" + "b" * 300 + "/run", r"^The run dir .* has a folder name of 300 bytes \(b{24}\.\.\.\), over the "
+                                            r"255 it can have here; use a shorter one, e.g. run_dir=.*/b{40}/run\.$"),
+])
+def test_names_and_paths_that_cannot_become_files_are_refused_before_training(tiny_cfg, tmp_path, override, message):
+    with pytest.raises(TwinActError, match=message):
+        train(tiny_cfg(override.format(tmp=tmp_path)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, nothing trained

@@ -46,7 +46,7 @@ from twinact.rundir import (
 )
 from twinact.runlock import locked_new_run_dir, locked_run_dir
 from twinact.sampling import make_grid, make_pipeline, render
-from twinact.validate import check_training_config
+from twinact.validate import check_path_limits, check_training_config
 
 log = logging.getLogger(__name__)
 # Frozen parts are in eval mode on purpose; an epoch is one optimizer step by design (see data.py), so Lightning's
@@ -143,6 +143,7 @@ def train(cfg: DictConfig) -> TrainResult:
         cfg.resume = resume_mode(cfg)
         cfg.run_dir = str(requested_run_dir(cfg))
     check_training_config(cfg)
+    check_path_limits(requested_run_dir(cfg), cfg.action.name, list(cfg.action.placeholder_tokens))
     check_run_dir(requested_run_dir(cfg))
     if cfg.resume != "auto":
         return _build_and_fit(cfg)

@@ -6,6 +6,7 @@ type cannot express. Each names the key and a value that works when typed as sho
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from twinact.errors import TwinActError
 from twinact.paths import package_path
+from twinact.placeholder import token_filename
+from twinact.webui import webui_name
 
 # (key, test, what it must be, an example that works)
 RANGES = (
@@ -86,3 +89,37 @@ def check_eval_suite(suite: DictConfig) -> None:
     if missing:
         raise TwinActError(f"eval_suite.templates must contain {{action}} where the placeholder tokens go; "
                            f"{missing[0]!r} has none.")
+
+
+SUFFIX_ROOM = len("-999")  # what `allocate_run_dir` may append to a used run dir's last folder
+
+
+def check_path_limits(run_dir: Path, action_name: str, tokens: list[str]) -> None:
+    """Every file a run writes gets a name and a path the filesystem takes: checked before training, since a name
+    refused at the export would fail a finished run (and every resume of it).
+
+    The longest file names are the export's web-UI files (`<action>.safetensors`) and token files
+    (`<token>.safetensors`); the longest path is a web-UI file inside the export while it is built
+    (`<run>/.export.partial/webui/embeddings/...`).
+    """
+    run_dir = run_dir.absolute()
+    existing = next(p for p in [run_dir, *run_dir.parents] if os.path.exists(p))  # False for a too long name
+    name_max, path_max = os.pathconf(existing, "PC_NAME_MAX"), os.pathconf(existing, "PC_PATH_MAX")
+    webui = f"{webui_name(action_name)}.safetensors"
+    if len(webui.encode()) > name_max:
+        raise TwinActError(f"action.name is {len(action_name)} characters; it names the export's {webui[:24]}... "
+                           f"and file names take at most {name_max} bytes here: keep it to "
+                           f"{name_max - len('.safetensors')} or fewer, e.g. action.name={action_name[:40]}.")
+    for token in tokens:
+        if len(f"{token_filename(token)}.safetensors".encode()) > name_max:
+            raise TwinActError(f"The placeholder token {token[:24]}... names a file of more than {name_max} bytes "
+                               "(the limit here); use short tokens, e.g. action.placeholder_tokens='[<a1>,<a2>,<a3>]'.")
+    # the last folder keeps room for the -N a used run dir gets
+    limits = [(part, name_max) for part in run_dir.parts[1:-1]] + [(run_dir.name, name_max - SUFFIX_ROOM)]
+    long = [(part, limit) for part, limit in limits if len(part.encode()) > limit]
+    longest = run_dir / ".export.partial" / "webui" / "embeddings" / webui
+    if long or len(str(longest).encode()) >= path_max:
+        short = Path(*(p[:40] for p in run_dir.parts)) if long else Path("runs") / run_dir.name[:40]
+        what = (f"a folder name of {len(long[0][0].encode())} bytes ({long[0][0][:24]}...), over the {long[0][1]} "
+                "it can have here" if long else f"files whose paths exceed the {path_max} bytes a path takes here")
+        raise TwinActError(f"The run dir {str(run_dir)[:60]}... has {what}; use a shorter one, e.g. run_dir={short}.")
