@@ -10,6 +10,7 @@ from torch import nn
 
 from twinact import action_space as spaces
 from twinact.action_encoder import ClipImageEncoder, NoPersonError, build_action_feature, pil_to_tensor
+from twinact.appearance import without_appearance
 from twinact.conditioning import time_ids
 from twinact.data import load_original
 from twinact.errors import TwinActError
@@ -36,15 +37,19 @@ def build_space(cfg: DictConfig, comps, num_slots: int) -> spaces.ActionSpace:
     """The common action space of this model's embedding table(s) (built once, then read from the cache)."""
     a = cfg.action_space
     phrases, table = spaces.load_phrases(a.phrases), joint_table(comps)
-    space = spaces.build_action_space(
+    space = built = spaces.build_action_space(
         phrases, comps.tokenizer, table, comps.identity, slots=num_slots, mode=a.mode,
         max_components=a.max_components, dedupe=a.dedupe, cache_root=action_space_cache(cfg.cache_dir),
         appearance_words=a.get("design_words"),
     )
-    if a.get("basis", "pca") != "random":
-        return space
-    space = spaces.random_like(space, seed=cfg.seed)
-    if a.get("design_words"):  # the check of the basis that is used, not of the PCA one it replaces
+    if a.get("basis", "pca") == "random":
+        space = spaces.random_like(space, seed=cfg.seed)
+    if a.get("remove_appearance"):
+        if not a.get("design_words"):
+            raise TwinActError("action_space.remove_appearance=true removes the directions of "
+                               "action_space.design_words, which is empty; give actor words or set it false.")
+        space = without_appearance(space, comps.tokenizer, table, a.design_words, [p for _, p in phrases])
+    if space is not built and a.get("design_words"):  # the check of the basis that is used
         space.meta["design_check"] = spaces.design_check(space, comps.tokenizer, table, a.design_words,
                                                          phrases=[p for _, p in phrases])
     return space

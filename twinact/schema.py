@@ -43,6 +43,7 @@ class ActionSpaceConfig:
     mlp_per_encoder: bool = True
     basis: str = "pca"
     design_words: Optional[List[str]] = None
+    remove_appearance: bool = False
 
 
 @dataclass
