@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import shutil
 import subprocess
@@ -376,3 +378,84 @@ def test_names_and_paths_that_cannot_become_files_are_refused_before_training(ti
     with pytest.raises(TwinActError, match=message):
         train(tiny_cfg(override.format(tmp=tmp_path)))
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, nothing trained
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_in_train_log_and_resume_takes_the_latest_step(
+        tmp_path, straight, monkeypatch, caplog):
+    """The save of last.ckpt after step 3 fails (step000003.ckpt was written just before); the rerun resumes from
+    the latest step and exports what a straight run exports."""
+    from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+    from twinact.errors import WriteError
+
+    real = TorchCheckpointIO.save_checkpoint
+
+    def full(self, checkpoint, path, storage_options=None):
+        if ".last.ckpt" in str(path) and checkpoint["global_step"] == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", full)
+    run, overrides = tmp_path / "run", _overrides(tmp_path) + ["resume=auto"]
+    with pytest.raises(WriteError) as err:
+        train(compose(overrides))
+    message = str(err.value)
+    assert message.startswith(f"could not write {run / 'checkpoints' / 'last.ckpt'}: No space left on device. "
+                              "Nothing written before is lost"), message
+    assert message.endswith("resume=auto") and message in (run / "train.log").read_text()
+    monkeypatch.undo()
+    with caplog.at_level("WARNING", logger="twinact.checkpoint_io"):
+        train(compose(overrides))
+    assert "last.ckpt (step 2) is older than step000003.ckpt; resuming from the latest step." in caplog.text
+    assert _weights(run / "export") == straight
+
+
+def test_a_full_disk_while_exporting_is_one_line_and_resume_exports_exactly(tmp_path, straight, monkeypatch):
+    from safetensors import SafetensorError
+
+    from twinact import export
+    from twinact.errors import WriteError
+
+    real = export.save_file
+
+    def full(tensors, filename, *args, **kwargs):
+        if filename.endswith("twinact_state.safetensors"):
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        return real(tensors, filename, *args, **kwargs)
+
+    monkeypatch.setattr(export, "save_file", full)
+    run, overrides = tmp_path / "run", _overrides(tmp_path) + ["resume=auto"]
+    with pytest.raises(WriteError, match=rf"^could not write {run / 'export'}: No space left on device\. Nothing"):
+        train(compose(overrides))
+    assert not (run / "export").exists() and not (run / ".export.partial").exists()
+    assert "No space left on device" in (run / "train.log").read_text()
+    monkeypatch.undo()
+    train(compose(overrides))
+    assert _weights(run / "export") == straight
+
+
+# train.py as a scheduler runs it, with a per-file size limit from the first checkpoint on: the kernel refuses the
+# write (EFBIG) as it would refuse one on a full disk (ENOSPC).
+FILE_SIZE_LIMIT = r"""
+import resource, runpy, signal, sys
+import twinact.training as training
+real = training.build_trainer
+def build_trainer(*args, **kwargs):
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+    return real(*args, **kwargs)
+training.build_trainer = build_trainer
+sys.argv = ["train.py", *sys.argv[1:]]
+runpy.run_path("train.py", run_name="__main__")
+"""
+
+
+def test_an_os_error_while_writing_is_one_line_naming_the_path_and_the_cause(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", FILE_SIZE_LIMIT, *_overrides(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    ckpt = tmp_path / "run" / "checkpoints" / "step000001.ckpt"
+    assert lines[-1].startswith(f"twinact: error: could not write {ckpt}: File too large. Nothing written before is "
+                                "lost"), lines[-1]
+    assert lines[-1].removeprefix("twinact: error: ") in (tmp_path / "run" / "train.log").read_text()

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from twinact.errors import TwinActError
+from twinact.errors import TwinActError, WriteError
 
 log = logging.getLogger(__name__)
 _STEP = re.compile(r"step(\d+)\.ckpt$")
@@ -32,6 +32,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         try:
             super().save_checkpoint(checkpoint, tmp, storage_options)
             os.replace(tmp, target)
+        except OSError as err:  # a full disk, a quota: the previous checkpoint under this name is still whole
+            raise WriteError.of(target, err) from None
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -44,30 +46,41 @@ def read_checkpoint(path: Path) -> dict:
         raise TwinActError(f"ckpt_path={path} is not a readable twinact checkpoint ({type(err).__name__}).") from None
 
 
-def newest_first(folder: Path) -> list[Path]:
-    """`last.ckpt`, then the periodic `stepNNNNNN.ckpt` files from the latest step back."""
-    steps = sorted((p for p in folder.glob("step*.ckpt") if _STEP.search(p.name)),
-                   key=lambda p: int(_STEP.search(p.name).group(1)), reverse=True)
-    return [p for p in [folder / "last.ckpt", *steps] if p.is_file()]
+def periodic(folder: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the periodic `stepNNNNNN.ckpt` files, from the latest step back."""
+    found = [(int(m.group(1)), p) for p in folder.glob("step*.ckpt") if (m := _STEP.search(p.name))]
+    return sorted(found, reverse=True)
 
 
 def newest_readable(folder: Path) -> tuple[Path, dict] | None:
-    """The newest checkpoint in `folder` that reads, and its content; says which newer ones were passed over."""
-    torn = []
-    for path in newest_first(folder):
-        try:
-            ckpt = read_checkpoint(path)
-        except TwinActError:
-            torn.append(path.name)
-            continue
-        if torn:
-            log.warning("Unreadable checkpoint(s) %s in %s; resuming from %s, the newest readable one.",
-                        ", ".join(torn), folder, path.name)
-        return path, ckpt
-    if torn:
+    """The readable checkpoint in `folder` with the latest step, and its content; says which were passed over.
+
+    `last.ckpt` is usually the latest, but not always: a save of it that failed (a full disk) leaves the previous
+    one, older than the periodic checkpoint written just before. Its step is known only by reading it.
+    """
+    torn: list[str] = []
+    last = _read(folder / "last.ckpt", torn) if (folder / "last.ckpt").is_file() else None
+    last_step = last[1]["global_step"] if last else -1
+    found = next((f for step, path in periodic(folder) if step > last_step and (f := _read(path, torn))), None)
+    if found and last:
+        log.warning("%s (step %d) is older than %s; resuming from the latest step.", last[0].name, last_step,
+                    found[0].name)
+    found = found or last
+    if torn and found:
+        log.warning("Unreadable checkpoint(s) %s in %s; resuming from %s, the newest readable one.",
+                    ", ".join(torn), folder, found[0].name)
+    if torn and not found:
         raise TwinActError(f"No checkpoint in {folder} is readable ({', '.join(torn)}). Move the folder away and "
                            "train anew.")
-    return None
+    return found
+
+
+def _read(path: Path, torn: list[str]) -> tuple[Path, dict] | None:
+    try:
+        return path, read_checkpoint(path)
+    except TwinActError:
+        torn.append(path.name)
+        return None
 
 
 def remove_temporaries(folder: Path) -> None:

@@ -1,5 +1,8 @@
 """One exception type for mistakes a user can fix: entry points print its message alone, no traceback."""
 
+import os
+import re
+
 
 class TwinActError(Exception):
     """A problem with the user's input or set-up; the message names the problem and the fix."""
@@ -30,3 +33,13 @@ class WriteError(TwinActError):
     """The OS refused a write (a full disk, a quota, a lost mount); what was written before is whole."""
 
     exit_code = 1
+
+    @classmethod
+    def of(cls, path, err: Exception) -> "WriteError":
+        """From the error raised while writing `path`: an OSError, or a library's error quoting one
+        (safetensors: "I/O error: No space left on device (os error 28)")."""
+        code = getattr(err, "errno", None)
+        quoted = re.search(r"\(os error (\d+)\)", str(err))
+        code = code or (int(quoted.group(1)) if quoted else None)
+        cause = os.strerror(code) if code else str(err).splitlines()[0][:160]
+        return cls(f"could not write {path}: {cause}.")

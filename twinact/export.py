@@ -16,9 +16,10 @@ import shutil
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from twinact.errors import NonFiniteError
+from twinact.errors import NonFiniteError, WriteError
 from twinact.export_check import check_export
 from twinact.lora import lora_state_dict
 from twinact.model_card import write_card
@@ -57,24 +58,28 @@ def export_action(out_dir: Path, *, tokens: list[str], vectors, embeddings: list
         raise NonFiniteError(f"Refusing to export non-finite weights ({', '.join(bad[:4])}); nothing was written.")
     partial = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    ti_dir = partial / "textual_inversion"
-    ti_dir.mkdir(parents=True)
-    for slot, token in enumerate(tokens):
-        rows = [e[slot].detach().float().cpu().contiguous() for e in embeddings]
-        content = dict(zip(SDXL_KEYS, rows)) if is_xl else {token: rows[0]}
-        save_file(content, str(ti_dir / f"{token_filename(token)}.safetensors"))
-    if lora_config is not None:
-        pipeline_class(is_xl).save_lora_weights(
-            partial, unet_lora_layers=lora, safe_serialization=True,
-            unet_lora_adapter_metadata=_stable(lora_config.to_dict()),
-        )
-    write_webui_files(partial, meta["action"], embeddings, lora, lora_config)
-    save_file(state, str(partial / "twinact_state.safetensors"))
-    info = {"tokens": tokens, "sdxl": is_xl, "lora": lora_config is not None, **meta}
-    (partial / "twinact.json").write_text(json.dumps(info, indent=2, default=str))
-    write_card(partial, location=out_dir)
-    for path in [partial, *partial.rglob("*")]:  # colleagues read exports (safetensors writes them 0600)
-        path.chmod(0o755 if path.is_dir() else 0o644)
+    try:  # a full disk or a quota: one error naming the export; the partial folder is removed to free its space
+        ti_dir = partial / "textual_inversion"
+        ti_dir.mkdir(parents=True)
+        for slot, token in enumerate(tokens):
+            rows = [e[slot].detach().float().cpu().contiguous() for e in embeddings]
+            content = dict(zip(SDXL_KEYS, rows)) if is_xl else {token: rows[0]}
+            save_file(content, str(ti_dir / f"{token_filename(token)}.safetensors"))
+        if lora_config is not None:
+            pipeline_class(is_xl).save_lora_weights(
+                partial, unet_lora_layers=lora, safe_serialization=True,
+                unet_lora_adapter_metadata=_stable(lora_config.to_dict()),
+            )
+        write_webui_files(partial, meta["action"], embeddings, lora, lora_config)
+        save_file(state, str(partial / "twinact_state.safetensors"))
+        info = {"tokens": tokens, "sdxl": is_xl, "lora": lora_config is not None, **meta}
+        (partial / "twinact.json").write_text(json.dumps(info, indent=2, default=str))
+        write_card(partial, location=out_dir)
+        for path in [partial, *partial.rglob("*")]:  # colleagues read exports (safetensors writes them 0600)
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    except (OSError, SafetensorError) as err:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise WriteError.of(getattr(err, "filename", None) or out_dir, err) from None
     if out_dir.exists():  # an interrupted export written in place by an older twinact (it has no twinact.json)
         shutil.rmtree(out_dir)
     os.replace(partial, out_dir)

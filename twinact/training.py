@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import shutil
-import signal
 import time
 import warnings
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from twinact.checkpoint_io import AtomicCheckpointIO, newest_readable, read_chec
 from twinact.commands import resume_command, sample_command
 from twinact.console import ProgressLines
 from twinact.data import ActionDataModule, check_resolution, load_exemplars
-from twinact.errors import NonFiniteError, Stopped, TwinActError
+from twinact.errors import NonFiniteError, TwinActError, WriteError
 from twinact.evaluation import evaluate
 from twinact.export import export_action
 from twinact.models import load_model, resolve_pretrained
@@ -46,6 +45,7 @@ from twinact.rundir import (
 )
 from twinact.runlock import locked_new_run_dir, locked_run_dir
 from twinact.sampling import make_grid, make_pipeline, render
+from twinact.stopping import stopped, write_failed
 from twinact.validate import check_path_limits, check_training_config
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ def _fit(cfg: DictConfig, module: TwinActModule, parts: dict, exemplars, run_dir
             trainer.save_checkpoint(last, weights_only=False)
         stopped_by = next(c for c in trainer.callbacks if isinstance(c, CheckpointOnSignal)).stopped_by
         if stopped_by is not None:
-            _stop(handler, stopped_by, trainer.global_step, module.schedule.total_steps, run_dir)
+            raise stopped(handler, stopped_by, trainer.global_step, module.schedule.total_steps, run_dir)
         finished = cfg.trainer.fast_dev_run or trainer.global_step >= module.schedule.total_steps
         if not finished:  # an export marks a finished run (sweeps skip those), so a stopped one gets none
             log.info("Stopped at step %d of %d; continue with %s", trainer.global_step,
@@ -222,19 +222,15 @@ def _fit(cfg: DictConfig, module: TwinActModule, parts: dict, exemplars, run_dir
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             # without this, DDP worker processes sometimes abort at interpreter exit
             torch.distributed.destroy_process_group()
+    except WriteError as err:
+        raise write_failed(handler, err, run_dir) from None
+    except OSError as err:  # a write outside the places that name their file (logs, sample grids, the run header)
+        raise write_failed(handler, WriteError.of(err.filename or run_dir, err), run_dir) from None
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
         _finish_wandb(locals().get("trainer"))
     return TrainResult(run_dir, module, trainer)
-
-
-def _stop(handler: logging.Handler, signum: int, step: int, total: int, run_dir: Path) -> None:
-    """Record in train.log why the run stopped, then raise the one line the entry point prints."""
-    message = (f"{signal.Signals(signum).name} at step {step} of {total}: wrote "
-               f"{run_dir / 'checkpoints' / 'last.ckpt'}. Continue with: {resume_command(run_dir)}")
-    handler.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, message, None, None))
-    raise Stopped(message, signum)
 
 
 def wandb_run_id(run_dir: Path) -> str:
