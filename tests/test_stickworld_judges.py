@@ -156,3 +156,37 @@ def test_the_failure_analysis_reads_views_actors_and_swaps():
     assert 0.5 < report["pose_acc"] <= 1 and set(report["pose_acc_by_view"]) == {"front", "side"}
     assert report["failures"] == round(40 * (1 - report["pose_acc"]))
     assert all(0 <= v <= report["failures"] for v in report["fixed_by_swapping"].values())
+
+
+def test_false_accept_counts_other_poses_read_as_a_heldout_action():
+    from stickworld.gates import judge_gates
+    from stickworld.world.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS, get_action
+    from stickworld.world.actors import get_actor
+    from stickworld.world.skeleton import forward_kinematics
+
+    target = next(iter(HELDOUT_ACTIONS))
+    known = list(KNOWN_ACTIONS)[:4]
+
+    def joints(action):  # the exact pose, in image orientation (y down)
+        return forward_kinematics(get_action(action).pose, get_actor("robot").build) * [1.0, -1.0]
+
+    items = [{"actor": "robot", "action": a} for a in known + [target]]
+    read = np.stack([joints(target)] + [joints(a) for a in known[1:]] + [joints(target)])  # known[0] misread
+    fa = judge_gates.false_accepts(items, read)
+    assert fa["per_action"][target] == pytest.approx(1 / 4)  # one of the four other renders read as the target
+    assert fa["max"] == pytest.approx(1 / 4) and all(v == 0 for k, v in fa["per_action"].items() if k != target)
+
+
+@pytest.mark.skipif(not judges.DEFAULT_WEIGHTS.exists(), reason="no committed judge weights")
+def test_committed_judges_meet_their_gates_on_fresh_renders(tmp_path):
+    """Every actor's known and held-out poses read right (>= 0.95), other poses rarely taken for a held-out action,
+    on renders the recorded measurement did not use."""
+    from stickworld.gates import judge_gates
+
+    metrics = judge_gates.measure(judges.load(), takes=1, seed=TEST_SEED)
+    assert all(metrics["gates"].values()), {k: metrics[k] for k in ("gates", "false_accept")}
+    from stickworld.world.actors import ACTORS
+
+    assert set(metrics["known"]["per_actor"]) == set(ACTORS) == set(metrics["heldout"]["per_actor"])
+    recorded = judges.load_meta()["metrics"]
+    assert recorded["gates"] == {k: True for k in judge_gates.GATES}

@@ -11,8 +11,10 @@ free poses of the pose grammar, optionally through a VAE and back as a generatio
   action: how often a customization would be credited with a pose it did not draw. ``max`` and ``mean`` over the
   held-out actions, and each one's under ``per_action``.
 
-``--write`` records them as ``metrics`` in the weights' JSON sidecar (``data/judges.json``) with the command and the
-gates (:data:`GATES`). Free-pose accuracy is reported, never gated.
+The gates (:data:`GATES`) are read on clean renders; ``--vae`` also reads every render after a round trip through a
+base model's VAE, as a generation always comes (reported, not gated). ``--write`` records them as ``metrics`` and
+``metrics_through_vae`` in the weights' JSON sidecar (``data/judges.json``) with the command. Free-pose accuracy is
+reported, never gated.
 """
 
 from __future__ import annotations
@@ -116,10 +118,22 @@ def check(metrics: dict) -> dict[str, bool]:
     return result
 
 
+def summary(name: str, metrics: dict) -> str:
+    lines = [f"{name}:"]
+    for kind in ("known", "heldout", "free"):
+        m = metrics[kind]
+        lines.append(f"  {kind}: pose {m['pose_acc']:.3f} (lowest actor {m['min_actor_pose_acc']:.3f}) "
+                     f"actor {m['actor_acc']:.3f} n {m['n']}")
+    fa = metrics["false_accept"]
+    lines.append(f"  false accept: max {fa['max']:.4f} mean {fa['mean']:.4f}; gates {metrics['gates']}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", type=Path, default=judges.DEFAULT_WEIGHTS)
-    p.add_argument("--vae", default=None, help="a diffusers VAE folder: read every render after a round trip")
+    p.add_argument("--vae", default=None, help="a diffusers VAE folder: also read every render after a round trip "
+                                               "(recorded as metrics_through_vae; the gates are on clean renders)")
     p.add_argument("--takes", type=int, default=2, help="random takes of each (actor, action)")
     p.add_argument("--seed", type=int, default=2_000_003, help="render seed (the judges never trained on it)")
     p.add_argument("--write", action="store_true", help="record the metrics in the weights' JSON sidecar")
@@ -132,19 +146,20 @@ def main(argv: list[str] | None = None) -> dict:
 
         vae = AutoencoderKL.from_pretrained(str(package_path(args.vae)), torch_dtype=torch.float32).eval()
     t0 = time.time()
-    metrics = measure(judges.load(args.weights), args.takes, args.seed, vae)
+    model = judges.load(args.weights)
+    metrics = measure(model, args.takes, args.seed)
+    through = measure(model, args.takes, args.seed, vae) if vae is not None else None
     metrics.update(command="python -m stickworld.gates.judge_gates "
                    + shlex.join(sys.argv[1:] if argv is None else argv),
-                   seconds=round(time.time() - t0, 1), takes=args.takes, seed=args.seed, vae=args.vae)
-    for kind in ("known", "heldout", "free"):
-        m = metrics[kind]
-        print(f"{kind}: pose {m['pose_acc']:.3f} (lowest actor {m['min_actor_pose_acc']:.3f}) "
-              f"actor {m['actor_acc']:.3f} n {m['n']}")
-    fa = metrics["false_accept"]
-    print(f"false accept: max {fa['max']:.4f} mean {fa['mean']:.4f}; gates {metrics['gates']}")
+                   seconds=round(time.time() - t0, 1), takes=args.takes, seed=args.seed)
+    for name, m in (("clean renders", metrics), (f"through {args.vae}", through)):
+        if m is not None:
+            print(summary(name, m))
     if args.write:
         meta = judges.load_meta(args.weights)
         meta["metrics"] = metrics
+        if through is not None:
+            meta["metrics_through_vae"] = {**through, "vae": args.vae}
         args.weights.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return metrics
 
