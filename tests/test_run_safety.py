@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import errno
 import os
 import re
@@ -459,3 +460,18 @@ def test_an_os_error_while_writing_is_one_line_naming_the_path_and_the_cause(tmp
     assert lines[-1].startswith(f"twinact: error: could not write {ckpt}: File too large. Nothing written before is "
                                 "lost"), lines[-1]
     assert lines[-1].removeprefix("twinact: error: ") in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_a_run_shorter_than_the_logging_interval_writes_its_metrics_and_resumes_without_lightning_warnings(tmp_path):
+    overrides = [o for o in _overrides(tmp_path) if not o.startswith(("logger=", "trainer.log_every_n_steps="))]
+    overrides += ["logger=csv", "resume=auto"]  # and the default interval, 10 steps, longer than the 4-step run
+    first = subprocess.run([sys.executable, "train.py", *overrides, "trainer.stop_after_steps=2"], cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
+    second = subprocess.run([sys.executable, "train.py", *overrides], cwd=REPO, capture_output=True, text=True,
+                            timeout=300)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr[-2000:] + second.stderr[-2000:]
+    assert "exists and is not empty" not in second.stdout + second.stderr
+    assert re.search(r"Done: 4 steps in .*, last logged loss \d\.\d{4}\.", second.stdout + second.stderr)
+    for version in ("version_0", "version_1"):  # each process logs its last step
+        rows = list(csv.DictReader((tmp_path / "run" / "logs" / version / "metrics.csv").read_text().splitlines()))
+        assert [r for r in rows if r.get("train/loss")], (version, rows)

@@ -1,4 +1,5 @@
-"""Lightning callbacks: sample grids during training (rank 0 only) and step timing."""
+"""Lightning callbacks: sample grids during training (rank 0 only), step timing, the last step logged, and a
+checkpoint on preemption and stop signals."""
 
 from __future__ import annotations
 
@@ -83,6 +84,22 @@ class StepTimer(pl.Callback):
         self._last = now
         if trainer._logger_connector.should_update_logs:
             pl_module.log("perf/step_s", self.step_times[-1], on_step=True, batch_size=1)
+
+
+class LogLastStep(pl.Callback):
+    """Log the last step of the process whatever `trainer.log_every_n_steps` says, so a run shorter than the interval
+    still writes its metrics (`metrics.csv`) and every run its final loss.
+
+    Lightning logs a step when `should_stop` is set; it is set on the last micro-batch of the last step, after which
+    the process ends anyway (`max_steps`), so nothing else changes.
+    """
+
+    def __init__(self, stop_step: int):
+        self.stop_step = stop_step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step + 1 >= self.stop_step and (batch_idx + 1) % trainer.accumulate_grad_batches == 0:
+            trainer.should_stop = True
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # kill / docker stop / systemd / Kubernetes / SLURM's limit; Ctrl-C

@@ -20,7 +20,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from twinact import action_space as spaces
 from twinact.assembly import build_module, build_space
-from twinact.callbacks import CheckpointOnSignal, SampleGrid, StepTimer
+from twinact.callbacks import CheckpointOnSignal, LogLastStep, SampleGrid, StepTimer
 from twinact.checkpoint_io import AtomicCheckpointIO, newest_readable, read_checkpoint, remove_temporaries
 from twinact.commands import resume_command, sample_command
 from twinact.console import ProgressLines
@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 # "fewer batches than the logging interval" does not apply: logging counts steps across epochs.
 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
 warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+# A run dir is only ever entered again to resume it (never reused, one process at a time): its checkpoints are its own.
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Trainer:
@@ -79,7 +81,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Traine
                    every_n_steps=c.samples_every_n_steps, num_images=c.samples_num_images, steps=c.sample_steps,
                    guidance_scale=c.guidance_scale, resolution=cfg.data.resolution, seed=cfg.seed),
     ]
-    callbacks += [StepTimer(), ProgressLines(stop), CheckpointOnSignal(run_dir / "checkpoints" / "last.ckpt")]
+    callbacks += [StepTimer(), ProgressLines(stop), CheckpointOnSignal(run_dir / "checkpoints" / "last.ckpt"),
+                  LogLastStep(stop)]
     if logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     return pl.Trainer(
