@@ -7,6 +7,7 @@ import errno
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -84,6 +85,19 @@ def test_a_signal_stops_training_at_a_checkpoint_and_the_printed_command_resumes
     done = subprocess.run(["bash", "-c", resume], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert _weights(run / "export") == straight
+
+
+def test_a_second_signal_ends_the_process_at_once_and_leaves_whole_checkpoints(tmp_path):
+    from twinact.checkpoint_io import newest_readable
+
+    proc, _, sent = _start(tmp_path, _overrides(tmp_path), step=1)
+    for _ in range(2):
+        subprocess.run(["kill", "-TERM", str(proc.pid)], check=True)
+    proc.communicate(timeout=120)
+    sent.touch()
+    assert proc.returncode == -signal.SIGTERM  # ended by the signal itself: a shell reports 143
+    path, ckpt = newest_readable(tmp_path / "run" / "checkpoints")
+    assert ckpt["global_step"] == 1 and not list(path.parent.glob(".*tmp*"))
 
 
 def test_a_second_process_in_a_busy_run_dir_is_refused_in_one_line(tmp_path):

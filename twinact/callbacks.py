@@ -147,7 +147,7 @@ class CheckpointOnSignal(pl.Callback):
             return
         signum, frame = self.pending
         self.pending = None
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # the whole state: a resume continues from it
         if signum in STOP_SIGNALS:  # the caller logs why the run stopped and how to continue it
             self.stopped_by, trainer.should_stop = signum, True
             return
