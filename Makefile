@@ -50,7 +50,7 @@ $(SW)/model/model_index.json: | install
 		$(STICKWORLD_RECIPE)
 $(SW)/model/decoder.done: | install
 	OMP_NUM_THREADS=1 $(PY) -m stickworld.pretraining.decoder_finetune --vae-from $(SW)/work --work $(SW)/decoder_work \
-		--into $(SW)/model --steps 6000 --threads 1 --wait
+		--into $(SW)/model --steps 3000 --threads 1 --wait
 	touch $@
 $(SW)/model/quality.json: $(SW)/model/model_index.json $(SW)/model/decoder.done
 	OMP_NUM_THREADS=1 $(PY) -m stickworld.gates.quality --model $(SW)/model --sheet $(SW)/model/sheet.png
