@@ -42,8 +42,8 @@ demo-tiny: install  ## the whole recipe on the random tiny model (plumbing only,
 # finished step is skipped. The VAE's decoder is sharpened on the second core meanwhile (make -j2; the encoder, so the
 # latents the UNet learns, stays fixed). About 2.5 h on the 2-core machine (stickworld/README.md).
 SW ?= runs/stickworld
-STICKWORLD_RECIPE ?= --vae-steps 1500 --vae-lr 3e-3 --vae-edge-weight 4 --unet-steps 7000 --unet-lr 8e-4 \
-	--warmup 200 --prediction-type v_prediction --min-snr-gamma 5 --ckpt-every 250 --log-every 50
+STICKWORLD_RECIPE ?= --vae-steps 1500 --vae-lr 3e-3 --vae-edge-weight 4 --unet-steps 6000 --unet-lr 8e-4 \
+	--warmup 200 --prediction-type v_prediction --ckpt-every 250 --log-every 50
 stickworld: $(SW)/model/quality.json  ## retrain the StickWorld base model, read its gates (make -j2; resumable, ~2.5 h)
 $(SW)/model/model_index.json: | install
 	OMP_NUM_THREADS=1 $(PY) -m stickworld.pretraining.pretrain --work $(SW)/work --out $(SW)/model --threads 1 --workers 1 \
