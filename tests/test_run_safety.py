@@ -199,18 +199,20 @@ def _argv_in(shell: str, script: str, cwd: Path) -> list[list[str]]:
 
 
 def _readme_scripts() -> list[str]:
-    """Each bash block's `run=` and entry-point lines (continuations joined), and each inline entry-point command."""
-    text = (REPO / "README.md").read_text()
+    """Each bash block's `run=` and entry-point lines (continuations joined), and each inline entry-point command,
+    in README.md and every docs/ page."""
     scripts = []
-    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
-        lines = [line.strip() for line in block.replace("\\\n", " ").splitlines()]
-        kept = [line for line in lines if line.startswith("run=") or _ENTRY.match(line)]
-        if any(_ENTRY.match(line) for line in kept):
-            scripts.append("\n".join(kept))
-    for inline in re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S)):
-        command = " ".join(inline.split())
-        if _ENTRY.match(command):
-            scripts.append(command)
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        text = page.read_text()
+        for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+            lines = [line.strip() for line in block.replace("\\\n", " ").splitlines()]
+            kept = [line for line in lines if line.startswith("run=") or _ENTRY.match(line)]
+            if any(_ENTRY.match(line) for line in kept):
+                scripts.append("\n".join(kept))
+        for inline in re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S)):
+            command = " ".join(inline.split())
+            if _ENTRY.match(command):
+                scripts.append(command)
     return scripts
 
 
