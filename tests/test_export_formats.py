@@ -82,7 +82,8 @@ def test_webui_files_round_trip_through_diffusers(stickworld_run):
     diffusers_pipe.load_lora_weights(str(export))
     kohya_pipe = StableDiffusionPipeline.from_pretrained(base)
     kohya_pipe.load_lora_weights(str(kohya_path))
-    x, t, ctx = torch.randn(1, 4, 32, 32), torch.tensor([500]), torch.randn(1, 77, 64)
+    c = diffusers_pipe.unet.config
+    x, t, ctx = torch.randn(1, c.in_channels, c.sample_size, c.sample_size), torch.tensor([500]), torch.randn(1, 77, 64)
     with torch.no_grad():
         torch.testing.assert_close(kohya_pipe.unet(x, t, ctx).sample, diffusers_pipe.unet(x, t, ctx).sample,
                                    rtol=1e-5, atol=1e-6)
