@@ -16,7 +16,7 @@ from stickworld.world.drawing import sample
 # Far from training's seeds (0 and step-derived [0, step]) and from the sidecar's evaluation seed.
 TEST_SEED = 7_777_777
 MARGIN = 0.04  # 200 images: one standard error of a ~95% rate is ~1.5 points, so this is ~2.5 sigma
-# The gate for free poses is 0.95 (stickworld/README.md); the shipped judges reach their recorded value, below it.
+# Free-pose accuracy is reported, never gated (stickworld/README.md); the checks hold the recorded values.
 
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
