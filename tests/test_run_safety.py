@@ -305,8 +305,11 @@ def test_sample_writes_images_as_made_with_progress_warns_and_prints_no_library_
 
 def test_an_interrupted_sample_keeps_the_images_it_made(finished, tmp_path):
     out_dir = tmp_path / "out"
+    # A shell starts background jobs with SIGINT ignored, and children inherit that: give the child the default, as
+    # a terminal's Ctrl-C finds it, whatever launched the tests.
     proc = subprocess.Popen([sys.executable, str(REPO / "sample.py"), f"run={finished}", "num_images=10000",
-                             f"out_dir={out_dir}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             f"out_dir={out_dir}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while len(list(out_dir.glob("*.png"))) < 8:
         assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-3000:]
