@@ -42,30 +42,28 @@ GATES = {"known.min_actor_pose_acc": (">=", 0.95), "heldout.min_actor_pose_acc":
 
 
 def renders(kind: str, takes: int, seed: int) -> list[dict]:
-    """Every actor x every action of ``kind`` (known / heldout) x ``takes``, or as many free poses: ``image``,
-    ``joints``, ``actor``, ``action`` (``free`` for free poses)."""
+    """Per actor, every action of ``kind`` (known / heldout) ``takes`` times, or for ``free`` that many free poses
+    per held-out action: ``image``, ``joints``, ``actor``, ``action`` (``free`` for free poses)."""
     rng = np.random.default_rng([seed, ("known", "heldout", "free").index(kind)])
-    out = []
     names = list(KNOWN_ACTIONS if kind == "known" else HELDOUT_ACTIONS)
+    out = []
     for actor in ACTORS:
-        for name in names:
-            for _ in range(takes):
-                action = ACTIONS[name] if kind != "free" else free_action(*random_units(rng))
-                image, joints = render(actor, action, 64, rng)
-                out.append({"image": image, "joints": joints, "actor": actor, "action": action.name})
+        for _ in range(len(names) * takes):
+            name = names[len(out) % (len(names) * takes) // takes]
+            action = ACTIONS[name] if kind != "free" else free_action(*random_units(rng))
+            image, joints = render(actor, action, 64, rng)
+            out.append({"image": image, "joints": joints, "actor": actor, "action": action.name})
     return out
 
 
-@torch.no_grad()
 def through_vae(images: list, vae) -> list:
-    """``images`` encoded to the VAE's posterior mean and decoded, as 8-bit images (what a generation is)."""
+    """``images`` after a round trip through ``vae`` (:func:`judges.vae_round_trip`), as 8-bit images."""
     from PIL import Image
 
     out = []
     for i in range(0, len(images), 64):
-        x = judges.to_tensor(images[i:i + 64]) * 2 - 1
-        y = ((vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1) + 1) * 127.5).round().byte()
-        out += [Image.fromarray(a) for a in y.permute(0, 2, 3, 1).numpy()]
+        y = judges.vae_round_trip(vae, judges.to_tensor(images[i:i + 64]))
+        out += [Image.fromarray(a) for a in (y * 255).round().byte().permute(0, 2, 3, 1).numpy()]
     return out
 
 

@@ -158,3 +158,12 @@ def predict(images: list[Image.Image], model: Judge | None = None,
     if not joints:
         return np.zeros((0, N_JOINTS, 2), np.float32), np.zeros((0, N_ACTORS), np.float32)
     return np.concatenate(joints).astype(np.float32), np.concatenate(probs).astype(np.float32)
+
+
+@torch.no_grad()
+def vae_round_trip(vae, x: torch.Tensor) -> torch.Tensor:
+    """Images [B,3,64,64] in [0,1] through ``vae`` and back, quantised to 8 bits like a saved generation: the
+    blur and colour shifts of the base model's decoder, which a generation always carries."""
+    latents = vae.encode(x * 2 - 1).latent_dist.mean
+    out = (vae.decode(latents).sample.clamp(-1, 1) + 1) / 2
+    return (out * 255).round() / 255

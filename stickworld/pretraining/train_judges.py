@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from stickworld.networks import judges
-from stickworld.networks.judges import POSE_TOL
+from stickworld.networks.judges import POSE_TOL, vae_round_trip
 from stickworld.pretraining.checkpoints import load_optimizer, load_tensors, optimizer_tensors, save_tensors
 from stickworld.world.actions import free_action
 from stickworld.world.actors import ACTORS
@@ -67,15 +67,6 @@ def render_batch(rng: np.random.Generator, n: int, heldout_frac: float,
     return (judges.to_tensor([s["image"] for s in samples]),
             torch.from_numpy(np.stack([s["joints"] for s in samples])),
             torch.tensor([s["actor_id"] for s in samples]), torch.tensor(kinds))
-
-
-@torch.no_grad()
-def vae_round_trip(vae, x: torch.Tensor) -> torch.Tensor:
-    """Images [B,3,64,64] in [0,1] through ``vae`` and back, quantised to 8 bits like a saved generation: the
-    blur and colour shifts of the base model's decoder, which a generation always carries."""
-    latents = vae.encode(x * 2 - 1).latent_dist.mean
-    out = (vae.decode(latents).sample.clamp(-1, 1) + 1) / 2
-    return (out * 255).round() / 255
 
 
 def eval_set(seed: int, n: int) -> tuple[torch.Tensor, ...]:
