@@ -12,26 +12,26 @@ import time
 import warnings
 
 import pytorch_lightning as pl
-from diffusers.utils import logging as diffusers_logging
 from transformers.utils import logging as hf_logging
 
 log = logging.getLogger("twinact")
 
-# (logger name, message start): records from libraries that say nothing about this run.
+# (logger that creates the record, message start): records from libraries that say nothing about this run. The
+# filter sits on that logger, so it holds whichever handler prints the record: the library's own, or the root's
+# (transformers propagates to it when the CI variable is set).
 NOISE = (
     ("pytorch_lightning.utilities.rank_zero", "💡 Tip: For seamless cloud logging"),  # an advertisement
     ("pytorch_lightning.utilities.rank_zero", "GPU available: False"),  # a CPU run knows it has no GPU
     ("pytorch_lightning.utilities.rank_zero", "TPU available: False"),
-    ("transformers", "`CLIPImageProcessor` requires torchvision"),  # twinact never uses the image processors
-    ("transformers", "`SiglipImageProcessor` requires torchvision"),
+    # twinact never uses the image processors
+    ("transformers.utils.import_utils", "`CLIPImageProcessor` requires torchvision"),
+    ("transformers.utils.import_utils", "`SiglipImageProcessor` requires torchvision"),
     # load_textual_inversion grows the embedding table, then writes the export's own rows into the new slots
-    ("transformers", "The new embeddings will be initialized from a multivariate normal"),
+    ("transformers.modeling_utils", "The new embeddings will be initialized from a multivariate normal"),
     # twinact's LoRA is UNet-only: loading it finds (rightly) no text-encoder keys
-    ("diffusers", "No LoRA keys associated to CLIPTextModel"),
+    ("diffusers.loaders.lora_base", "No LoRA keys associated to CLIPTextModel"),
+    ("diffusers.loaders.peft", "No LoRA keys associated to CLIPTextModel"),
 )
-
-
-LIBRARY_HANDLERS = {"transformers": hf_logging, "diffusers": diffusers_logging}  # libraries with their own handler
 
 
 class _DropStarts(logging.Filter):
@@ -44,20 +44,14 @@ class _DropStarts(logging.Filter):
 
 
 def quiet_known_noise() -> None:
-    """Install the filters (idempotent). Logger filters see only records logged on that logger itself, so
-    transformers' and diffusers' records are filtered on their own handlers, where all of them pass."""
+    """Install the filters (idempotent)."""
     by_logger: dict[str, tuple[str, ...]] = {}
     for name, start in NOISE:
         by_logger[name] = by_logger.get(name, ()) + (start,)
     for name, starts in by_logger.items():
-        if name in LIBRARY_HANDLERS:
-            LIBRARY_HANDLERS[name].get_logger(name)  # makes sure its handler exists
-            targets = logging.getLogger(name).handlers
-        else:
-            targets = [logging.getLogger(name)]
-        for target in targets:
-            if not any(isinstance(f, _DropStarts) for f in target.filters):
-                target.addFilter(_DropStarts(starts))
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _DropStarts) for f in target.filters):
+            target.addFilter(_DropStarts(starts))
     hf_logging.disable_progress_bar()  # "Loading weights" bars, one line per model part in a log file
     # torch's pytree deprecation, raised inside Lightning's own code
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
