@@ -22,6 +22,7 @@ from stickworld.world.actions import (
     load_heldout,
 )
 from stickworld.world.captions import SCENE_PHRASES
+from stickworld.world.drawing import render
 from stickworld.world.skeleton import Pose
 
 
@@ -111,6 +112,18 @@ def test_mixture_is_a_function_of_the_seed():
     a = mixture.sample(np.random.default_rng([3, 4]))
     b = mixture.sample(np.random.default_rng([3, 4]))
     assert a["caption"] == b["caption"] and np.array_equal(np.asarray(a["image"]), np.asarray(b["image"]))
+
+
+def test_canonical_takes_draw_the_pose_centred_and_unjittered_on_schedule():
+    named = (mixture.sample(np.random.default_rng([5, i]), canonical=1.0) for i in range(50))
+    plain = next(s for s in named if s["pose_kind"] != "free")
+    image, joints = render(plain["actor"], plain["action"], 64, None, scene=plain["scene"])
+    assert np.array_equal(np.asarray(image), np.asarray(plain["image"])) and np.allclose(joints, plain["joints"])
+    # None draws no coin: the mixture's stream (and every old run's batches) stay what they were.
+    a, b = mixture.sample(np.random.default_rng([3, 4])), mixture.sample(np.random.default_rng([3, 4]), canonical=None)
+    assert a["caption"] == b["caption"] and np.array_equal(np.asarray(a["image"]), np.asarray(b["image"]))
+    assert [mixture.canonical_share(s, 100, 0.1) for s in (0, 50, 100, 500)] == [1.0, 0.5, 0.1, 0.1]
+    assert mixture.canonical_share(7, 0, 1.0) == 1.0
 
 
 def test_quality_prompt_sets_and_gates():

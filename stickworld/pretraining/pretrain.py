@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import DDPMScheduler
+from diffusers import AutoencoderKL, DDPMScheduler
 from safetensors.torch import load_file
 
 from stickworld.networks import base_model
@@ -173,6 +173,13 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--max-units-schedule", default=None,
                    help="with --captions mixture, how many parts a free pose moves from which step on, e.g. "
                         "'0:1-2,3000:2-5' (default: 2-5 throughout)")
+    p.add_argument("--canonical-ramp", type=int, default=None,
+                   help="UNet steps over which canonical takes (pose unjittered, centred) go from all to "
+                        "--canonical-floor of the mixture (0: --canonical-floor throughout); default: none")
+    p.add_argument("--canonical-floor", type=float, default=None, help="share of canonical takes after the ramp "
+                   "(default 0.1 with --canonical-ramp)")
+    p.add_argument("--vae-from", type=Path, default=None,
+                   help="a trained VAE's diffusers folder (with its scaling_factor): skips the VAE phase")
     p.add_argument("--min-snr-gamma", type=float, default=None, help="Min-SNR loss weighting (e.g. 5)")
     p.add_argument("--prediction-type", choices=("epsilon", "v_prediction"), default=None,
                    help="what the UNet predicts (default: epsilon, or the --init model's); switching an --init "
@@ -198,6 +205,20 @@ def parse_args(argv: list[str] | None):
             args.schedule = mixture.parse_units_schedule(args.max_units_schedule)
         except ValueError as e:
             raise SystemExit(str(e)) from None
+    if args.canonical_floor is not None and args.canonical_ramp is None:
+        raise SystemExit("--canonical-floor is the share after --canonical-ramp; give --canonical-ramp too "
+                         "(--canonical-ramp 0 keeps the floor throughout).")
+    if args.canonical_ramp is not None:
+        if args.captions != "mixture":
+            raise SystemExit("--canonical-ramp shapes the takes of the mixture; give it with --captions mixture.")
+        args.canonical_floor = 0.1 if args.canonical_floor is None else args.canonical_floor
+        if not 0.0 <= args.canonical_floor <= 1.0:
+            raise SystemExit(f"--canonical-floor {args.canonical_floor} is a share: give 0 to 1, e.g. 0.1.")
+    if args.vae_from is not None and not (args.vae_from / "config.json").is_file():
+        raise SystemExit(f"--vae-from {args.vae_from} holds no VAE (config.json); give a diffusers VAE folder, e.g. "
+                         "experiments/stickworld_cpu_base/vae.")
+    if args.vae_from is not None and args.init is not None:
+        raise SystemExit("--init brings its own VAE; give --vae-from or --init, not both.")
     args.lr = {"vae": args.vae_lr, "unet": args.unet_lr}
     return args
 
@@ -264,7 +285,11 @@ def train(comps, args, state: dict, settings: dict, argv: list[str] | None) -> P
     def vae_step(step, item):
         return vae_loss(comps.vae, model_range(item["pixels"].to(dev, non_blocking=True)), cast, args.vae_edge_weight)
 
-    if args.init:  # the VAE (and its scale) come with the initial model
+    if args.vae_from:
+        trained = AutoencoderKL.from_pretrained(str(args.vae_from))
+        comps.vae.load_state_dict(trained.state_dict())
+        state.setdefault("scaling_factor", trained.config.scaling_factor)
+    elif args.init:  # the VAE (and its scale) come with the initial model
         state.setdefault("scaling_factor", comps.vae.config.scaling_factor)
     elif state.get("vae", 0) < args.vae_steps:
         run_phase(vae_phase, args.work, state, args.vae_steps, args, vae_step,
@@ -288,7 +313,9 @@ def train(comps, args, state: dict, settings: dict, argv: list[str] | None) -> P
 
     run_phase(unet_phase, args.work, state, args.unet_steps, args, unet_step,
               lambda a, b: StepBatches(args.seed, "unet", a, b, args.unet_batch, drop=0.1, captions=args.captions,
-                                       schedule=args.schedule, tokenize=tokenizer_fn(comps.tokenizer)))
+                                       schedule=args.schedule, tokenize=tokenizer_fn(comps.tokenizer),
+                                       canonical=None if args.canonical_ramp is None else
+                                       (args.canonical_ramp, args.canonical_floor)))
     unet_phase.load_weights(unet_phase.ema)
     meta = {"command": command_line(argv), "settings": settings, "scaling_factor": state["scaling_factor"],
             "train_seconds": round(state["seconds"]),

@@ -40,7 +40,8 @@ def images_tensor(images) -> torch.Tensor:
 
 
 def batch(seed: int, phase: str, step: int, size: int, drop: float = 0.0, captions: str = "mixture",
-          units: tuple[int, int] = mixture.DEFAULT_UNITS, dtype: str = "float") -> tuple[torch.Tensor, list[str]]:
+          units: tuple[int, int] = mixture.DEFAULT_UNITS, dtype: str = "float",
+          canonical: float | None = None) -> tuple[torch.Tensor, list[str]]:
     """The ``step``-th batch of ``phase`` (``drop`` of its captions emptied): images and captions.
 
     Args:
@@ -49,10 +50,11 @@ def batch(seed: int, phase: str, step: int, size: int, drop: float = 0.0, captio
         units: How many parts a free pose of the mixture moves (low, high), e.g. from
             :func:`stickworld.pretraining.mixture.units_at`.
         dtype: ``"float"`` ([-1, 1]) or ``"uint8"`` (:func:`images_uint8`; :func:`model_range` converts).
+        canonical: Share of canonical takes in the mixture (:func:`stickworld.pretraining.mixture.sample`).
     """
     rng = np.random.default_rng([seed, PHASES.index(phase), step])
     if captions == "mixture":
-        samples = [mixture.sample(rng, units=units) for _ in range(size)]
+        samples = [mixture.sample(rng, units=units, canonical=canonical) for _ in range(size)]
     else:
         samples = [sample(rng, "known") for _ in range(size)]
     texts = ["" if rng.random() < drop else s["caption"] for s in samples]
@@ -73,13 +75,17 @@ class StepBatches(Dataset):
             or ``None`` for the grammar's own range.
         tokenize: Captions -> token ids [B, 77]. Given, items hold ``ids`` instead of ``captions``: tokenizing 256
             captions costs as much as a GPU step, so it belongs in the workers, beside the rendering.
+        canonical: (ramp, floor) of :func:`stickworld.pretraining.mixture.canonical_share`, or ``None`` for
+            random takes only.
     """
 
     def __init__(self, seed: int, phase: str, start: int, stop: int, size: int, drop: float = 0.0,
                  captions: str = "mixture", schedule=None,
-                 tokenize: Callable[[list[str]], torch.Tensor] | None = None):
+                 tokenize: Callable[[list[str]], torch.Tensor] | None = None,
+                 canonical: tuple[int, float] | None = None):
         self.seed, self.phase, self.start, self.stop, self.size = seed, phase, start, stop, size
         self.drop, self.captions, self.schedule, self.tokenize = drop, captions, schedule, tokenize
+        self.canonical = canonical
 
     def __len__(self) -> int:
         return max(0, self.stop - self.start)
@@ -87,7 +93,8 @@ class StepBatches(Dataset):
     def __getitem__(self, i: int) -> dict:
         step = self.start + i
         units = mixture.units_at(self.schedule, step) if self.schedule else mixture.DEFAULT_UNITS
-        pixels, texts = batch(self.seed, self.phase, step, self.size, self.drop, self.captions, units, "uint8")
+        share = None if self.canonical is None else mixture.canonical_share(step, *self.canonical)
+        pixels, texts = batch(self.seed, self.phase, step, self.size, self.drop, self.captions, units, "uint8", share)
         item = {"step": step, "pixels": pixels}  # uint8: model_range() where the model runs
         if self.tokenize is None:
             item["captions"] = texts

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from stickworld.gates import clip_quality
 from stickworld.networks import clip_model
 from stickworld.pretraining.checkpoints import load_optimizer, load_tensors, optimizer_tensors, save_tensors
-from stickworld.pretraining.mixture import SCENE_SHARE
+from stickworld.pretraining.mixture import SCENE_SHARE, canonical_share
 from stickworld.pretraining.pretrain import lr_at
 from stickworld.world.actions import ACTIONS, Action, free_action
 from stickworld.world.actors import ACTORS, get_actor
@@ -112,11 +112,6 @@ def take(rng: np.random.Generator, actor: str, action: Action, canonical: bool =
     said = Facts(None if kind == "pose" else actor, None if kind == "actor" else shown.pose,
                  scene if says_scene else None)
     return image, joints, text, shown, said
-
-
-def canonical_share(step: int, ramp: int, floor: float) -> float:
-    """Share of canonical takes at ``step``: all of them at first, down to ``floor`` at step ``ramp``."""
-    return max(floor, 1.0 - step / ramp) if ramp else floor
 
 
 def batch(seed: int, step: int, size: int, actors: int = 0, canonical: float = 0.0) -> dict:
