@@ -219,3 +219,55 @@ def test_decoder_finetune_keeps_the_encoder_and_writes_the_decoder_into_the_expo
     decoder_finetune.main(args)  # finished: installs the same decoder again, trains nothing
     again = AutoencoderKL.from_pretrained(str(tmp_path / "o" / "vae"))
     assert all(torch.equal(p, again.decoder.state_dict()[k]) for k, p in after.decoder.state_dict().items())
+
+
+def test_pretraining_takes_a_trained_vae_and_a_frozen_clip_text_tower(tmp_path):
+    from diffusers import AutoencoderKL
+    from transformers import CLIPModel
+
+    torch.set_num_threads(1)
+    first = tmp_path / "first"
+    pretrain.main(["--work", str(tmp_path / "a"), "--out", str(first)] + TINY)
+    clip_dir = package_path("pkg://stickworld/clip")
+    args = ["--work", str(tmp_path / "b"), "--out", str(tmp_path / "second"), "--vae-from", str(first / "vae"),
+            "--text-from", str(clip_dir), "--figure-weight", "4", "--canonical-ramp", "2"] + TINY
+    pretrain.main(args)
+    assert not (tmp_path / "b" / "vae.safetensors").exists()  # no VAE phase: the given VAE, as it was
+    given, got = (AutoencoderKL.from_pretrained(str(d / "vae")) for d in (first, tmp_path / "second"))
+    assert got.config.scaling_factor == given.config.scaling_factor
+    assert all(torch.equal(v, got.state_dict()[k]) for k, v in given.state_dict().items())
+    tower = CLIPModel.from_pretrained(str(clip_dir)).text_model.state_dict()
+    exported = {k.removeprefix("text_model."): v
+                for k, v in load_file(str(tmp_path / "second" / "text_encoder" / "model.safetensors")).items()}
+    table = "embeddings.token_embedding.weight"
+    hidden = base_model.heldout_only_ids(base_model.build().tokenizer)
+    assert hidden and not exported[table][hidden].any() and tower[table][hidden].any()
+    keep = torch.ones(len(tower[table]), dtype=torch.bool)
+    keep[hidden] = False
+    assert torch.equal(exported[table][keep], tower[table][keep])  # frozen: trained nothing
+    assert all(torch.equal(exported[k], v) for k, v in tower.items() if k != table)
+    assert "frozen" in json.loads((tmp_path / "second" / "pretrain.json").read_text())["weights"]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--canonical-floor", "0.2"], "give --canonical-ramp too"),
+    (["--canonical-ramp", "10", "--canonical-floor", "2"], "is a share"),
+    (["--canonical-ramp", "10", "--captions", "known"], "--captions mixture"),
+    (["--text-from", "nowhere"], "holds no CLIP"),
+    (["--vae-from", "nowhere"], "holds no VAE"),
+])
+def test_pretraining_refuses_inconsistent_takes_and_sources_before_anything_runs(tmp_path, extra, message):
+    with pytest.raises(SystemExit, match=message):
+        pretrain.main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")] + TINY + extra)
+    assert not (tmp_path / "w").exists()
+
+
+def test_figure_weight_puts_the_loss_on_the_figures_edges():
+    from stickworld.pretraining.objectives import edges
+
+    flat = torch.zeros(1, 3, 16, 16)
+    line = flat.clone()
+    line[..., 8, :] = 1.0  # a one-pixel limb across a flat backdrop
+    assert float(edges(flat).abs().max()) == 0.0
+    e = edges(line)[0, 0]
+    assert float(e[8].min()) > 1.0 and float(e[0].max()) == 0.0

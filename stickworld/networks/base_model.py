@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPModel, CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from stickworld.world.actions import ACTIONS
+from stickworld.world.actions import ACTIONS, HELDOUT_ACTIONS, KNOWN_ACTIONS
 from stickworld.world.actors import ACTORS
 from stickworld.world.captions import ACTOR_TEMPLATES, SCENE_PHRASES
 from stickworld.world.drawing import CAPTION_TEMPLATES
@@ -62,6 +62,33 @@ def vocabulary_ids(tokenizer: CLIPTokenizer) -> list[int]:
     for text in texts:
         ids.update(tokenizer(text.format(actor="", action=""), add_special_tokens=False).input_ids)
     return sorted(ids)
+
+
+def heldout_only_ids(tokenizer: CLIPTokenizer) -> list[int]:
+    """Token ids that only held-out action names use: words no pretraining caption contains."""
+    mixture_texts = ([a.caption for a in ACTORS.values()] + [a.phrase for a in KNOWN_ACTIONS.values()]
+                     + list(CAPTION_TEMPLATES) + [u.phrase for u in UNITS] + list(VIEW_PHRASE.values())
+                     + list(SCENE_PHRASES.values()) + list(ACTOR_TEMPLATES) + [", "])
+
+    def ids(texts):
+        return {i for t in texts for i in tokenizer(t.format(actor="", action=""), add_special_tokens=False).input_ids}
+
+    return sorted(ids(a.phrase for a in HELDOUT_ACTIONS.values()) - ids(mixture_texts))
+
+
+def text_encoder_from_clip(folder: str, tokenizer: CLIPTokenizer) -> CLIPTextModel:
+    """The text tower of a StickWorld CLIP (:mod:`stickworld.networks.clip_model`) as the base model's text encoder,
+    as Stable Diffusion takes CLIP ViT-L/14's: its captions already tell poses and actors apart, so the UNet learns
+    to draw them from the first step instead of waiting for a text encoder trained beside it to separate them.
+
+    That CLIP knows the held-out actions' names; the rows of words only those names use are zeroed (as every word
+    StickWorld never says), so the base model cannot read a held-out name even where its units are drawable."""
+    clip = CLIPModel.from_pretrained(folder)
+    model = CLIPTextModel(clip.config.text_config)
+    model.load_state_dict(clip.text_model.state_dict())
+    with torch.no_grad():
+        model.get_input_embeddings().weight[heldout_only_ids(tokenizer)] = 0.0
+    return model
 
 
 def build_text_encoder(tokenizer: CLIPTokenizer) -> CLIPTextModel:

@@ -117,6 +117,8 @@ def load(path: str | Path = DEFAULT_WEIGHTS) -> Judge:
         FileNotFoundError: If ``path`` does not exist (train with ``python -m stickworld.pretraining.train_judges``).
     """
     path = Path(path)
+    if path.is_dir():  # a folder train_judges wrote into
+        path = path / "judges.safetensors"
     if not path.exists():
         raise FileNotFoundError(f"no judge weights at {path}; train them with "
                                 "python -m stickworld.pretraining.train_judges")

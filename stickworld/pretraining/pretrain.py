@@ -180,6 +180,11 @@ def parse_args(argv: list[str] | None):
                    "(default 0.1 with --canonical-ramp)")
     p.add_argument("--vae-from", type=Path, default=None,
                    help="a trained VAE's diffusers folder (with its scaling_factor): skips the VAE phase")
+    p.add_argument("--text-from", type=Path, default=None,
+                   help="a StickWorld CLIP folder: its text tower, frozen, is the text encoder (held-out-only words "
+                        "zeroed); default: a text encoder trained with the UNet")
+    p.add_argument("--figure-weight", type=float, default=None,
+                   help="weight the UNet loss by 1 + this x the figure's edges in each latent cell (e.g. 4)")
     p.add_argument("--min-snr-gamma", type=float, default=None, help="Min-SNR loss weighting (e.g. 5)")
     p.add_argument("--prediction-type", choices=("epsilon", "v_prediction"), default=None,
                    help="what the UNet predicts (default: epsilon, or the --init model's); switching an --init "
@@ -217,6 +222,11 @@ def parse_args(argv: list[str] | None):
     if args.vae_from is not None and not (args.vae_from / "config.json").is_file():
         raise SystemExit(f"--vae-from {args.vae_from} holds no VAE (config.json); give a diffusers VAE folder, e.g. "
                          "experiments/stickworld_cpu_base/vae.")
+    if args.text_from is not None and not (args.text_from / "config.json").is_file():
+        raise SystemExit(f"--text-from {args.text_from} holds no CLIP (config.json); give a StickWorld CLIP folder, "
+                         "e.g. stickworld/data/clip.")
+    if args.text_from is not None and args.init is not None:
+        raise SystemExit("--init brings its own text encoder; give --text-from or --init, not both.")
     if args.vae_from is not None and args.init is not None:
         raise SystemExit("--init brings its own VAE; give --vae-from or --init, not both.")
     args.lr = {"vae": args.vae_lr, "unet": args.unet_lr}
@@ -256,6 +266,9 @@ def main(argv: list[str] | None = None) -> Path:
     base_seconds, began = state.get("seconds", 0.0), time.time()
     args.clock = lambda: base_seconds + time.time() - began
     comps = base_model.build(args.seed) if args.init is None else load_init(args.init)
+    if args.text_from:
+        comps.text_encoder = base_model.text_encoder_from_clip(str(args.text_from), comps.tokenizer)
+        comps.text_encoder.requires_grad_(False)
     if args.prediction_type:  # exported with the model: the pipeline's sampler reads it from the scheduler config
         comps.noise_scheduler = DDPMScheduler.from_config(comps.noise_scheduler.config,
                                                           prediction_type=args.prediction_type)
@@ -264,7 +277,7 @@ def main(argv: list[str] | None = None) -> Path:
         torch.backends.cudnn.benchmark = True  # one input shape per phase
     for module in (comps.text_encoder, comps.vae, comps.unet):
         module.to(args.device)
-    comps.text_encoder.train()
+    comps.text_encoder.train(not args.text_from)
     if args.workers:  # the tokenizer runs in forked workers; its own threads would be copied mid-flight
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not args.snapshot:
@@ -302,14 +315,16 @@ def train(comps, args, state: dict, settings: dict, argv: list[str] | None) -> P
     comps.vae.register_to_config(scaling_factor=state["scaling_factor"])
     comps.vae.requires_grad_(False).eval()
 
-    unet_phase = Phase("unet", {"unet": comps.unet, "text_encoder": comps.text_encoder}, args.unet_lr, ema=True)
+    trained = {"unet": comps.unet} | ({} if args.text_from else {"text_encoder": comps.text_encoder})
+    unet_phase = Phase("unet", trained, args.unet_lr, ema=True)
     if args.snapshot:
         return snapshot(unet_phase, comps, args, state, argv)
 
     def unet_step(step, item):
         gen.manual_seed(args.seed * 1_000_003 + step)
         x = model_range(item["pixels"].to(dev, non_blocking=True))
-        return unet_loss(comps, x, item["ids"].to(dev, non_blocking=True), gen, args.min_snr_gamma, cast)
+        return unet_loss(comps, x, item["ids"].to(dev, non_blocking=True), gen, args.min_snr_gamma, cast,
+                         args.figure_weight or 0.0)
 
     run_phase(unet_phase, args.work, state, args.unet_steps, args, unet_step,
               lambda a, b: StepBatches(args.seed, "unet", a, b, args.unet_batch, drop=0.1, captions=args.captions,
@@ -319,7 +334,8 @@ def train(comps, args, state: dict, settings: dict, argv: list[str] | None) -> P
     unet_phase.load_weights(unet_phase.ema)
     meta = {"command": command_line(argv), "settings": settings, "scaling_factor": state["scaling_factor"],
             "train_seconds": round(state["seconds"]),
-            "weights": "EMA (decay 0.999) of the UNet and text encoder; VAE as trained",
+            "weights": "EMA (decay 0.999) of the UNet" + (f"; text encoder: {args.text_from}'s text tower, frozen"
+                                                          if args.text_from else " and text encoder") + "; VAE as trained",
             "torch": torch.__version__, "threads": torch.get_num_threads(), "calls": state["calls"]}
     if dev.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(dev)
