@@ -290,6 +290,11 @@ def main(argv: list[str] | None = None) -> Path:
         return args.out
 
 
+def weights_note(args) -> str:
+    text = f"; text encoder: {args.text_from}'s text tower, frozen" if args.text_from else " and text encoder"
+    return f"EMA (decay 0.999) of the UNet{text}; VAE as trained"
+
+
 def train(comps, args, state: dict, settings: dict, argv: list[str] | None) -> Path:
     """Both phases (or the UNet phase alone after ``--init``), then the export; a snapshot instead when asked."""
     dev, cast, gen = args.device, autocast(args.device, args.precision), torch.Generator()
@@ -334,8 +339,7 @@ def train(comps, args, state: dict, settings: dict, argv: list[str] | None) -> P
     unet_phase.load_weights(unet_phase.ema)
     meta = {"command": command_line(argv), "settings": settings, "scaling_factor": state["scaling_factor"],
             "train_seconds": round(state["seconds"]),
-            "weights": "EMA (decay 0.999) of the UNet" + (f"; text encoder: {args.text_from}'s text tower, frozen"
-                                                          if args.text_from else " and text encoder") + "; VAE as trained",
+            "weights": weights_note(args),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "calls": state["calls"]}
     if dev.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(dev)
