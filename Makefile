@@ -36,24 +36,21 @@ demo: install  ## learn a held-out StickWorld action with TwinAct and Textual In
 demo-tiny: install  ## the whole recipe on the random tiny model (plumbing only, < 1 min)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) train.py experiment=demo
 
-# Pretrain the StickWorld base model as the shipped one was made (stickworld/data/base/pretrain.json records the
-# command): the 4x VAE, then the UNet and text encoder on the pretraining mixture (known actions by name, held-out
-# and free poses by their units), then its gates. One thread and one render process; resumable (rerun it), a
-# finished step is skipped. The VAE's decoder is sharpened on the second core meanwhile (make -j2; the encoder, so the
-# latents the UNet learns, stays fixed). About 2.5 h on the 2-core machine (stickworld/README.md).
+# Pretrain the CPU-sized StickWorld base model on the current design (experiments/stickworld_cpu_base, round 2): the
+# UNet on the committed 4x VAE's latents, reading captions through the shipped StickWorld CLIP's text tower (frozen),
+# on the pretraining mixture (known actions by name, held-out and free poses by their units), then its gates. One
+# thread and one render process; resumable (rerun it). About 65 min on the 2-core machine beside other work.
 SW ?= runs/stickworld
-STICKWORLD_RECIPE ?= --vae-steps 1500 --vae-lr 3e-3 --vae-edge-weight 4 --unet-steps 6000 --unet-lr 8e-4 \
-	--warmup 200 --prediction-type v_prediction --ckpt-every 250 --log-every 50
-stickworld: $(SW)/model/quality.json  ## retrain the StickWorld base model, read its gates (make -j2; resumable, ~2.5 h)
+STICKWORLD_RECIPE ?= --vae-from experiments/stickworld_cpu_base/vae --text-from stickworld/data/clip \
+	--unet-steps 6000 --unet-lr 8e-4 --warmup 200 --prediction-type v_prediction --canonical-ramp 6000 \
+	--canonical-floor 0.5 --figure-weight 4 --ckpt-every 250 --log-every 50
+stickworld: $(SW)/model/quality.json  ## pretrain the CPU-sized StickWorld base model, read its gates (resumable, ~65 min)
 $(SW)/model/model_index.json: | install
 	OMP_NUM_THREADS=1 $(PY) -m stickworld.pretraining.pretrain --work $(SW)/work --out $(SW)/model --threads 1 --workers 1 \
 		$(STICKWORLD_RECIPE)
-$(SW)/model/decoder.done: | install
-	OMP_NUM_THREADS=1 $(PY) -m stickworld.pretraining.decoder_finetune --vae-from $(SW)/work --work $(SW)/decoder_work \
-		--into $(SW)/model --steps 3000 --threads 1 --wait
-	touch $@
-$(SW)/model/quality.json: $(SW)/model/model_index.json $(SW)/model/decoder.done
-	OMP_NUM_THREADS=1 $(PY) -m stickworld.gates.quality --model $(SW)/model --sheet $(SW)/model/sheet.png
+$(SW)/model/quality.json: $(SW)/model/model_index.json
+	OMP_NUM_THREADS=1 $(PY) -m stickworld.gates.quality --model $(SW)/model --judges experiments/stickworld_cpu_base/judges_run4 \
+		--sheet $(SW)/model/sheet.png
 
 # Every held-out action x twinact, textual_inversion, lora, ti_lora (resumable); table and grid into experiments/.
 stickworld-compare: install  ## every held-out action x 4 methods (resumable)

@@ -5,8 +5,8 @@
 (and its post-quantisation conv) to reconstruct fresh renders from the frozen encoder's posterior means, with the
 same edge-weighted loss (:func:`stickworld.pretraining.objectives.vae_loss`). The UNet is trained on the encoder's
 latents, so a better decoder changes nothing it learnt; it only draws the latents it generates more sharply (Stable
-Diffusion's ft-MSE decoder is the same idea). On the 2-core machine it runs on the second core beside the UNet phase
-(``make -j2 stickworld``), so its time is free.
+Diffusion's ft-MSE decoder is the same idea). On the 2-core machine it runs on the second core beside the UNet phase,
+so its time is free (the committed ``experiments/stickworld_cpu_base/vae`` was made so).
 
 ``--into`` then waits for the pretraining export and writes the decoder into it (``<model>/vae``), recording the
 command in its ``pretrain.json``. Resumable like pretraining: every batch is a function of (``--seed``, step).
