@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml
 
 # Offline assets (the real CLIP tokenizer from the open-clip-torch wheel, BlazePose from the mediapipe 0.10.21 wheel) into $$TWINACT_CACHE or ~/.cache/twinact.
 assets: $(STAMP)  ## the CLIP tokenizer and BlazePose files, from registry wheels
-	$(PY) -m twinact.assets
-	$(PY) -m twinact.pose_assets
+	$(PY) -m twinact.model.assets
+	$(PY) -m twinact.space.pose_assets
 
 # Learn the held-out three_point_landing on the StickWorld base model with TwinAct and Textual Inversion, render it
 # with eight actors the exemplars do not show, print S_Action / S_Actor / Leakage, write the grid (~3 min on 2 cores).

@@ -4,12 +4,14 @@ import sys
 
 import hydra
 
-from twinact.cli import check_command_line, user_errors
-from twinact.compare import compare
+from twinact.runs.cli import check_command_line, user_errors
 
 
 @hydra.main(config_path="conf", config_name="compare", version_base="1.3")
 def main(cfg) -> None:
+    # here, once Hydra has parsed the command line: torch and diffusers take seconds that --help need not
+    from twinact.eval.compare import compare
+
     with user_errors():
         table, out = compare(cfg.run_group, list(cfg.runs) if cfg.runs else None, cfg.source, cfg.root, cfg.out_dir,
                              cfg.project, cfg.entity, cfg.include)

@@ -4,12 +4,14 @@ import sys
 
 import hydra
 
-from twinact.cli import check_command_line, user_errors
-from twinact.evaluation import evaluate
+from twinact.runs.cli import check_command_line, user_errors
 
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
 def main(cfg) -> None:
+    # here, once Hydra has parsed the command line: torch and diffusers take seconds that --help need not
+    from twinact.eval.evaluation import evaluate
+
     with user_errors():
         result = evaluate(cfg.run, cfg.eval_suite, device=cfg.device)
     for name, value in result["aggregate"].items():

@@ -5,12 +5,14 @@ import sys
 import hydra
 from omegaconf import ListConfig, OmegaConf
 
-from twinact.cli import check_command_line, user_errors
-from twinact.sampling import sample_run
+from twinact.runs.cli import check_command_line, user_errors
 
 
 @hydra.main(config_path="conf", config_name="sample", version_base="1.3")
 def main(cfg) -> None:
+    # here, once Hydra has parsed the command line: torch and diffusers take seconds that --help need not
+    from twinact.release.sampling import sample_run
+
     prompts = None if cfg.prompt is None else list(cfg.prompt) if isinstance(cfg.prompt, ListConfig) else [cfg.prompt]
     with user_errors():
         out = sample_run(cfg.run, prompts, num_images=cfg.num_images, seed=cfg.seed, steps=cfg.steps,

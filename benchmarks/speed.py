@@ -32,7 +32,7 @@ def peak_memory_gib(device: torch.device) -> float:
 def _compose(overrides: list[str]):
     # twinact is imported inside the measuring functions: each side runs in its own process, and the bare side's peak
     # memory must not include the Lightning training stack it does not use.
-    from twinact.config import compose_config
+    from twinact.config.compose import compose_config
 
     return compose_config(overrides)
 
@@ -49,8 +49,8 @@ def twinact_overrides(args) -> list[str]:
 
 
 def measure_twinact(args) -> dict:
-    from twinact.callbacks import StepTimer
-    from twinact.training import train
+    from twinact.train.callbacks import StepTimer
+    from twinact.train.training import train
 
     result = train(_compose(twinact_overrides(args)))
     timer = next(cb for cb in result.trainer.callbacks if isinstance(cb, StepTimer))
@@ -64,10 +64,10 @@ def measure_bare(args) -> dict:
     on fixed precomputed inputs; no Lightning, data pipeline, logging or gradient clipping."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from twinact.assembly import build_module
-    from twinact.conditioning import added_conditioning, encode_captions
-    from twinact.data import load_exemplars
-    from twinact.models import load_model
+    from twinact.method.assembly import build_module
+    from twinact.method.data import load_exemplars
+    from twinact.model.conditioning import added_conditioning, encode_captions
+    from twinact.model.models import load_model
 
     cfg = _compose(twinact_overrides(args))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -18,7 +18,7 @@ CONF = REPO / "conf"
 
 def compose(overrides: list[str] | None = None, config_name: str = "train"):
     """The config `python train.py <overrides>` would run with (Hydra's compose API, no run dir)."""
-    from twinact.config import compose_config
+    from twinact.config.compose import compose_config
 
     return compose_config(overrides, config_name)
 
@@ -46,7 +46,7 @@ def tiny_cfg(tmp_path):
 @pytest.fixture(scope="session")
 def tiny_components():
     """Factory for fresh tiny-model components (built in code; ~1 s each)."""
-    from twinact.models import load_components
+    from twinact.model.models import load_components
 
     return lambda: load_components(None)
 

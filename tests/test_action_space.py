@@ -1,4 +1,4 @@
-"""Tests for the common action space (twinact.action_space) on the tiny model's embedding table."""
+"""Tests for the common action space (twinact.space.action_space) on the tiny model's embedding table."""
 
 import json
 import logging
@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-import twinact.action_space as spaces
-from twinact.action_space import GROUPS, build_action_space, load_phrases, space_key
+import twinact.space.action_space as spaces
 from twinact.errors import TwinActError
+from twinact.space.action_space import GROUPS, build_action_space, load_phrases, space_key
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +161,7 @@ def test_custom_phrase_file_round_trip(tmp_path):
 def test_build_space_command_copies_the_space(tmp_path):
     from conftest import compose
 
-    from twinact.training import build_space_command
+    from twinact.train.training import build_space_command
 
     cfg = compose([f"cache_dir={tmp_path / 'cache'}", f"out={tmp_path / 'out'}", "action_space=pooled", "slots=2"],
                   config_name="build_space")
@@ -194,7 +194,7 @@ def uneven_model(dim=16, n=12, last_slot_words=3, seed=0):
 
 def test_low_rank_slot_keeps_its_own_k_and_others_are_not_cut(caplog, tmp_path):
     tokenizer, table, phrases = uneven_model()
-    with caplog.at_level(logging.INFO, logger="twinact.action_space"):
+    with caplog.at_level(logging.INFO, logger="twinact.space.action_space"):
         space = build_action_space(phrases, tokenizer, table, "synthetic", slots=3, max_components=8,
                                    cache_root=tmp_path)
     assert space.slot_components == space.meta["num_components"] == [8, 8, 2]  # slot 2: 3 distinct rows, rank 2
@@ -233,8 +233,8 @@ def test_max_components_per_slot_list():
 def test_max_components_list_from_the_config(tmp_path):
     from conftest import compose
 
-    from twinact.assembly import build_space
-    from twinact.models import load_model
+    from twinact.method.assembly import build_space
+    from twinact.model.models import load_model
 
     cfg = compose([f"cache_dir={tmp_path}", "action_space.max_components=[3,5,7]"])
     comps = load_model(cfg.model)
@@ -294,8 +294,8 @@ def test_design_check_measures_actor_words_in_the_span(inside, caplog):
 def test_the_random_basis_ablation_records_its_own_design_check(tmp_path):
     from conftest import compose
 
-    from twinact.assembly import build_space
-    from twinact.models import load_model
+    from twinact.method.assembly import build_space
+    from twinact.model.models import load_model
 
     common = ["model=tiny", f"cache_dir={tmp_path}", "action_space.max_components=4"]  # a 4-d span of 32-d rows
     cfg = compose(common)

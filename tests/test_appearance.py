@@ -1,16 +1,16 @@
-"""An action space with the appearance directions removed (twinact.appearance, action_space.remove_appearance)."""
+"""An action space with the appearance directions removed (twinact.space.appearance, action_space.remove_appearance)."""
 
 import pytest
 import torch
 
-import twinact.action_space as spaces
+import twinact.space.action_space as spaces
 from tests.test_action_space import WordTokenizer
-from twinact.action_space import build_action_space
 from twinact.errors import TwinActError
+from twinact.space.action_space import build_action_space
 
 
 def test_removing_appearance_leaves_actor_words_outside_the_span():
-    from twinact.appearance import without_appearance
+    from twinact.space.appearance import without_appearance
 
     gen = torch.Generator().manual_seed(3)
     dim = 16
@@ -44,8 +44,8 @@ def test_removing_appearance_leaves_actor_words_outside_the_span():
 def test_remove_appearance_is_a_config_option_and_needs_design_words(tmp_path):
     from conftest import compose
 
-    from twinact.assembly import build_space
-    from twinact.models import load_model
+    from twinact.method.assembly import build_space
+    from twinact.model.models import load_model
 
     common = ["model=tiny", f"cache_dir={tmp_path}", "action_space.max_components=8"]
     cfg = compose(common + ["action_space.remove_appearance=true"])

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from twinact.errors import TwinActError
-from twinact.training import train
+from twinact.train.training import train
 
 
 def _images(folder, n=3, size=80):
@@ -101,7 +101,7 @@ def test_huge_tiny_and_elongated_images_are_named_in_the_console_and_train_log(t
     (folder / "bomb.png").write_bytes(_png_header(20000, 20000))
     Image.new("RGB", (10, 12), (200, 30, 30)).save(folder / "tiny.png")
     Image.new("RGB", (400, 40), (30, 200, 30)).save(folder / "strip.png")
-    with caplog.at_level("WARNING", logger="twinact.data"):
+    with caplog.at_level("WARNING", logger="twinact.method.data"):
         run = train(tiny_cfg(f"action.image_dir={folder}", stage1=1, stage2=1)).run_dir
     log = (run / "train.log").read_text()
     for name, words in [("bomb.png", "Downscale it"), ("tiny.png", "under a quarter of data.resolution=64"),

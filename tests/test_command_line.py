@@ -12,7 +12,7 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from twinact.errors import TwinActError
-from twinact.overrides import check_overrides
+from twinact.runs.overrides import check_overrides
 
 REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -80,7 +80,7 @@ def test_help_pages_describe_the_tool_with_examples_and_only_its_own_groups():
 
 
 def test_an_unknown_stickworld_action_lists_the_shipped_ones():
-    from twinact.data import load_exemplars
+    from twinact.method.data import load_exemplars
 
     with pytest.raises(TwinActError, match=r"No shipped exemplars for 'nope'.*backflip, cartwheel.*action.name="):
         load_exemplars("pkg://stickworld/exemplars/nope", 64)

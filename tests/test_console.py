@@ -8,7 +8,7 @@ import sys
 
 from conftest import REPO
 
-from twinact.console import NOISE
+from twinact.runs.noise import NOISE
 
 
 def test_a_run_redirected_to_a_file_prints_progress_and_no_known_noise(tmp_path):
@@ -33,8 +33,8 @@ def test_a_plain_multirun_is_a_resumable_sweep_with_one_wandb_run_per_point(tmp_
     """The issue's command, as typed: Hydra's default launcher runs every point in one process, yet each point gets
     its own W&B run (offline) holding its own seed, a stable dir under runs/<run_group>/ that `run=` takes unquoted;
     relaunching trains nothing, and compare.py finds both points by their recorded run_group."""
-    from twinact.compare import compare
-    from twinact.training import wandb_run_id
+    from twinact.eval.compare import compare
+    from twinact.train.training import wandb_run_id
 
     cmd = [sys.executable, str(REPO / "train.py"), "-m", "model=tiny", "method.stage1.steps=3", "method.stage2.steps=3",
            "sample_at_end=false", "logger=wandb", "run_group=g", "seed=0,1", f"cache_dir={tmp_path / 'cache'}",

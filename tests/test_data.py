@@ -1,4 +1,4 @@
-"""Tests for exemplar loading and the step-indexed training stream (twinact.data)."""
+"""Tests for exemplar loading and the step-indexed training stream (twinact.method.data)."""
 
 import logging
 import re
@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 import stickworld
-from twinact.data import ActionStream, StepBatchSampler, check_resolution, load_exemplars, load_image
 from twinact.errors import TwinActError
+from twinact.method.data import ActionStream, StepBatchSampler, check_resolution, load_exemplars, load_image
 
 RES = 32
 RED, BLUE = (255, 0, 0), (0, 0, 255)
@@ -103,7 +103,7 @@ def test_corrupt_image_skipped_with_warning(tmp_path, caplog):
     save(tmp_path, "b_good.png", Image.new("RGB", (40, 40), RED))
     save(tmp_path, "c_good.jpg", Image.new("RGB", (40, 40), BLUE))
     (tmp_path / "readme.txt").write_text("not an image")
-    with caplog.at_level(logging.WARNING, logger="twinact.data"):
+    with caplog.at_level(logging.WARNING, logger="twinact.method.data"):
         exemplars = load_exemplars(str(tmp_path), RES)
         images, paths = [e.image for e in exemplars], [e.path for e in exemplars]
     assert [p.name for p in paths] == ["b_good.png", "c_good.jpg"]

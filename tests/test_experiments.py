@@ -9,7 +9,7 @@ import pytest
 from conftest import CONF, compose
 from omegaconf import OmegaConf
 
-from twinact.training import train
+from twinact.train.training import train
 
 PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 SWEEPS = [name for name in PRESETS if name not in ("demo", "stickworld", "sweep")]  # single runs; the sweeps' base

@@ -6,9 +6,9 @@ import torch
 from diffusers import DDIMScheduler, StableDiffusionPipeline
 from safetensors.torch import load_file
 
-from twinact.random_models import build_tiny
-from twinact.sampling import make_pipeline, sample_run, save_as_pipeline
-from twinact.training import train
+from twinact.model.random_models import build_tiny
+from twinact.release.sampling import make_pipeline, sample_run, save_as_pipeline
+from twinact.train.training import train
 
 PROMPT = "a polar bear <a1> <a2> <a3> in front of the Eiffel tower"
 

@@ -15,10 +15,10 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from twinact.model.random_models import build_tiny, build_tiny_xl
 from twinact.paths import package_path
-from twinact.random_models import build_tiny, build_tiny_xl
-from twinact.sampling import make_pipeline, render, sample_run, save_as_pipeline
-from twinact.training import train
+from twinact.release.sampling import make_pipeline, render, sample_run, save_as_pipeline
+from twinact.train.training import train
 
 PROMPT = "a polar bear <a1> <a2> <a3> in front of the Eiffel tower"
 
@@ -136,8 +136,8 @@ def test_sdxl_plain_pipeline_renders_what_training_renders(tiny_cfg, tmp_path):
 
 
 def test_kohya_alpha_keeps_the_trained_scale():
-    from twinact.lora import add_lora, lora_state_dict
-    from twinact.webui import kohya_lora
+    from twinact.model.lora import add_lora, lora_state_dict
+    from twinact.release.webui import kohya_lora
 
     unet = build_tiny("epsilon").unet
     add_lora(unet, rank=4, alpha=2)

@@ -11,15 +11,16 @@ import pytest
 from conftest import REPO, compose, fast_overrides
 from safetensors import safe_open
 
-from twinact.training import train
+from twinact.train.training import train
 
 # Run in a child process: patch one place to SIGKILL the process there, then train.
 KILLER = r"""
 import os, signal, sys
-from twinact.config import compose_config
-from twinact.module import TwinActModule
-from twinact import checkpoint_io, export
-from twinact.training import train
+from twinact.config.compose import compose_config
+from twinact.method.module import TwinActModule
+from twinact.train import checkpoint_io
+from twinact.release import export
+from twinact.train.training import train
 
 point, overrides = sys.argv[1], sys.argv[2:]
 die = lambda: os.kill(os.getpid(), signal.SIGKILL)

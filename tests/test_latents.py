@@ -11,9 +11,9 @@ from tests.conftest import compose
 
 
 def _stickworld_module(tmp_path, *overrides):
-    from twinact.assembly import build_module
-    from twinact.data import load_exemplars
-    from twinact.models import load_model
+    from twinact.method.assembly import build_module
+    from twinact.method.data import load_exemplars
+    from twinact.model.models import load_model
 
     cfg = compose(["experiment=stickworld", f"cache_dir={tmp_path}", "method.similarity_weight=0", *overrides])
     comps = load_model(cfg.model)
@@ -38,15 +38,15 @@ def test_stickworld_trains_on_the_posterior_mean(tmp_path, caplog):
     """StickWorld's VAE decodes its posterior mean only; its posterior std (~1) buries the image, so a model=stickworld
     run trains on the mean (what pretraining used), and asking it to sample says why that is wrong."""
     module = _stickworld_module(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="twinact.module"):
+    with caplog.at_level(logging.WARNING, logger="twinact.method.module"):
         module.on_fit_start()
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name == "twinact.module"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name == "twinact.method.module"]
     scale = module.vae.config.scaling_factor
     torch.testing.assert_close(_training_latents(module), module.latent_mean[[0, 1], 0] * scale)
     assert module.latent_std.mean() > module.latent_mean.std()  # why: the noise would outweigh the image
 
     sampled = _stickworld_module(tmp_path, "model.latents=sample")
-    with caplog.at_level(logging.WARNING, logger="twinact.module"):
+    with caplog.at_level(logging.WARNING, logger="twinact.method.module"):
         sampled.on_fit_start()
     assert "model.latents=mean" in caplog.text
     drift = (_training_latents(sampled) - sampled.latent_mean[[0, 1], 0] * scale).std()
@@ -55,7 +55,7 @@ def test_stickworld_trains_on_the_posterior_mean(tmp_path, caplog):
 
 def test_unknown_latents_setting_is_refused(tiny_cfg):
     from twinact.errors import TwinActError
-    from twinact.training import train
+    from twinact.train.training import train
 
     with pytest.raises(TwinActError, match="model.latents='mode' is not 'sample' or 'mean'"):
         train(tiny_cfg("model.latents=mode"))

@@ -111,17 +111,48 @@ def test_entry_points_are_thin():
     assert {f: n for f in ENTRY_POINTS if (n := len((REPO / f).read_text().splitlines())) > 30} == {}
 
 
-def test_readme_layout_names_every_module_and_no_other():
-    """docs/architecture.md's Layout section lists each package's modules exactly (its bullet for the package)."""
+def layout_bullet(package: str) -> str:
+    """docs/architecture.md's bullet for `package` in its Layout section."""
     text = (REPO / "docs" / "architecture.md").read_text()
     section = text[text.index("## Layout"):]
     section = section[: section.find("\n## ", 1) if "\n## " in section[1:] else len(section)]
-    for package in PACKAGES:
-        start = section.index(f"- `{package}/`")
-        end = section.find("\n- `", start + 1)
-        named = {n for n in re.findall(r"`([a-z_]+)`", section[start:end]) if n not in PACKAGES and n[0] != "_"}
-        actual = {d.rpartition(".")[2] for d in modules(package) if d != package}
-        assert named == actual, (package, sorted(named - actual), sorted(actual - named))
+    start = section.index(f"- `{package}/`")
+    end = section.find("\n- `", start + 1)
+    return section[start: end if end > 0 else len(section)]
+
+
+def test_architecture_doc_names_twinact_subpackages_in_order():
+    """The twinact bullet names its layers in import order (with what each owns) and the shared top-level modules."""
+    bullet = layout_bullet("twinact")
+    layers = [n for n in re.findall(r"`([a-z_]+)/`", bullet) if n in TWINACT_LAYERS]
+    assert layers == list(TWINACT_LAYERS)
+    assert set(TWINACT_SHARED) <= set(re.findall(r"`([a-z_]+)`", bullet))
+
+
+def test_architecture_doc_names_every_stickworld_module_and_no_other():
+    """The stickworld bullet lists its modules exactly."""
+    named = {n for n in re.findall(r"`([a-z_]+)`", layout_bullet("stickworld")) if n not in PACKAGES and n[0] != "_"}
+    actual = {d.rpartition(".")[2] for d in modules("stickworld") if d != "stickworld"}
+    assert named == actual, (sorted(named - actual), sorted(actual - named))
+
+
+def upward_imports(package: str, layers: tuple[str, ...], edges: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """(importer, imported) pairs where a module in `package` imports a layer after its own. Modules at the package's
+    top level (not its `__init__`) sit below every layer."""
+    def rank(name: str) -> int | None:
+        parts = name.split(".")
+        if parts[0] != package or len(parts) < 2:
+            return None
+        return layers.index(parts[1]) if parts[1] in layers else -1
+
+    return {(name, t) for name, targets in edges.items() if (mine := rank(name)) is not None
+            for t in targets if (theirs := rank(t)) is not None and theirs > mine}
+
+
+def test_upward_imports_are_found():
+    edges = {"p.low.a": {"p.high.b", "p.low.c", "p"}, "p.high.b": {"p.low.a", "p.shared"}, "p.shared": {"p.low.c"},
+             "p": {"p.high.b"}}
+    assert upward_imports("p", ("low", "high"), edges) == {("p.low.a", "p.high.b"), ("p.shared", "p.low.c")}
 
 
 STICKWORLD_LAYERS = ("world", "networks", "protocol", "gates", "pretraining")
@@ -129,16 +160,29 @@ STICKWORLD_LAYERS = ("world", "networks", "protocol", "gates", "pretraining")
 
 def test_stickworld_subpackages_import_only_those_below_them():
     """Each StickWorld subpackage imports only the ones before it in STICKWORLD_LAYERS (its docstring says which)."""
-    wrong = set()
-    for name, targets in graph().items():
-        parts = name.split(".")
-        if parts[0] != "stickworld" or len(parts) < 3:
-            continue
-        mine = STICKWORLD_LAYERS.index(parts[1])
-        for t in targets:
-            tp = t.split(".")
-            if tp[0] == "stickworld" and len(tp) > 1 and tp[1] in STICKWORLD_LAYERS:
-                if STICKWORLD_LAYERS.index(tp[1]) > mine:
-                    wrong.add((name, t))
-    assert sorted(wrong) == []
+    assert sorted(upward_imports("stickworld", STICKWORLD_LAYERS, graph())) == []
     assert {p.name for p in (REPO / "stickworld").iterdir() if (p / "__init__.py").is_file()} == set(STICKWORLD_LAYERS)
+
+
+# twinact's subpackages by role, each importing only those before it (docs/architecture.md); `conf` holds the configs
+TWINACT_LAYERS = ("config", "runs", "model", "space", "method", "release", "eval", "train")
+TWINACT_SHARED = ("errors", "paths", "plots")  # top-level leaves every layer may import; they import no layer
+
+
+def test_twinact_subpackages_import_only_those_below_them():
+    """Each twinact subpackage imports only the ones before it in TWINACT_LAYERS, counting imports inside functions."""
+    assert sorted(upward_imports("twinact", TWINACT_LAYERS, graph())) == []
+
+
+def test_twinact_holds_its_layers_and_shared_leaves_only():
+    root = REPO / "twinact"
+    assert {p.name for p in root.iterdir() if (p / "__init__.py").is_file()} == {*TWINACT_LAYERS, "conf"}
+    assert {p.stem for p in root.glob("*.py")} == {*TWINACT_SHARED, "__init__"}
+
+
+@pytest.mark.parametrize("layer", TWINACT_LAYERS)
+def test_each_twinact_layer_says_what_it_may_import(layer):
+    doc = ast.get_docstring(ast.parse((REPO / "twinact" / layer / "__init__.py").read_text())) or ""
+    below = TWINACT_LAYERS[: TWINACT_LAYERS.index(layer)]
+    allowed = doc[doc.index("May import:"):] if "May import:" in doc else ""
+    assert all(f"`{b}`" in allowed for b in below) or "every other subpackage" in allowed, (layer, doc)

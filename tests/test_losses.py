@@ -1,11 +1,11 @@
-"""Tests for the diffusion objective and the action-similarity loss (twinact.losses)."""
+"""Tests for the diffusion objective and the action-similarity loss (twinact.method.losses)."""
 
 import pytest
 import torch
 from diffusers import DDPMScheduler
 
 from twinact.errors import TwinActError
-from twinact.losses import action_similarity_loss, diffusion_loss, diffusion_target, predicted_x0, snr
+from twinact.method.losses import action_similarity_loss, diffusion_loss, diffusion_target, predicted_x0, snr
 
 TIMESTEPS = torch.tensor([0, 1, 50, 250, 500, 750, 999])
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from twinact.action_space import ActionSpace, random_like
-from twinact.training import train
+from twinact.space.action_space import ActionSpace, random_like
+from twinact.train.training import train
 
 
 @pytest.mark.parametrize("method", ["twinact", "textual_inversion", "lora", "ti_lora"])

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from twinact.metrics import EmbeddingSimilarity, PoseActionScore, TextImageSimilarity
+from twinact.eval.metrics import EmbeddingSimilarity, PoseActionScore, TextImageSimilarity
 
 
 def _pose(seed: int) -> torch.Tensor:
@@ -55,7 +55,7 @@ def test_pose_judge_on_real_photos():
     from twinact.errors import TwinActError
 
     try:
-        from twinact.scorers import PoseJudge
+        from twinact.eval.scorers import PoseJudge
 
         judge = PoseJudge()
     except TwinActError as err:
@@ -73,8 +73,8 @@ def test_pose_judge_on_real_photos():
 def test_evaluate_writes_report_and_caches_images(tiny_cfg, monkeypatch):
     from conftest import compose
 
-    from twinact import evaluation
-    from twinact.training import train
+    from twinact.eval import evaluation
+    from twinact.train.training import train
 
     run = train(tiny_cfg(stage1=1, stage2=1)).run_dir
     suite = compose(["eval_suite.scorer.pose=false"], config_name="evaluate").eval_suite
@@ -108,7 +108,7 @@ def test_evaluate_writes_report_and_caches_images(tiny_cfg, monkeypatch):
 
 
 def test_evaluate_at_end_of_training(tiny_cfg):
-    from twinact.training import train
+    from twinact.train.training import train
 
     run = train(tiny_cfg("eval=true", "eval_suite.steps=2", "eval_suite.seeds=[0]", stage1=1, stage2=1)).run_dir
     assert (run / "eval" / "report.md").is_file()
@@ -117,12 +117,12 @@ def test_evaluate_at_end_of_training(tiny_cfg):
 def test_evaluation_of_a_wandb_run_is_logged_as_an_eval_job(tiny_cfg, monkeypatch, tmp_path):
     from conftest import compose
 
-    from twinact.evaluation import evaluate
-    from twinact.training import train
+    from twinact.eval.evaluation import evaluate
+    from twinact.train.training import train
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    from twinact.training import wandb_run_id
+    from twinact.train.training import wandb_run_id
 
     overrides = ["logger=wandb", "run_group=g", "eval=true", "eval_suite.steps=2", "eval_suite.seeds=[0]",
                  "eval_suite.scorer.pose=false", "sample_at_end=true", "callbacks.sample_steps=2",
@@ -142,8 +142,8 @@ def test_customized_actor_gets_image_similarity(tiny_cfg):
     """An actor with reference photos (`images:`) is also scored image-to-image (S_Actor, image)."""
     from conftest import compose
 
-    from twinact.evaluation import evaluate
-    from twinact.training import train
+    from twinact.eval.evaluation import evaluate
+    from twinact.train.training import train
 
     run = train(tiny_cfg(stage1=1, stage2=0)).run_dir
     suite = compose(["eval_suite.scorer.pose=false"], config_name="evaluate").eval_suite

@@ -1,14 +1,14 @@
-"""Tests for placeholder tokens living in the action space (twinact.placeholder)."""
+"""Tests for placeholder tokens living in the action space (twinact.space.placeholder)."""
 
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from twinact.action_encoder import ActionFeature
-from twinact.action_space import build_action_space, load_phrases
 from twinact.errors import TwinActError
-from twinact.placeholder import (
+from twinact.space.action_encoder import ActionFeature
+from twinact.space.action_space import build_action_space, load_phrases
+from twinact.space.placeholder import (
     CoefficientMLP,
     PlaceholderEmbedding,
     SpaceVectors,

@@ -1,4 +1,4 @@
-"""Tests for the BlazePose detector and the pose feature (twinact.pose) on a real photo.
+"""Tests for the BlazePose detector and the pose feature (twinact.space.pose) on a real photo.
 
 The photo is scikit-image's astronaut (Eileen Collins, waist-up, facing the camera). The model tests skip only when
 mediapipe or the pose bundle (`make install`) is missing; the feature's own invariance is checked without them.
@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from twinact.errors import TwinActError
-from twinact.pose import FEATURE_DIM, LANDMARK_NAMES, NUM_LANDMARKS, Keypoints, pose_feature
-from twinact.pose_assets import pose_bundle_path
+from twinact.space.pose import FEATURE_DIM, LANDMARK_NAMES, NUM_LANDMARKS, Keypoints, pose_feature
+from twinact.space.pose_assets import pose_bundle_path
 
 UPPER_BODY = list(range(13))  # face (0-10) and shoulders (11, 12): the landmarks the astronaut photo shows clearly
 NOSE, LEFT_HIP, RIGHT_HIP = 0, 23, 24
@@ -43,7 +43,7 @@ def detector():
         pose_bundle_path()
     except TwinActError as exc:
         pytest.skip(str(exc))
-    from twinact.pose import shared_detector
+    from twinact.space.pose import shared_detector
 
     return shared_detector()  # the process-wide one (see its docstring for why not a fresh detector per test)
 
@@ -142,7 +142,7 @@ def test_mirrored_photo_keeps_anatomical_left_and_right(detector, astronaut):
 
 def test_pose_action_encoder_feature_and_missing_person(detector, astronaut):
     """The `pose` action encoder feeds the MLP a 99-d feature; an exemplar without a person is reported by index."""
-    from twinact.action_encoder import NoPersonError, PoseActionEncoder
+    from twinact.space.action_encoder import NoPersonError, PoseActionEncoder
 
     encoder = PoseActionEncoder()
     feats = encoder.encode([astronaut, astronaut])
@@ -156,7 +156,7 @@ def test_pose_runs_read_the_original_photo_and_name_every_exemplar_without_a_per
                                                                                      tmp_path, capfd):
     """At 64 px BlazePose loses most people, so the encoder reads the photo itself; blank images are all named in
     one error, and MediaPipe's native log lines stay off the console."""
-    from twinact.training import train
+    from twinact.train.training import train
 
     folder = tmp_path / "photos"
     folder.mkdir()

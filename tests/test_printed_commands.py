@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from twinact.overrides import check_overrides
-from twinact.training import train
+from twinact.runs.overrides import check_overrides
+from twinact.train.training import train
 
 
 # Run train.py as a scheduler would, holding the step `n` until the test has sent its signal (then the signal is
@@ -21,7 +21,7 @@ def test_the_printed_sample_command_pastes_into_the_shell_as_printed(tiny_cfg, t
     if not shutil.which(shell):
         pytest.skip(f"{shell} is not installed")
     run_dir = tmp_path / "my runs" / "a,b=c"  # a space for the shell; a comma and `=` for Hydra
-    with caplog.at_level("INFO", logger="twinact.training"):
+    with caplog.at_level("INFO", logger="twinact.train.training"):
         run = train(tiny_cfg(f'run_dir="{run_dir}"', "callbacks.sample_steps=2")).run_dir
     assert run == run_dir
     tried = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("Try it: "))

@@ -10,9 +10,9 @@ import pytest
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from twinact.checkpoint_io import AtomicCheckpointIO
 from twinact.errors import NonFiniteError, TwinActError, WriteError
-from twinact.training import train
+from twinact.train.checkpoint_io import AtomicCheckpointIO
+from twinact.train.training import train
 
 
 def test_a_save_killed_midway_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
@@ -74,7 +74,7 @@ def test_a_torn_last_checkpoint_falls_back_to_the_newest_readable_one(tiny_cfg, 
         train(tiny_cfg(f"run_dir={tmp_path / 'other'}", f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}",
                        stage1=2, stage2=2))
     assert not (tmp_path / "other").exists()
-    with caplog.at_level("WARNING", logger="twinact.checkpoint_io"):
+    with caplog.at_level("WARNING", logger="twinact.train.checkpoint_io"):
         resumed = train(tiny_cfg("resume=auto", stage1=2, stage2=2))
     assert resumed.trainer.global_step == 4 and (first / "export" / "twinact.json").is_file()
     assert any("last.ckpt" in r.getMessage() and "step000003.ckpt" in r.getMessage() for r in caplog.records)
@@ -102,7 +102,7 @@ def test_a_run_dir_that_cannot_be_a_folder_is_one_error(tiny_cfg, tmp_path, wher
 
 
 def _signal_at_step(monkeypatch, step: int, signum=signal.SIGUSR2):
-    from twinact.module import TwinActModule
+    from twinact.method.module import TwinActModule
 
     real = TwinActModule.training_step
 

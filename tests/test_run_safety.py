@@ -16,16 +16,16 @@ import pytest
 from conftest import REPO, compose, fast_overrides
 from test_faults import _weights
 
-from twinact.compare import compare
 from twinact.errors import TwinActError
-from twinact.training import train
+from twinact.eval.compare import compare
+from twinact.train.training import train
 
 # Run train.py as a scheduler would, holding the step `n` until the test has sent its signal (then the signal is
 # known to land inside that step).
 HOLD_AT_STEP = r"""
 import runpy, sys, time
 from pathlib import Path
-from twinact.module import TwinActModule
+from twinact.method.module import TwinActModule
 
 at, sent, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 real = TwinActModule.training_step
@@ -86,7 +86,7 @@ def test_a_signal_stops_training_at_a_checkpoint_and_the_printed_command_resumes
 
 
 def test_a_second_signal_ends_the_process_at_once_and_leaves_whole_checkpoints(tmp_path):
-    from twinact.checkpoint_io import newest_readable
+    from twinact.train.checkpoint_io import newest_readable
 
     proc, _, sent = _start(tmp_path, _overrides(tmp_path), step=1)
     for _ in range(2):
@@ -121,7 +121,7 @@ def test_a_second_process_in_a_busy_run_dir_is_refused_in_one_line(tmp_path):
 HOLD_LOCK = r"""
 import os, signal, sys, time
 from pathlib import Path
-from twinact.runlock import RunLock
+from twinact.runs.runlock import RunLock
 assert RunLock(Path(sys.argv[1])).acquire()
 Path(sys.argv[1], "held").touch()
 if sys.argv[2] == "die":
@@ -141,7 +141,7 @@ def _hold_lock(run_dir: Path, how: str) -> subprocess.Popen:
 
 
 def test_a_lock_names_its_live_holder_and_a_dead_holders_lock_is_taken_over(tmp_path, caplog):
-    from twinact.runlock import RunLock
+    from twinact.runs.runlock import RunLock
 
     live = _hold_lock(tmp_path / "a", "hold")
     try:
@@ -154,7 +154,7 @@ def test_a_lock_names_its_live_holder_and_a_dead_holders_lock_is_taken_over(tmp_
     dead.wait()
     assert (tmp_path / "b" / ".twinact.lock").exists()  # left behind by SIGKILL
     lock = RunLock(tmp_path / "b")
-    with caplog.at_level("WARNING", logger="twinact.runlock"):
+    with caplog.at_level("WARNING", logger="twinact.runs.runlock"):
         assert lock.acquire()
     assert f"stale lock of pid {dead.pid} on host " in caplog.text
     lock.release()
@@ -226,7 +226,7 @@ def test_a_full_disk_while_checkpointing_is_one_line_in_train_log_and_resume_tak
                               "Nothing written before is lost"), message
     assert message.endswith("resume=auto") and message in (run / "train.log").read_text()
     monkeypatch.undo()
-    with caplog.at_level("WARNING", logger="twinact.checkpoint_io"):
+    with caplog.at_level("WARNING", logger="twinact.train.checkpoint_io"):
         train(compose(overrides))
     assert "last.ckpt (step 2) is older than step000003.ckpt; resuming from the latest step." in caplog.text
     assert _weights(run / "export") == straight
@@ -235,8 +235,8 @@ def test_a_full_disk_while_checkpointing_is_one_line_in_train_log_and_resume_tak
 def test_a_full_disk_while_exporting_is_one_line_and_resume_exports_exactly(tmp_path, straight, monkeypatch):
     from safetensors import SafetensorError
 
-    from twinact import export
     from twinact.errors import WriteError
+    from twinact.release import export
 
     real = export.save_file
 
@@ -260,7 +260,7 @@ def test_a_full_disk_while_exporting_is_one_line_and_resume_exports_exactly(tmp_
 # write (EFBIG) as it would refuse one on a full disk (ENOSPC).
 FILE_SIZE_LIMIT = r"""
 import resource, runpy, signal, sys
-import twinact.training as training
+import twinact.train.training as training
 real = training.build_trainer
 def build_trainer(*args, **kwargs):
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, compose, fast_overrides
 
 from twinact.errors import TwinActError
-from twinact.training import train
+from twinact.train.training import train
 
 
 # Run train.py as a scheduler would, holding the step `n` until the test has sent its signal (then the signal is
@@ -102,7 +102,7 @@ def test_a_damaged_or_foreign_export_is_one_error_before_loading(finished, tmp_p
     import torch
     from safetensors.torch import load_file, save_file
 
-    from twinact.sampling import sample_run
+    from twinact.release.sampling import sample_run
 
     run = tmp_path / "run"
     shutil.copytree(finished, run)
@@ -136,7 +136,7 @@ def test_a_damaged_or_foreign_export_is_one_error_before_loading(finished, tmp_p
 ])
 def test_evaluate_refuses_bad_suites_before_loading(finished, override, message, caplog):
     from twinact.errors import TwinActError
-    from twinact.evaluation import evaluate
+    from twinact.eval.evaluation import evaluate
 
     suite = compose([f"run={finished}", override], "evaluate").eval_suite
     with caplog.at_level("WARNING"), pytest.raises(TwinActError) as err:
@@ -145,7 +145,7 @@ def test_evaluate_refuses_bad_suites_before_loading(finished, override, message,
 
 
 def test_evaluate_shows_a_count_and_time_left_while_rendering(finished, caplog):
-    from twinact.evaluation import evaluate
+    from twinact.eval.evaluation import evaluate
 
     suite = compose([f"run={finished}", "eval_suite.steps=2", "eval_suite.seeds=[0]"], "evaluate").eval_suite
     with caplog.at_level("INFO", logger="twinact"):

@@ -6,13 +6,13 @@ import torch
 from diffusers import DDIMScheduler, StableDiffusionXLPipeline
 from safetensors.torch import load_file
 
-from twinact.assembly import exemplar_time_ids
-from twinact.conditioning import encode_captions
-from twinact.data import Exemplar
-from twinact.placeholder import add_placeholder_tokens, install
-from twinact.random_models import build_tiny_xl
-from twinact.sampling import save_as_pipeline
-from twinact.training import train
+from twinact.method.assembly import exemplar_time_ids
+from twinact.method.data import Exemplar
+from twinact.model.conditioning import encode_captions
+from twinact.model.random_models import build_tiny_xl
+from twinact.release.sampling import save_as_pipeline
+from twinact.space.placeholder import add_placeholder_tokens, install
+from twinact.train.training import train
 
 PROMPT = "a polar bear <a1> <a2> <a3> in front of the Eiffel tower"
 
@@ -80,7 +80,7 @@ def test_tiny_xl_trains_both_stages_and_exports_to_plain_sdxl(tiny_cfg, tmp_path
 
 def test_sdxl_pretrained_path_and_sampling(tiny_cfg, tmp_path):
     """`model=sdxl model.pretrained=<dir>` loads both encoders whole through from_pretrained; sample.py renders."""
-    from twinact.sampling import sample_run
+    from twinact.release.sampling import sample_run
 
     save_as_pipeline(build_tiny_xl(), str(tmp_path / "xl"))
     cfg = tiny_cfg("model=sdxl", f"model.pretrained={tmp_path / 'xl'}", "model.resolution=64", "model.clip_vision=tiny",

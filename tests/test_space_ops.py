@@ -6,11 +6,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from twinact import space_ops
 from twinact.errors import TwinActError
-from twinact.random_models import build_tiny
-from twinact.sampling import sample_run
-from twinact.training import train
+from twinact.model.random_models import build_tiny
+from twinact.release import space_ops
+from twinact.release.sampling import sample_run
+from twinact.train.training import train
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_adjust_moves_along_one_basis_direction(two_runs):
     after = space_ops.run_space_embeddings(a, comps, moved)[0]
     from omegaconf import OmegaConf
 
-    from twinact.assembly import build_space
+    from twinact.method.assembly import build_space
 
     basis = build_space(OmegaConf.load(a / "config.yaml"), comps, 3).basis
     torch.testing.assert_close(after[1] - before[1], 0.5 * basis[1, 3], atol=1e-6, rtol=1e-5)

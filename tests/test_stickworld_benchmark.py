@@ -8,8 +8,8 @@ import pytest
 from conftest import one_thread
 
 from stickworld.protocol import benchmark, tables
-from twinact.config import compose_config
-from twinact.stats import bootstrap_ci95
+from twinact.config.compose import compose_config
+from twinact.eval.stats import bootstrap_ci95
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
 
@@ -64,7 +64,7 @@ def test_each_row_trains_what_its_name_says_at_the_shared_budget(tmp_path, row, 
 def test_the_positive_control_learns_a_known_action_without_its_phrase(tmp_path):
     from stickworld.protocol.positive_control import prepare
     from stickworld.world.actions import KNOWN_ACTIONS
-    from twinact.action_space import load_phrases
+    from twinact.space.action_space import load_phrases
 
     overrides = prepare("handstand", tmp_path)
     cfg = compose_config(benchmark.row_overrides("positive_control", "handstand", 0, 8, 2, 1, tmp_path / "run",

@@ -49,8 +49,8 @@ def test_shipped_folder_loads_as_a_clip():
 
 
 def test_twinact_uses_the_shipped_folder_unchanged():
-    from twinact.action_encoder import ClipImageEncoder
-    from twinact.scorers import ClipJudge
+    from twinact.eval.scorers import ClipJudge
+    from twinact.space.action_encoder import ClipImageEncoder
 
     images = [render(a, "backflip", 64, np.random.default_rng(i))[0] for i, a in enumerate(("fox", "robot"))]
     encoder = ClipImageEncoder(str(SHIPPED))
@@ -68,7 +68,7 @@ def test_model_stickworld_trains_and_encodes_with_the_stickworld_clip():
     from conftest import compose
     from hydra.utils import instantiate
 
-    from twinact.action_encoder import ClipImageEncoder, pil_to_tensor
+    from twinact.space.action_encoder import ClipImageEncoder, pil_to_tensor
 
     cfg = compose(["model=stickworld", "action_encoder=clip_vision"])
     assert cfg.loss.similarity.encoder == cfg.action_encoder.encoder.pretrained == "pkg://stickworld/clip"

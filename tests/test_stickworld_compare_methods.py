@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from stickworld.protocol import compare_methods, tables
 from tests.test_stickworld_model import needs_model
-from twinact.config import compose_config
+from twinact.config.compose import compose_config
 from twinact.errors import TwinActError
 
 

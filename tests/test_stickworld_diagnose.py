@@ -37,7 +37,7 @@ def test_joints_sheet_reads_generations_of_the_shipped_model():
 
 
 def test_token_norms_report_a_runs_vectors_against_the_vocabulary(tiny_cfg, capsys):
-    from twinact.training import train
+    from twinact.train.training import train
 
     run = train(tiny_cfg("method.max_norm=vocab", stage1=1, stage2=0)).run_dir
     diagnose.main(["tokens", "--run", str(run)])
@@ -51,10 +51,10 @@ def test_released_init_starts_stickworld_twinact_tokens_beyond_the_vocabulary(tm
     """experiments/stickworld's finding, and why experiment=stickworld sets init_scale and max_norm: with the
     released code's init every placeholder starts longer than the longest vocabulary row; with both set, none does."""
     from tests.conftest import compose
-    from twinact.assembly import build_module
-    from twinact.data import load_exemplars
-    from twinact.models import load_model
-    from twinact.placeholder import vocabulary_norm
+    from twinact.method.assembly import build_module
+    from twinact.method.data import load_exemplars
+    from twinact.model.models import load_model
+    from twinact.space.placeholder import vocabulary_norm
 
     def initial_norms(*overrides):
         cfg = compose(["experiment=stickworld", f"cache_dir={tmp_path}", *overrides])

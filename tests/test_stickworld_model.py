@@ -120,7 +120,7 @@ def test_render_workers_draw_the_same_batches_in_step_order():
 
 def test_missing_shipped_model_is_a_clear_error(tmp_path):
     from twinact.errors import TwinActError
-    from twinact.models import load_model
+    from twinact.model.models import load_model
 
     cfg = compose(["model=stickworld", f"model.pretrained=pkg://stickworld/not_there_{tmp_path.name}"])
     with pytest.raises(TwinActError, match="make stickworld"):
@@ -129,8 +129,8 @@ def test_missing_shipped_model_is_a_clear_error(tmp_path):
 
 @needs_model
 def test_shipped_model_loads_like_sd_and_draws():
-    from twinact.models import load_model
-    from twinact.sampling import make_pipeline, render
+    from twinact.model.models import load_model
+    from twinact.release.sampling import make_pipeline, render
 
     comps = load_model(compose(["model=stickworld"]).model)
     assert comps.unet.dtype == torch.float32 and comps.vae.config.scaling_factor != 0.18215

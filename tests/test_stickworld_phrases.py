@@ -10,8 +10,8 @@ from stickworld.protocol import phrases as sw
 from stickworld.world.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS, Action
 from stickworld.world.actors import ACTORS
 from stickworld.world.units import UNITS, get_unit
-from twinact.action_space import GROUPS, load_phrases
 from twinact.paths import package_path
+from twinact.space.action_space import GROUPS, load_phrases
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
 

@@ -86,7 +86,7 @@ def test_clip_scores_see_the_action_the_actor_and_the_exemplar_actor():
 def test_shipped_phrase_list_is_the_known_actions():
     from stickworld.protocol.phrases import phrase_list
     from stickworld.world.units import UNITS
-    from twinact.action_space import load_phrases
+    from twinact.space.action_space import load_phrases
 
     shipped = load_phrases("pkg://stickworld/action_phrases.tsv")
     assert shipped == phrase_list()

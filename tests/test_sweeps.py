@@ -11,9 +11,9 @@ import torch
 from conftest import REPO, fast_overrides
 from safetensors.torch import load_file
 
-from twinact.compare import compare, load_wandb, summarize
 from twinact.errors import TwinActError
-from twinact.training import train
+from twinact.eval.compare import compare, load_wandb, summarize
+from twinact.train.training import train
 
 FAST = ["logger=csv", "method.stage1.steps=1", "method.stage2.steps=2"]
 

@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from twinact.errors import TwinActError
-from twinact.random_models import build_tiny
-from twinact.training import train
+from twinact.model.random_models import build_tiny
+from twinact.train.training import train
 
 
 def _frozen_match(trained, fresh) -> None:
@@ -125,7 +125,7 @@ def test_existing_run_dir_is_never_overwritten(tiny_cfg, tmp_path):
 
 def test_loss_falls_on_a_fixed_batch(tiny_cfg):
     """A few optimizer steps on one fixed batch (same images, captions, timesteps and noise) lower its loss."""
-    from twinact.data import ActionStream
+    from twinact.method.data import ActionStream
 
     cfg = tiny_cfg("trainer.fast_dev_run=true", "method.stage1.lr=1e-2", "method.stage2.lora_lr=1e-2", stage1=0)
     module = train(cfg).module  # built and set up (latent cache) by a one-step run

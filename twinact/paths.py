@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from importlib import resources
 from pathlib import Path
@@ -18,7 +19,12 @@ def package_path(path: str) -> Path:
     if not path.startswith(PACKAGE_PREFIX):
         return Path(path).expanduser()
     package, _, rest = path[len(PACKAGE_PREFIX):].partition("/")
-    return Path(str(resources.files(package).joinpath("data", rest)))
+    # find_spec locates a top-level package without running it: the --help pages list shipped folders, and
+    # running `stickworld/__init__.py` for that would cost more than the rest of the page
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return Path(str(resources.files(package).joinpath("data", rest)))  # resources' own error for a non-package
+    return Path(spec.submodule_search_locations[0]) / "data" / rest
 
 
 def cache_dir() -> Path:

@@ -39,11 +39,11 @@ from stickworld.networks import judges
 from stickworld.protocol.scoring import canonical, nearest_action, pose_distance
 from stickworld.world.actions import ACTIONS, KNOWN_ACTIONS
 from stickworld.world.drawing import caption
-from twinact.action_encoder import pil_to_tensor
-from twinact.data import load_exemplars
-from twinact.models import load_components, load_model
-from twinact.placeholder import vocabulary_norm
-from twinact.sampling import make_pipeline
+from twinact.method.data import load_exemplars
+from twinact.model.models import load_components, load_model
+from twinact.release.sampling import make_pipeline
+from twinact.space.action_encoder import pil_to_tensor
+from twinact.space.placeholder import vocabulary_norm
 
 DEFAULT_ACTIONS = ("standing", "raising_both_arms", "arms_out", "squatting", "running", "waving_right_hand",
                    "hands_on_hips", "jumping_jack")

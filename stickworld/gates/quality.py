@@ -40,8 +40,8 @@ from stickworld.world.captions import unit_prompt
 from stickworld.world.drawing import caption, contact_sheet
 from stickworld.world.skeleton import Pose, forward_kinematics
 from stickworld.world.units import UNITS, compose
-from twinact.models import load_components
-from twinact.sampling import make_pipeline, render_jobs
+from twinact.model.models import load_components
+from twinact.release.sampling import make_pipeline, render_jobs
 
 # Known actions drawn by name, actors kept; held-out poses drawn from their units (the model can draw them) but not
 # from their names (it cannot name them): what makes a proving ground where the methods decide the result.

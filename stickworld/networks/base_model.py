@@ -21,8 +21,8 @@ from stickworld.world.actors import ACTORS
 from stickworld.world.captions import ACTOR_TEMPLATES, SCENE_PHRASES
 from stickworld.world.drawing import CAPTION_TEMPLATES
 from stickworld.world.units import UNITS, VIEW_PHRASE
-from twinact.assets import clip_tokenizer_dir
-from twinact.components import Components
+from twinact.model.assets import clip_tokenizer_dir
+from twinact.model.components import Components
 
 RESOLUTION = 64
 LATENT_SIZE = 16  # the VAE downsamples 4x

@@ -8,7 +8,7 @@ one joint space. It is saved as a plain folder (fp32 safetensors, the tokenizer,
 
 Only the token-embedding rows of words StickWorld captions use start random; every other row starts (and, having no
 gradient, stays) at zero, so the 49,408-row table compresses to almost nothing in git and in a wheel. The images
-are normalized with CLIP's own mean and std (:data:`twinact.action_encoder.CLIP_MEAN`), because twinact's encoders
+are normalized with CLIP's own mean and std (:data:`twinact.space.action_encoder.CLIP_MEAN`), because twinact's encoders
 apply exactly that normalization to any CLIP folder they load.
 """
 
@@ -27,8 +27,8 @@ from stickworld.world.actors import ACTORS
 from stickworld.world.captions import ACTOR_TEMPLATES, SCENE_PHRASES
 from stickworld.world.drawing import CAPTION_TEMPLATES
 from stickworld.world.units import UNITS, VIEW_PHRASE
-from twinact.action_encoder import CLIP_MEAN, CLIP_STD
-from twinact.assets import clip_tokenizer_dir
+from twinact.model.assets import clip_tokenizer_dir
+from twinact.space.action_encoder import CLIP_MEAN, CLIP_STD
 
 IMAGE_SIZE = 64
 # How the model is asked about an image's actor or action; training shows both forms, quality measures with them.

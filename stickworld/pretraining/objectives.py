@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from stickworld.pretraining.pretrain_data import batch
-from twinact.losses import diffusion_loss, diffusion_target
+from twinact.method.losses import diffusion_loss, diffusion_target
 
 
 def autocast(device: torch.device, precision: str):

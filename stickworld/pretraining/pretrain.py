@@ -44,8 +44,8 @@ from stickworld.pretraining import mixture
 from stickworld.pretraining.objectives import autocast, latent_scale, unet_loss, vae_loss
 from stickworld.pretraining.phases import Phase
 from stickworld.pretraining.pretrain_data import StepBatches, iterate, model_range, tokenizer_fn
-from twinact.models import load_components
-from twinact.sampling import save_as_pipeline
+from twinact.model.models import load_components
+from twinact.release.sampling import save_as_pipeline
 
 # Settings that say how a run is computed, not what it learns: a run can be resumed with other ones.
 RUNTIME = ("device", "precision", "workers", "threads")

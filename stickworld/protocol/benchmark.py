@@ -1,7 +1,7 @@
 """The StickWorld benchmark: rows (methods, ablations, an upper bound) x held-out actions x training seeds.
 
 ``python -m stickworld.protocol.benchmark --out <dir> [--split test] [--seeds 0 1 2] [--steps 800] [--rows ...]`` trains
-every (row, action, seed) point with ``experiment=stickworld`` through :func:`twinact.training.train` (resumable:
+every (row, action, seed) point with ``experiment=stickworld`` through :func:`twinact.train.training.train` (resumable:
 finished points are skipped), evaluates it on ``eval_suite=stickworld`` and writes ``table.md`` / ``table.csv``,
 ``per_action.md``, ``paired.md``, a grid per action and ``results.json``. Protocol:
 
@@ -38,13 +38,13 @@ from stickworld.protocol.positive_control import CONTROL_ACTIONS, prepare
 from stickworld.world.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS
 from stickworld.world.exemplars import exemplar_dir, from_actions_file
 from stickworld.world.units import describe
-from twinact.cli import user_errors
-from twinact.config import compose_config
-from twinact.evaluation import jobs as suite_jobs
-from twinact.models import load_pipeline
+from twinact.config.compose import compose_config
+from twinact.eval.evaluation import jobs as suite_jobs
+from twinact.eval.stats import bootstrap_ci95
+from twinact.model.models import load_pipeline
 from twinact.paths import package_path
-from twinact.sampling import render_jobs
-from twinact.stats import bootstrap_ci95
+from twinact.release.sampling import render_jobs
+from twinact.runs.cli import user_errors
 
 UPPER_BOUND, POSITIVE_CONTROL = "upper_bound", "positive_control"
 # Row -> overrides on top of experiment=stickworld. The ablations separate TwinAct's parts: the similarity loss (off

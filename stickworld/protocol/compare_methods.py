@@ -30,16 +30,16 @@ from stickworld.protocol import tables
 from stickworld.world.actions import HELDOUT_ACTIONS, Action
 from stickworld.world.drawing import render
 from stickworld.world.exemplars import exemplar_dir, from_actions_file
-from twinact.cli import user_errors
-from twinact.config import compose_config
-from twinact.data import load_exemplars
+from twinact.config.compose import compose_config
 from twinact.errors import TwinActError
-from twinact.training import train
+from twinact.method.data import load_exemplars
+from twinact.runs.cli import user_errors
+from twinact.train.training import train
 
 METHODS = ("twinact", "textual_inversion", "lora", "ti_lora")
 def method_names() -> list[str]:
     """The `method=` options (conf/method/*.yaml)."""
-    return sorted(f.name.removesuffix(".yaml") for f in resources.files("conf").joinpath("method").iterdir()
+    return sorted(f.name.removesuffix(".yaml") for f in resources.files("twinact.conf").joinpath("method").iterdir()
                   if f.name.endswith(".yaml"))
 
 

@@ -2,7 +2,7 @@
 
 Every phrase the base model was taught in pretraining (:mod:`stickworld.pretraining.mixture`): each known action's
 phrase ("doing a lunge") and each unit phrase of the pose grammar ("left arm raised", :mod:`stickworld.world.units`),
-grouped by body part as the paper groups its phrases (:data:`twinact.action_space.GROUPS`):
+grouped by body part as the paper groups its phrases (:data:`twinact.space.action_space.GROUPS`):
 
 - ``head``: the head units, and known actions whose phrase names the head (:data:`_GROUP_WORDS`);
 - ``hand``: the arm units, and known actions of the arms and hands;
@@ -34,8 +34,8 @@ from stickworld.world.actions import KNOWN_ACTIONS
 from stickworld.world.actors import get_actor
 from stickworld.world.skeleton import JOINTS, Pose, forward_kinematics, normalize
 from stickworld.world.units import UNITS, VIEW_PHRASE, Unit, compose
-from twinact.models import load_components
-from twinact.sampling import make_pipeline
+from twinact.model.models import load_components
+from twinact.release.sampling import make_pipeline
 
 # Body part of a pose-grammar unit -> body-part group of the common action space.
 PART_GROUPS = {"head": "head", "left_arm": "hand", "right_arm": "hand", "left_leg": "foot", "right_leg": "foot",
@@ -188,7 +188,7 @@ def filter_drawable(phrases: Sequence, model_dir: str, *, actors: Sequence[str] 
 
 
 def write_tsv(pairs: Sequence[tuple[str, str]], path: Path) -> None:
-    """Write ``group<TAB>phrase`` lines (what :func:`twinact.action_space.load_phrases` reads)."""
+    """Write ``group<TAB>phrase`` lines (what :func:`twinact.space.action_space.load_phrases` reads)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{g}\t{p}\n" for g, p in pairs), encoding="utf-8")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from twinact.stats import mean_ci95
+from twinact.eval.stats import mean_ci95
 
 # (key, label, which way is better), in table order.
 METRICS = (("s_action", "S_Action", "higher"), ("action_correct", "Action acc.", "higher"),

@@ -1,1 +1,0 @@
-"""twinact's Hydra configs, importable so that tools find them through the package (`twinact.config`)."""
