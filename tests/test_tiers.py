@@ -20,7 +20,7 @@ MAX_SMOKE = 6
 # module) is end to end.
 RUNS = {"train", "subprocess.run", "subprocess.Popen", "subprocess.check_output", "subprocess.check_call",
         "subprocess.call", "pretrain.main", "train_clip.main", "train_judges.main", "decoder_finetune.main",
-        "benchmark.main", "compare_methods.main"}
+        "benchmark.main", "compare_methods.main", "measure_twinact"}
 
 
 def _dotted(node: ast.AST) -> str:
