@@ -6,7 +6,7 @@ STAMP := $(VENV)/.twinact-installed
 TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: help install assets demo demo-tiny test test-all lint clean-cache bench stickworld stickworld-compare \
+.PHONY: help install assets demo demo-tiny test test-rest test-all lint clean-cache bench stickworld stickworld-compare \
 	stickworld-benchmark
 
 help:  ## list the targets
@@ -62,13 +62,20 @@ BENCH_OUT ?= runs/stickworld_benchmark
 stickworld-benchmark: install  ## the full StickWorld benchmark into $(BENCH_OUT) (resumable)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m stickworld.protocol.benchmark --out $(BENCH_OUT)
 
-test: install  ## the fast test suite (what CI runs)
-	WANDB_MODE=offline $(PY) -m pytest -q -m "not slow"
+# Test tiers (markers in pyproject.toml; tests/test_tiers.py checks them): `make test` runs the unit tests and a few
+# end-to-end smoke runs (marked smoke), everything no tier marker names; test-rest the e2e, faults, stickworld and slow
+# tiers, the rest; test-all both. .ci/run runs test then test-rest, so every test once.
+FAST_TIER := not (e2e or faults or stickworld or slow)
+test: install  ## the fast tier: unit tests and a few end-to-end smoke runs
+	WANDB_MODE=offline $(PY) -m pytest -q -m "$(FAST_TIER)"
+
+test-rest: install  ## the end-to-end, fault, StickWorld and slow tiers (what test leaves out)
+	WANDB_MODE=offline $(PY) -m pytest -q -m "not ($(FAST_TIER))"
 
 lint: install  ## ruff
 	$(PY) -m ruff check twinact stickworld hydra_plugins benchmarks conf tests *.py
 
-test-all: install  ## also the slow tier
+test-all: install  ## every tier: test and test-rest in one run
 	WANDB_MODE=offline $(PY) -m pytest -q
 
 clean-cache:  ## drop cached action spaces

@@ -60,3 +60,59 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+# The test tiers (README.md; tests/test_tiers.py checks them): each module's tier, or one test's, which replaces its
+# module's. `make test` runs what no tier names (e2e, faults, stickworld, slow): the unit tests and the few end-to-end
+# runs marked smoke; `make test-rest` runs the rest, `make test-all` everything.
+TIERS = {
+    # e2e: trainings, exports, sampling and evaluation of runs, the command line in subprocesses.
+    "test_training.py": "e2e",
+    "test_training.py::test_fast_dev_run_trains_and_exports": "smoke",
+    "test_methods.py": "e2e",
+    "test_export.py": "e2e",
+    "test_export.py::test_sample_run_writes_images_and_grid": "smoke",
+    "test_export_formats.py": "e2e",
+    "test_sdxl.py::test_tiny_xl_trains_both_stages_and_exports_to_plain_sdxl": "e2e",
+    "test_sdxl.py::test_sdxl_pretrained_path_and_sampling": "e2e",
+    "test_space_ops.py": "e2e",
+    "test_sweeps.py": "e2e",
+    "test_console.py": "e2e",
+    "test_ddp.py": "e2e",
+    "test_printed_commands.py": "e2e",
+    "test_sample_safety.py": "e2e",
+    "test_speed.py": "e2e",  # the benchmark harness on the tiny model: 151 s of the fast tier's ~300 s
+    "test_command_line.py::test_train_py_prints_one_line_exits_2_and_writes_nothing": "e2e",
+    "test_command_line.py::test_help_pages_describe_the_tool_with_examples_and_only_its_own_groups": "e2e",
+    "test_command_line.py::test_a_value_hydra_reads_as_syntax_names_the_quoting_that_works": "e2e",
+    "test_config.py::test_help_lists_the_groups": "e2e",
+    "test_config.py::test_unknown_key_and_unknown_action_are_one_clear_error": "e2e",
+    "test_config.py::test_user_error_prints_one_line_and_exit_code_2": "smoke",
+    "test_config.py::test_sample_refuses_a_folder_that_is_not_a_run": "e2e",
+    "test_metrics.py::test_evaluate_writes_report_and_caches_images": "e2e",
+    "test_metrics.py::test_evaluate_at_end_of_training": "e2e",
+    "test_metrics.py::test_evaluation_of_a_wandb_run_is_logged_as_an_eval_job": "e2e",
+    "test_metrics.py::test_customized_actor_gets_image_similarity": "e2e",
+    "test_bad_input.py::test_user_photos_of_any_size_train": "e2e",
+    "test_bad_input.py::test_huge_tiny_and_elongated_images_are_named_in_the_console_and_train_log": "e2e",
+    "test_pose.py::test_pose_runs_read_the_original_photo_and_name_every_exemplar_without_a_person": "e2e",
+    # faults: killed, interrupted, diverging and refused runs, signals, locks, full disks.
+    "test_faults.py": "faults",
+    "test_run_safety.py": "faults",
+    "test_reliability.py": "faults",
+    # stickworld: StickWorld's networks trained, resumed and gated, the shipped models' quality, its protocols.
+    "test_stickworld_model.py": "stickworld",
+    "test_stickworld_clip.py": "stickworld",
+    "test_stickworld_judges.py": "stickworld",
+    "test_stickworld_benchmark.py": "stickworld",
+    "test_stickworld_compare_methods.py": "stickworld",
+    "test_stickworld_diagnose.py": "stickworld",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook deselects by `-m`
+def pytest_collection_modifyitems(items):
+    for item in items:
+        tier = TIERS.get(f"{item.path.name}::{item.originalname}", TIERS.get(item.path.name))
+        if tier:
+            item.add_marker(tier)
