@@ -82,6 +82,8 @@ TIERS = {
     "test_printed_commands.py": "e2e",
     "test_sample_safety.py": "e2e",
     "test_speed.py": "e2e",  # the benchmark harness on the tiny model: 151 s of the fast tier's ~300 s
+    "test_help.py": "e2e",  # each entry point's --help in a subprocess
+    "test_packaging.py": "e2e",  # builds a wheel
     "test_command_line.py::test_train_py_prints_one_line_exits_2_and_writes_nothing": "e2e",
     "test_command_line.py::test_help_pages_describe_the_tool_with_examples_and_only_its_own_groups": "e2e",
     "test_command_line.py::test_a_value_hydra_reads_as_syntax_names_the_quoting_that_works": "e2e",

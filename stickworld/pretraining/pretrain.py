@@ -219,16 +219,13 @@ def parse_args(argv: list[str] | None):
         args.canonical_floor = 0.1 if args.canonical_floor is None else args.canonical_floor
         if not 0.0 <= args.canonical_floor <= 1.0:
             raise SystemExit(f"--canonical-floor {args.canonical_floor} is a share: give 0 to 1, e.g. 0.1.")
-    if args.vae_from is not None and not (args.vae_from / "config.json").is_file():
-        raise SystemExit(f"--vae-from {args.vae_from} holds no VAE (config.json); give a diffusers VAE folder, e.g. "
-                         "experiments/stickworld_cpu_base/vae.")
-    if args.text_from is not None and not (args.text_from / "config.json").is_file():
-        raise SystemExit(f"--text-from {args.text_from} holds no CLIP (config.json); give a StickWorld CLIP folder, "
-                         "e.g. stickworld/data/clip.")
-    if args.text_from is not None and args.init is not None:
-        raise SystemExit("--init brings its own text encoder; give --text-from or --init, not both.")
-    if args.vae_from is not None and args.init is not None:
-        raise SystemExit("--init brings its own VAE; give --vae-from or --init, not both.")
+    for flag, folder, holds, part, example in (
+            ("--vae-from", args.vae_from, "VAE", "VAE", "experiments/stickworld_cpu_base/vae"),
+            ("--text-from", args.text_from, "CLIP", "text encoder", "stickworld/data/clip")):
+        if folder is not None and not (folder / "config.json").is_file():
+            raise SystemExit(f"{flag} {folder} holds no {holds} (config.json); give one's folder, e.g. {example}.")
+        if folder is not None and args.init is not None:
+            raise SystemExit(f"--init brings its own {part}; give {flag} or --init, not both.")
     args.lr = {"vae": args.vae_lr, "unet": args.unet_lr}
     return args
 
@@ -290,11 +287,6 @@ def main(argv: list[str] | None = None) -> Path:
         return args.out
 
 
-def weights_note(args) -> str:
-    text = f"; text encoder: {args.text_from}'s text tower, frozen" if args.text_from else " and text encoder"
-    return f"EMA (decay 0.999) of the UNet{text}; VAE as trained"
-
-
 def train(comps, args, state: dict, settings: dict, argv: list[str] | None) -> Path:
     """Both phases (or the UNet phase alone after ``--init``), then the export; a snapshot instead when asked."""
     dev, cast, gen = args.device, autocast(args.device, args.precision), torch.Generator()
@@ -337,9 +329,10 @@ def train(comps, args, state: dict, settings: dict, argv: list[str] | None) -> P
                                        canonical=None if args.canonical_ramp is None else
                                        (args.canonical_ramp, args.canonical_floor)))
     unet_phase.load_weights(unet_phase.ema)
+    text = f"; text encoder: {args.text_from}'s text tower, frozen" if args.text_from else " and text encoder"
     meta = {"command": command_line(argv), "settings": settings, "scaling_factor": state["scaling_factor"],
             "train_seconds": round(state["seconds"]),
-            "weights": weights_note(args),
+            "weights": f"EMA (decay 0.999) of the UNet{text}; VAE as trained",
             "torch": torch.__version__, "threads": torch.get_num_threads(), "calls": state["calls"]}
     if dev.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(dev)

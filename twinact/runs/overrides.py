@@ -17,9 +17,9 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from twinact.runs import commands
 from twinact.config.compose import compose_config
 from twinact.errors import TwinActError
+from twinact.runs import commands
 from twinact.runs.rundir import newest_finished_run
 
 _PREFIX = {OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++", OverrideType.DEL: "~", OverrideType.CHANGE: ""}

@@ -8,8 +8,8 @@ import logging
 import signal
 from pathlib import Path
 
-from twinact.runs.commands import resume_command
 from twinact.errors import Stopped, WriteError
+from twinact.runs.commands import resume_command
 
 log = logging.getLogger(__name__)
 
