@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -255,6 +256,8 @@ def test_pretraining_takes_a_trained_vae_and_a_frozen_clip_text_tower(tmp_path):
     (["--canonical-ramp", "10", "--captions", "known"], "--captions mixture"),
     (["--text-from", "nowhere"], "holds no CLIP"),
     (["--vae-from", "nowhere"], "holds no VAE"),
+    (["--init", "somewhere", "--vae-from", str(Path(__file__).parents[1] / "experiments/stickworld_cpu_base/vae")],
+     "brings its own VAE"),
 ])
 def test_pretraining_refuses_inconsistent_takes_and_sources_before_anything_runs(tmp_path, extra, message):
     with pytest.raises(SystemExit, match=message):

@@ -181,8 +181,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--vae-from", type=Path, default=None,
                    help="a trained VAE's diffusers folder (with its scaling_factor): skips the VAE phase")
     p.add_argument("--text-from", type=Path, default=None,
-                   help="a StickWorld CLIP folder: its text tower, frozen, is the text encoder (held-out-only words "
-                        "zeroed); default: a text encoder trained with the UNet")
+                   help="a StickWorld CLIP folder: its text tower, frozen, is the text encoder (also over --init's; "
+                        "held-out-only words zeroed); default: a text encoder trained with the UNet")
     p.add_argument("--figure-weight", type=float, default=None,
                    help="weight the UNet loss by 1 + this x the figure's edges in each latent cell (e.g. 4)")
     p.add_argument("--min-snr-gamma", type=float, default=None, help="Min-SNR loss weighting (e.g. 5)")
@@ -219,13 +219,12 @@ def parse_args(argv: list[str] | None):
         args.canonical_floor = 0.1 if args.canonical_floor is None else args.canonical_floor
         if not 0.0 <= args.canonical_floor <= 1.0:
             raise SystemExit(f"--canonical-floor {args.canonical_floor} is a share: give 0 to 1, e.g. 0.1.")
-    for flag, folder, holds, part, example in (
-            ("--vae-from", args.vae_from, "VAE", "VAE", "experiments/stickworld_cpu_base/vae"),
-            ("--text-from", args.text_from, "CLIP", "text encoder", "stickworld/data/clip")):
+    for flag, folder, holds, example in (("--vae-from", args.vae_from, "VAE", "experiments/stickworld_cpu_base/vae"),
+                                         ("--text-from", args.text_from, "CLIP", "stickworld/data/clip")):
         if folder is not None and not (folder / "config.json").is_file():
             raise SystemExit(f"{flag} {folder} holds no {holds} (config.json); give one's folder, e.g. {example}.")
-        if folder is not None and args.init is not None:
-            raise SystemExit(f"--init brings its own {part}; give {flag} or --init, not both.")
+    if args.vae_from is not None and args.init is not None:  # a frozen text tower may replace --init's encoder
+        raise SystemExit("--init brings its own VAE; give --vae-from or --init, not both.")
     args.lr = {"vae": args.vae_lr, "unet": args.unet_lr}
     return args
 
