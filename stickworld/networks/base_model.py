@@ -52,28 +52,28 @@ def build_unet() -> UNet2DConditionModel:
     )
 
 
+def caption_texts() -> list[str]:
+    """The pieces every pretraining caption is made of: actors, known actions' phrases, caption and actor templates,
+    unit, view and scene phrases, and the comma :func:`stickworld.world.units.describe` joins units with."""
+    return ([a.caption for a in ACTORS.values()] + [a.phrase for a in KNOWN_ACTIONS.values()] + list(CAPTION_TEMPLATES)
+            + [u.phrase for u in UNITS] + list(VIEW_PHRASE.values()) + list(SCENE_PHRASES.values())
+            + list(ACTOR_TEMPLATES) + [", "])
+
+
+def _ids(tokenizer: CLIPTokenizer, texts) -> set[int]:
+    return {i for t in texts for i in tokenizer(t.format(actor="", action=""), add_special_tokens=False).input_ids}
+
+
 def vocabulary_ids(tokenizer: CLIPTokenizer) -> list[int]:
     """Token ids of every word a StickWorld caption or action phrase can contain (held-out phrases included:
     their rows get a random start like any word, but pretraining never shows them, so they stay untrained)."""
-    texts = ([a.caption for a in ACTORS.values()] + [a.phrase for a in ACTIONS.values()] + list(CAPTION_TEMPLATES)
-             + [u.phrase for u in UNITS] + list(VIEW_PHRASE.values()) + list(SCENE_PHRASES.values())
-             + list(ACTOR_TEMPLATES) + [", "])  # describe() joins units with commas
-    ids = {tokenizer.bos_token_id, tokenizer.eos_token_id}
-    for text in texts:
-        ids.update(tokenizer(text.format(actor="", action=""), add_special_tokens=False).input_ids)
-    return sorted(ids)
+    heldout = [a.phrase for a in ACTIONS.values() if a.name not in KNOWN_ACTIONS]
+    return sorted(_ids(tokenizer, caption_texts() + heldout) | {tokenizer.bos_token_id, tokenizer.eos_token_id})
 
 
 def heldout_only_ids(tokenizer: CLIPTokenizer) -> list[int]:
     """Token ids that only held-out action names use: words no pretraining caption contains."""
-    mixture_texts = ([a.caption for a in ACTORS.values()] + [a.phrase for a in KNOWN_ACTIONS.values()]
-                     + list(CAPTION_TEMPLATES) + [u.phrase for u in UNITS] + list(VIEW_PHRASE.values())
-                     + list(SCENE_PHRASES.values()) + list(ACTOR_TEMPLATES) + [", "])
-
-    def ids(texts):
-        return {i for t in texts for i in tokenizer(t.format(actor="", action=""), add_special_tokens=False).input_ids}
-
-    return sorted(ids(a.phrase for a in HELDOUT_ACTIONS.values()) - ids(mixture_texts))
+    return sorted(_ids(tokenizer, (a.phrase for a in HELDOUT_ACTIONS.values())) - _ids(tokenizer, caption_texts()))
 
 
 def text_encoder_from_clip(folder: str, tokenizer: CLIPTokenizer) -> CLIPTextModel:
