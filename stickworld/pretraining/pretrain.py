@@ -295,9 +295,9 @@ def train(comps, args, state: dict, settings: dict, argv: list[str] | None) -> P
         return vae_loss(comps.vae, model_range(item["pixels"].to(dev, non_blocking=True)), cast, args.vae_edge_weight)
 
     if args.vae_from:
-        trained = AutoencoderKL.from_pretrained(str(args.vae_from))
-        comps.vae.load_state_dict(trained.state_dict())
-        state.setdefault("scaling_factor", trained.config.scaling_factor)
+        given = AutoencoderKL.from_pretrained(str(args.vae_from))
+        comps.vae.load_state_dict(given.state_dict())
+        state.setdefault("scaling_factor", given.config.scaling_factor)
     elif args.init:  # the VAE (and its scale) come with the initial model
         state.setdefault("scaling_factor", comps.vae.config.scaling_factor)
     elif state.get("vae", 0) < args.vae_steps:
@@ -311,8 +311,8 @@ def train(comps, args, state: dict, settings: dict, argv: list[str] | None) -> P
     comps.vae.register_to_config(scaling_factor=state["scaling_factor"])
     comps.vae.requires_grad_(False).eval()
 
-    trained = {"unet": comps.unet} | ({} if args.text_from else {"text_encoder": comps.text_encoder})
-    unet_phase = Phase("unet", trained, args.unet_lr, ema=True)
+    learners = {"unet": comps.unet} | ({} if args.text_from else {"text_encoder": comps.text_encoder})
+    unet_phase = Phase("unet", learners, args.unet_lr, ema=True)
     if args.snapshot:
         return snapshot(unet_phase, comps, args, state, argv)
 
