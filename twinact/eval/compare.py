@@ -17,7 +17,8 @@ from twinact.config.compose import flatten
 from twinact.errors import TwinActError
 from twinact.eval.stats import mean_ci95
 from twinact.runs.commands import override
-from twinact.runs.rundir import FAILED_MARK, is_finished
+from twinact.runs.files import RunFiles
+from twinact.runs.rundir import is_finished
 
 IGNORED = ("run_dir", "run_name", "ckpt_path", "cache_dir", "seed", "callbacks.", "logger.", "trainer.enable_progress")
 
@@ -36,12 +37,12 @@ def training_metrics(run_dir: Path, tail: float = 0.2) -> dict:
 
 def run_status(run: Path) -> str | None:
     """Why a local run is not a result (yet): failed or unfinished; None for a finished one."""
-    if (run / FAILED_MARK).is_file():
-        reason = (run / FAILED_MARK).read_text().strip().splitlines()
+    if RunFiles(run).failed.is_file():
+        reason = RunFiles(run).failed.read_text().strip().splitlines()
         return f"failed ({reason[0]})" if reason else "failed"
     if is_finished(run):
         return None
-    cfg = OmegaConf.load(run / "config.yaml")
+    cfg = OmegaConf.load(RunFiles(run).config)
     m = cfg.method
     total = m.stage1.steps + (m.stage2.steps if m.get("lora") else 0)
     steps = [int(r["step"]) for path in run.glob("logs/*/metrics.csv")
@@ -54,17 +55,17 @@ def load_local(run_dirs: list[Path], include: str = "finished") -> tuple[list[di
     (`run_status`); and the runs left out, with why (`include="all"` keeps failed and unfinished runs)."""
     records, notes = [], []
     for run in run_dirs:
-        if not (run / "config.yaml").is_file():
+        if not RunFiles(run).config.is_file():
             notes.append((str(run), "not a twinact run (no config.yaml)"))
             continue
         status = run_status(run)
         if status and include == "finished":
             notes.append((str(run), status))
             continue
-        config = flatten(OmegaConf.to_container(OmegaConf.load(run / "config.yaml"), resolve=False))
+        config = flatten(OmegaConf.to_container(OmegaConf.load(RunFiles(run).config), resolve=False))
         metrics = training_metrics(run)
-        if (run / "eval" / "metrics.json").is_file():
-            metrics.update(json.loads((run / "eval" / "metrics.json").read_text()).get("aggregate", {}))
+        if RunFiles(run).metrics.is_file():
+            metrics.update(json.loads(RunFiles(run).metrics.read_text()).get("aggregate", {}))
         records.append({"run": str(run), "config": config, "metrics": metrics, "status": status})
     return records, notes
 
@@ -199,8 +200,8 @@ def _plot(keys: list[str], metrics: list[str], rows: list[dict], path: Path) -> 
 def runs_of_group(root: Path, run_group: str | None) -> list[Path]:
     """Run dirs under `root` whose recorded config has `run_group` (wherever they were written); None: every run."""
     found = []
-    for path in sorted(root.glob("**/config.yaml")):
-        if path.parent.name == "_compare" or not (path.parent / "meta.json").is_file():  # twinact runs record both
+    for path in sorted(root.glob(f"**/{RunFiles(root).config.name}")):
+        if path.parent.name == "_compare" or not RunFiles(path.parent).meta.is_file():  # twinact runs record both
             continue
         if run_group is None or OmegaConf.load(path).get("run_group") == run_group:
             found.append(path.parent)

@@ -25,6 +25,7 @@ from twinact.model.models import pipeline_class
 from twinact.release.export_check import check_export
 from twinact.release.model_card import write_card
 from twinact.release.webui import SDXL_KEYS, write_webui_files
+from twinact.runs.files import EXPORT_INFO, EXPORT_STATE, LORA_WEIGHTS
 from twinact.space.placeholder import token_filename
 
 
@@ -42,7 +43,7 @@ def export_action(out_dir: Path, *, tokens: list[str], vectors, embeddings: list
         meta: goes to `twinact.json`; needs `action`, `base_model`, `example_prompt`, `steps`, `guidance_scale`,
             `resolution`, `model` and `config` (the card is written from it).
     """
-    if (out_dir / "twinact.json").is_file():
+    if (out_dir / EXPORT_INFO).is_file():
         raise FileExistsError(f"{out_dir} already holds an export")
     is_xl = len(embeddings) > 1
     # clone: SDXL's two MLP sets share one action feature, and safetensors refuses shared storage
@@ -71,9 +72,9 @@ def export_action(out_dir: Path, *, tokens: list[str], vectors, embeddings: list
                 unet_lora_adapter_metadata=_stable(lora_config.to_dict()),
             )
         write_webui_files(partial, meta["action"], embeddings, lora, lora_config)
-        save_file(state, str(partial / "twinact_state.safetensors"))
+        save_file(state, str(partial / EXPORT_STATE))
         info = {"tokens": tokens, "sdxl": is_xl, "lora": lora_config is not None, **meta}
-        (partial / "twinact.json").write_text(json.dumps(info, indent=2, default=str))
+        (partial / EXPORT_INFO).write_text(json.dumps(info, indent=2, default=str))
         write_card(partial, location=out_dir)
         for path in [partial, *partial.rglob("*")]:  # colleagues read exports (safetensors writes them 0600)
             path.chmod(0o755 if path.is_dir() else 0o644)
@@ -107,6 +108,6 @@ def load_into_pipeline(pipe, export_dir: Path, model: dict | None = None) -> lis
                                         tokenizer=pipe.tokenizer_2)
         else:
             pipe.load_textual_inversion(str(path))
-    if (export_dir / "pytorch_lora_weights.safetensors").is_file():
+    if (export_dir / LORA_WEIGHTS).is_file():
         pipe.load_lora_weights(str(export_dir))
     return info["tokens"]

@@ -16,6 +16,7 @@ from safetensors import safe_open
 
 from twinact.errors import TwinActError
 from twinact.release.webui import SDXL_KEYS, webui_name
+from twinact.runs.files import EXPORT_INFO, EXPORT_STATE, LORA_WEIGHTS
 from twinact.space.placeholder import token_filename
 
 INFO_KEYS = ("tokens", "sdxl", "lora")
@@ -28,7 +29,7 @@ def _reexport(export_dir: Path) -> str:
 
 def read_info(export_dir: Path) -> dict:
     """`twinact.json`, with the keys loading needs."""
-    path = export_dir / "twinact.json"
+    path = export_dir / EXPORT_INFO
     try:
         info = json.loads(path.read_text())
     except (OSError, ValueError) as err:
@@ -67,11 +68,11 @@ def check_export(export_dir: Path, pipe, model: dict | None = None) -> dict:
     export_dir = Path(export_dir)
     info = read_info(export_dir)
     if model is not None and info.get("model") is not None and info["model"] != model:
-        raise _mismatch(export_dir / "twinact.json", export_dir,
+        raise _mismatch(export_dir / EXPORT_INFO, export_dir,
                         f"names base model {info['model'].get('name')!r} ({info.get('base_model')})")
     encoders = [pipe.text_encoder] + ([pipe.text_encoder_2] if info["sdxl"] else [])
     if info["sdxl"] != (getattr(pipe, "text_encoder_2", None) is not None):
-        raise _mismatch(export_dir / "twinact.json", export_dir, f"is an {'SDXL' if info['sdxl'] else 'SD1.5'} export")
+        raise _mismatch(export_dir / EXPORT_INFO, export_dir, f"is an {'SDXL' if info['sdxl'] else 'SD1.5'} export")
     dims = [enc.get_input_embeddings().weight.shape[1] for enc in encoders]
     for token in info["tokens"]:
         path = export_dir / "textual_inversion" / f"{token_filename(token)}.safetensors"
@@ -79,7 +80,7 @@ def check_export(export_dir: Path, pipe, model: dict | None = None) -> dict:
         found = _shapes(path, export_dir)
         if found != expected:
             raise _mismatch(path, export_dir, f"holds {found} where {expected} was expected")
-    state = export_dir / "twinact_state.safetensors"
+    state = export_dir / EXPORT_STATE
     if state.is_file():
         shapes = _shapes(state, export_dir)
         for i, dim in enumerate(dims):
@@ -88,7 +89,7 @@ def check_export(export_dir: Path, pipe, model: dict | None = None) -> dict:
                 raise _mismatch(state, export_dir, f"holds embeddings.{i} of shape {list(got)} where "
                                                    f"{[len(info['tokens']), dim]} was expected")
     if info["lora"]:
-        _check_lora(export_dir / "pytorch_lora_weights.safetensors", export_dir, pipe.unet)
+        _check_lora(export_dir / LORA_WEIGHTS, export_dir, pipe.unet)
     return info
 
 

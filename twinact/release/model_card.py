@@ -12,6 +12,7 @@ from pathlib import Path
 
 from twinact.release.webui import EMBEDDING_DIR, LORA_DIR, webui_name
 from twinact.runs.commands import command, override
+from twinact.runs.files import EXPORT_INFO
 from twinact.space.placeholder import token_filename
 
 CARD = "README.md"
@@ -109,7 +110,7 @@ def write_card(export_dir: Path, metrics: dict | None = None, location: Path | N
             written sits in a temporary folder until it is renamed into place).
     """
     export_dir = Path(export_dir)
-    info = json.loads((export_dir / "twinact.json").read_text())
+    info = json.loads((export_dir / EXPORT_INFO).read_text())
     tmp = export_dir / f".{CARD}.tmp"
     tmp.write_text(render_card(info, Path(location or export_dir), metrics))
     tmp.chmod(0o644)

@@ -23,6 +23,7 @@ from twinact.release.export import load_into_pipeline
 from twinact.release.export_check import check_export, read_info
 from twinact.runs.commands import override
 from twinact.runs.console import CountProgress
+from twinact.runs.files import LORA_WEIGHTS, RunFiles
 from twinact.runs.rundir import allocate_run_dir, newest_finished_run
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def sample_run(run_dir: str, prompts: list[str] | None = None, *, num_images: in
     """
     check_sampling(num_images, steps, guidance_scale)
     run = Path(run_dir)
-    info, cfg = export_info(run), OmegaConf.load(run / "config.yaml")
+    info, cfg = export_info(run), OmegaConf.load(RunFiles(run).config)
     prompts = list(prompts or [p.format(" ".join(info["tokens"])) for p in cfg.action.eval_prompts])
     warn_without_placeholders(prompts, info["tokens"])
     edit = compose or (adjust and adjust.get("component") is not None)
@@ -114,11 +115,11 @@ def sample_run(run_dir: str, prompts: list[str] | None = None, *, num_images: in
     model = OmegaConf.to_container(cfg.model, resolve=True)
     if edit:
         for other in [Path(r) for r in compose or [run]]:
-            check_export(other / "export", pipe, model)
+            check_export(RunFiles(other).export, pipe, model)
         _load_space_edit(pipe, comps, run, [Path(r) for r in compose or [run]], weights, adjust)
     else:
-        load_into_pipeline(pipe, run / "export", model)
-    out = allocate_run_dir(out_dir or run / "samples" / time.strftime("%Y-%m-%d_%H-%M-%S"))
+        load_into_pipeline(pipe, RunFiles(run).export, model)
+    out = allocate_run_dir(out_dir or RunFiles(run).samples / time.strftime("%Y-%m-%d_%H-%M-%S"))
     (out / "prompts.txt").write_text("\n".join(prompts) + "\n")
     todo = [{"prompt": p, "seed": seed + j, "file": f"{i:02d}_{j:02d}.png"}
             for i, p in enumerate(prompts) for j in range(num_images)]
@@ -173,11 +174,11 @@ def export_info(run: Path) -> dict:
     """The export's `twinact.json` of a finished run, with the render defaults of exports written before they were
     recorded."""
     check_finished(run)
-    return {"steps": 25, "guidance_scale": 7.5, **read_info(run / "export")}
+    return {"steps": 25, "guidance_scale": 7.5, **read_info(RunFiles(run).export)}
 
 
 def check_finished(run: Path) -> None:
-    if not (run / "config.yaml").is_file() or not (run / "export" / "twinact.json").is_file():
+    if not RunFiles(run).config.is_file() or not RunFiles(run).export_info.is_file():
         newest = newest_finished_run()
         raise TwinActError(f"{run} is not a finished twinact run (it needs config.yaml and export/twinact.json); "
                            + (f"the newest one here is {override('run', newest)}." if newest else
@@ -187,7 +188,7 @@ def check_finished(run: Path) -> None:
 def base_pipeline(run: Path):
     """(pipeline on the run's frozen base model, the run's config, the components) for a finished run."""
     check_finished(run)
-    cfg = OmegaConf.load(run / "config.yaml")
+    cfg = OmegaConf.load(RunFiles(run).config)
     comps = load_model(cfg.model, cfg.trainer.precision if torch.cuda.is_available() else "32-true")
     return make_pipeline(comps).to("cuda" if torch.cuda.is_available() else "cpu"), cfg, comps
 
@@ -207,8 +208,8 @@ def _load_space_edit(pipe, comps, run: Path, runs: list[Path], weights: list[flo
             pipe.load_textual_inversion(emb[slot].clone(), token=token, text_encoder=enc, tokenizer=tok)
     names = []
     for i, r in enumerate(runs):
-        if (r / "export" / "pytorch_lora_weights.safetensors").is_file():
-            pipe.load_lora_weights(str(r / "export"), adapter_name=f"run{i}")
+        if (RunFiles(r).export / LORA_WEIGHTS).is_file():
+            pipe.load_lora_weights(str(RunFiles(r).export), adapter_name=f"run{i}")
             names.append((f"run{i}", weights[i]))
     if names:
         pipe.set_adapters([n for n, _ in names], adapter_weights=[w for _, w in names])

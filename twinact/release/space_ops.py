@@ -16,16 +16,17 @@ from safetensors.torch import load_file
 
 from twinact.errors import TwinActError
 from twinact.method.assembly import build_space
+from twinact.runs.files import EXPORT_INFO, EXPORT_STATE, RunFiles
 from twinact.space.placeholder import cap_norm, init_word_rows, offsets_for
 
 
 def load_run_coefficients(run_dir: Path) -> tuple[dict, list[torch.Tensor]]:
     """(export metadata, [slots, K] coefficients per vector module) of a finished action-space run."""
-    export = Path(run_dir) / "export"
-    if not (export / "twinact.json").is_file():
+    export = RunFiles(Path(run_dir)).export
+    if not (export / EXPORT_INFO).is_file():
         raise TwinActError(f"{run_dir} is not a finished twinact run (no export/twinact.json).")
-    meta = json.loads((export / "twinact.json").read_text())
-    state = load_file(str(export / "twinact_state.safetensors"))
+    meta = json.loads((export / EXPORT_INFO).read_text())
+    state = load_file(str(export / EXPORT_STATE))
     coeffs = [state[k] for k in sorted(state) if k.startswith("coefficients.")]
     if not coeffs:
         raise TwinActError(f"{run_dir} was trained with method={meta['fingerprint'].get('method')}, which has no "
@@ -102,8 +103,9 @@ def embeddings(coefficients: list[torch.Tensor], basis: torch.Tensor, offsets: t
 
 def run_space_embeddings(run_dir: Path, comps, coefficients: list[torch.Tensor]) -> list[torch.Tensor]:
     """Turn coefficients into placeholder embeddings in `run_dir`'s action space (rebuilt or read from the cache)."""
-    cfg = OmegaConf.load(Path(run_dir) / "config.yaml")
-    meta = json.loads((Path(run_dir) / "export" / "twinact.json").read_text())
+    files = RunFiles(Path(run_dir))
+    cfg = OmegaConf.load(files.config)
+    meta = json.loads(files.export_info.read_text())
     space = build_space(cfg, comps, len(meta["tokens"]))
     if space.fingerprint() != meta["fingerprint"]["action_space"]:
         raise TwinActError(f"The action space rebuilt for {run_dir} differs from the one it was trained in; "

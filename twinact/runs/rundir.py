@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from twinact.config.compose import flatten
 from twinact.errors import TwinActError
+from twinact.runs.files import FAILED_MARK, RunFiles  # noqa: F401 (FAILED_MARK: training's import)
 
 log = logging.getLogger(__name__)
 
@@ -213,11 +214,8 @@ def resume_mode(cfg: DictConfig) -> str:
     return mode
 
 
-FAILED_MARK = "FAILED"  # written in a run dir whose training diverged, holding the error
-
-
 def is_finished(run_dir: Path) -> bool:
-    return (run_dir / "export" / "twinact.json").is_file()
+    return RunFiles(run_dir).export_info.is_file()
 
 
 def newest_finished_run(root: Path = Path("runs")) -> Path | None:
