@@ -74,7 +74,7 @@ def _evaluation(metrics: dict | None, export_dir: Path) -> list[str]:
         f"| {k} | {agg[k]:.4f} | ± {agg[k + '_ci95']:.4f} |" for k in names]
 
 
-def render_card(info: dict, export_dir: Path, metrics: dict | None = None) -> str:
+def card_markdown(info: dict, export_dir: Path, metrics: dict | None = None) -> str:
     """The card's Markdown for an export whose `twinact.json` is `info`."""
     name, tokens = webui_name(info["action"]), " ".join(info["tokens"])
     webui_prompt = info["example_prompt"].replace(tokens, name)
@@ -112,7 +112,7 @@ def write_card(export_dir: Path, metrics: dict | None = None, location: Path | N
     export_dir = Path(export_dir)
     info = json.loads((export_dir / EXPORT_INFO).read_text())
     tmp = export_dir / f".{CARD}.tmp"
-    tmp.write_text(render_card(info, Path(location or export_dir), metrics))
+    tmp.write_text(card_markdown(info, Path(location or export_dir), metrics))
     tmp.chmod(0o644)
     os.replace(tmp, export_dir / CARD)
     return export_dir / CARD
