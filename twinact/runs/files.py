@@ -12,6 +12,7 @@ from pathlib import Path
 EXPORT_INFO = "twinact.json"  # in an export: what was trained and how to prompt it (sample.py reads it first)
 EXPORT_STATE = "twinact_state.safetensors"  # in an export: MLPs, action feature, basis (to re-derive the tokens)
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # diffusers' own name, so load_lora_weights finds it by folder
+LAST_CHECKPOINT = "last.ckpt"  # Lightning's ModelCheckpoint(save_last=True) writes this name
 FAILED_MARK = "FAILED"  # in a run dir whose training diverged, holding the error
 
 
@@ -41,7 +42,7 @@ class RunFiles:
 
     @property
     def last_checkpoint(self) -> Path:
-        return self.checkpoints / "last.ckpt"
+        return self.checkpoints / LAST_CHECKPOINT
 
     @property
     def export(self) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from twinact.errors import Stopped, WriteError
 from twinact.runs.commands import resume_command
+from twinact.runs.files import RunFiles
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 def stopped(handler: logging.Handler, signum: int, step: int, total: int, run_dir: Path) -> Stopped:
     """Record in train.log why the run stopped; returns the error whose one line the entry point prints."""
     message = (f"{signal.Signals(signum).name} at step {step} of {total}: wrote "
-               f"{run_dir / 'checkpoints' / 'last.ckpt'}. Continue with: {resume_command(run_dir)}")
+               f"{RunFiles(run_dir).last_checkpoint}. Continue with: {resume_command(run_dir)}")
     to_log_file(handler, logging.WARNING, message)
     return Stopped(message, signum)
 

@@ -17,6 +17,7 @@ import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from twinact.errors import TwinActError, WriteError
+from twinact.runs.files import LAST_CHECKPOINT
 
 log = logging.getLogger(__name__)
 _STEP = re.compile(r"step(\d+)\.ckpt$")
@@ -59,7 +60,7 @@ def newest_readable(folder: Path) -> tuple[Path, dict] | None:
     one, older than the periodic checkpoint written just before. Its step is known only by reading it.
     """
     torn: list[str] = []
-    last = _read(folder / "last.ckpt", torn) if (folder / "last.ckpt").is_file() else None
+    last = _read(folder / LAST_CHECKPOINT, torn) if (folder / LAST_CHECKPOINT).is_file() else None
     last_step = last[1]["global_step"] if last else -1
     found = next((f for step, path in periodic(folder) if step > last_step and (f := _read(path, torn))), None)
     if found and last:
