@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import torch
 import pytest
 from conftest import one_thread
 from PIL import Image
@@ -123,3 +124,27 @@ def test_pose_encoder_separates_actions_not_actors():
     same_action = (feats[0] - feats[1]).norm()
     same_actor = (feats[0] - feats[2]).norm()
     assert same_action < 0.5 * same_actor
+
+
+def test_scorer_reads_with_the_judges_it_is_given(tmp_path):
+    from types import SimpleNamespace
+
+    from stickworld.networks import judges
+    from stickworld.protocol.scoring import StickWorldScorer
+
+    rng = np.random.default_rng(5)
+    shots = [sample(rng, "heldout") for _ in range(4)]
+    action = shots[0]["action"]
+    images, jobs = [s["image"] for s in shots], [{"actor": "a robot"}] * len(shots)
+    suite = SimpleNamespace(actors=[SimpleNamespace(name="a robot", id="robot")])
+    run_cfg = SimpleNamespace(action=SimpleNamespace(name=action, image_dir=f"pkg://stickworld/exemplars/{action}"))
+    shipped = StickWorldScorer(clip=None)(images, jobs, suite, run_cfg, [])[0]
+    given = StickWorldScorer(clip=None, judges=str(judges.DEFAULT_WEIGHTS))(images, jobs, suite, run_cfg, [])[0]
+    assert given == shipped
+    other = judges.load()
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(0.5)
+    judges.save(other, tmp_path / "judges.safetensors")
+    halved = StickWorldScorer(clip=None, judges=str(tmp_path))(images, jobs, suite, run_cfg, [])[0]
+    assert halved["pose_distance"] != shipped["pose_distance"]

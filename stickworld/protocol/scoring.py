@@ -30,6 +30,7 @@ import torch
 from PIL import Image
 
 from stickworld.networks import clip_model, judges
+from stickworld.networks.judges import load as load_judges
 from stickworld.world.actions import ACTIONS, HELDOUT_ACTIONS, get_action
 from stickworld.world.actors import ACTORS, get_actor
 from stickworld.world.exemplars import load_meta
@@ -143,11 +144,14 @@ class StickWorldScorer:
     Args:
         device: unused (the judges are small enough for the CPU); kept so every scorer takes the same arguments.
         clip: the StickWorld CLIP of the `*_clip` metrics (:func:`clip_scores`); null leaves them out.
+        judges: the judges' weights (a file, or a folder holding `judges.safetensors`); null: the shipped ones. A base
+            model with another VAE is read by judges trained through that VAE.
     """
 
-    def __init__(self, device: str = "cpu", clip: str | None = CLIP):
+    def __init__(self, device: str = "cpu", clip: str | None = CLIP, judges: str | None = None):
         self.device, self.clip = device, clip
-        self.description = "StickWorld judges (stickworld/data/judges.safetensors)" + (
+        self.judges = None if judges is None else load_judges(package_path(judges))
+        self.description = f"StickWorld judges ({judges or 'stickworld/data/judges.safetensors'})" + (
             f" and CLIP `{clip}`" if clip else "")
 
     def __call__(self, images: list[Image.Image], jobs: list[dict], suite, run_cfg,
@@ -159,7 +163,7 @@ class StickWorldScorer:
         ids = {a.name: a.id for a in suite.actors}
         exemplar_actors = load_meta(run_cfg.action.image_dir).get("actors", [])
         actors = [ids[j["actor"]] for j in jobs]
-        scores = score_images(images, actors, action, exemplar_actors)
+        scores = score_images(images, actors, action, exemplar_actors, self.judges)
         keys = ("s_action", "action_correct", "pose_distance", "error_arms", "error_legs", "error_torso", "s_actor",
                 "leakage", "actor_correct")
         if self.clip:
