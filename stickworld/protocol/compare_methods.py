@@ -5,7 +5,7 @@ trains each (action, method, seed) point with ``experiment=stickworld`` through 
 ``train.py``, evaluates it on ``eval_suite=stickworld`` (actors the exemplars do not show, several seeds), then writes:
 
 - ``table.md`` / ``table.csv``: methods x the metrics of :mod:`stickworld.protocol.tables`, mean ± 95% interval over
-  (action, evaluation seed) units, with the unit count n;
+  (action, evaluation seed) replicates, with the replicate count n;
 - ``per_action.md``: Action acc. and S_Action per action and method;
 - ``grid_<action>.png``: the exemplars, the true pose on each evaluation actor, then one row per method.
 
@@ -86,17 +86,17 @@ def run_point(overrides: list[str]) -> dict:
     return json.loads((Path(result.run_dir) / "eval" / "metrics.json").read_text())
 
 
-def method_units(results: dict[tuple[str, str, int], dict]) -> dict[str, dict[tuple, dict]]:
-    """method -> (action, evaluation seed) -> the unit's metric means (over its actors and prompts), pooling training
-    seeds: with one training seed per point, the evaluation seeds are the independent draws there are."""
-    units: dict[str, dict[tuple, dict]] = {}
+def method_replicates(results: dict[tuple[str, str, int], dict]) -> dict[str, dict[tuple, dict]]:
+    """method -> (action, evaluation seed) -> the replicate's metric means (over its actors and prompts), pooling
+    training seeds: with one training seed per point, the evaluation seeds are the independent repeats there are."""
+    replicates: dict[str, dict[tuple, dict]] = {}
     for (action, method, _), res in results.items():
         by_seed: dict[int, list[dict]] = {}
         for img in res["per_image"]:
             by_seed.setdefault(img["seed"], []).append(img)
         for seed, images in by_seed.items():
-            units.setdefault(method, {})[(action, seed)] = tables.unit_means(images)
-    return units
+            replicates.setdefault(method, {})[(action, seed)] = tables.replicate_means(images)
+    return replicates
 
 
 def write_grid(out: Path, action: str, run_dirs: dict[str, Path], bench, image_dir: str | None = None,
@@ -159,14 +159,14 @@ def main(argv: list[str] | None = None) -> Path:
                                     args.overrides + [f"action.image_dir={exemplar_dir(action, rendered)}"])
         results[(action, method, seed)] = run_point(overrides)
         run_dirs.setdefault(action, {}).setdefault(method, run_dir)
-    units = method_units(results)
-    rows = tables.summarize(units, {m: list(args.seeds) for m in units})
-    per_action = tables.per_action_means(units)
+    replicates = method_replicates(results)
+    rows = tables.summarize(replicates, {m: list(args.seeds) for m in replicates})
+    per_action = tables.per_action_means(replicates)
     bench = compose_config(["experiment=stickworld"]).eval_suite
     header = (f"Command: `{command}`\n\n{len(args.actions)} held-out actions x {len(args.seeds)} training seed(s); "
-              f"a unit is one (action, evaluation seed), averaged over {len(bench.actors)} actors x "
-              f"{len(bench.templates)} prompts; mean ± 95% t-interval over units; {args.steps} optimizer steps per "
-              "method. Judges: stickworld/data/judges.safetensors.")
+              f"a replicate is one (action, evaluation seed), averaged over {len(bench.actors)} actors x "
+              f"{len(bench.templates)} prompts; mean ± 95% t-interval over replicates; {args.steps} optimizer steps "
+              "per method. Judges: stickworld/data/judges.safetensors.")
     tables.write(args.out, rows, per_action, header)
     for action in args.grid_actions:
         if action in run_dirs:
