@@ -203,7 +203,7 @@ def test_decoder_finetune_keeps_the_encoder_and_writes_the_decoder_into_the_expo
     from stickworld.pretraining import decoder_finetune
 
     torch.set_num_threads(1)
-    with pytest.raises(SystemExit, match="not there yet"):  # before the VAE stage, without --wait
+    with pytest.raises(SystemExit, match="not there yet"):  # before the VAE phase, without --wait
         decoder_finetune.main(["--vae-from", str(tmp_path / "w"), "--work", str(tmp_path / "d")])
     pretrain.main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")] + TINY)
     before = AutoencoderKL.from_pretrained(str(tmp_path / "o" / "vae"))

@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--width", type=int, default=16, help="channels of the first conv stage")
+    p.add_argument("--width", type=int, default=16,
+                   help="channels of the stem (the first conv); the blocks after it double them, up to 4x")
     p.add_argument("--heldout-frac", type=float, default=0.4, help="fraction of training samples from held-out")
     p.add_argument("--free-frac", type=float, default=0.0,
                    help="fraction of training samples that are free poses of the grammar (the rest: known)")
