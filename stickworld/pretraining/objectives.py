@@ -55,7 +55,7 @@ def unet_loss(comps, x: torch.Tensor, ids: torch.Tensor, gen: torch.Generator, m
     backdrop-dominated image, so an unweighted loss spends most of its gradient on skies and floors."""
     with torch.no_grad(), cast():
         latents = comps.vae.encode(x).latent_dist.mean.float() * comps.vae.config.scaling_factor
-    # Drawn on the CPU generator whatever the device: the same noise and timesteps as a CPU run of this step.
+    # Generated on the CPU generator whatever the device: the same noise and timesteps as a CPU run of this step.
     noise = torch.randn(latents.shape, generator=gen).to(latents.device)
     t = torch.randint(0, comps.noise_scheduler.config.num_train_timesteps, (len(x),), generator=gen)
     t = t.to(latents.device)

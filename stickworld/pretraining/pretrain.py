@@ -19,7 +19,7 @@ export is a plain diffusers folder (fp32 weights, the DDIM sampler) plus ``pretr
 where each part ran).
 
 ``--device cuda`` trains on a GPU, under bf16 autocast by default (trainable weights and the EMA stay fp32; the
-noise and timesteps are still drawn on the CPU, so they are those of a CPU run). Device, precision and workers say
+noise and timesteps are still generated on the CPU, so they are those of a CPU run). Device, precision and workers say
 how a run is computed, not what it learns from, so a run may be resumed with other ones; each call is recorded.
 """
 

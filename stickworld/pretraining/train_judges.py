@@ -6,10 +6,10 @@
 once the final weights are saved.
 
 The judges train on BOTH known and held-out actions, and with ``--free-frac`` on free poses of the pose grammar
-(:mod:`stickworld.world.units`, drawn as :mod:`stickworld.pretraining.mixture` draws them). That is deliberate: they
+(:mod:`stickworld.world.units`, picked as :mod:`stickworld.pretraining.mixture` picks them). That is deliberate: they
 measure whether a generation shows the held-out pose, so they must recognise it, and a model pretrained on the mixture
-draws free poses too; they are not the diffusion model, whose pretraining must never see held-out actions, and nothing
-they learn flows into it. ``--free-frac`` defaults to 0, which draws exactly the batches of the runs recorded before
+renders free poses too; they are not the diffusion model, whose pretraining must never see held-out actions, and nothing
+they learn flows into it. ``--free-frac`` defaults to 0, which gives exactly the batches of the runs recorded before
 free poses existed. Metrics are reported over the whole evaluation set and per kind (``known``, ``heldout``, ``free``).
 Every training batch is rendered fresh from a seed derived from (``--seed``, step), so there is no training set to
 overfit and a resumed run sees exactly the batches an unbroken one would. Evaluation uses a fixed set rendered from
@@ -54,7 +54,7 @@ def render_batch(rng: np.random.Generator, n: int, heldout_frac: float,
 
     Each sample is a held-out action with probability ``heldout_frac``, a free pose with ``free_frac`` and else a
     known action; kinds index :data:`KINDS`. Held-out actions are oversampled because there are few of them yet
-    they are what the judges are for. With ``free_frac`` 0 the draws are those of the runs made before free poses.
+    they are what the judges are for. With ``free_frac`` 0 the samples are those of the runs made before free poses.
     """
     if heldout_frac + free_frac > 1:
         raise ValueError(f"heldout_frac + free_frac must be <= 1, got {heldout_frac} + {free_frac}")

@@ -15,7 +15,7 @@ finished points are skipped), evaluates it on ``eval_suite=stickworld`` and writ
   renders when told the pose); its replicates are (action, evaluation seed). ``Action acc. / upper bound`` divides
   each row's accuracy by it, action by action.
 - ``positive_control`` is TwinAct learning known actions (:mod:`stickworld.protocol.positive_control`) with their own
-  phrase removed from the action space: a method that cannot recover an action the base model draws is broken.
+  phrase removed from the action space: a method that cannot recover an action the base model renders is broken.
 - ``--curve-steps 100 200 ...`` trains each row at several budgets (use ``--split dev``) and plots action accuracy
   against leakage per row (``curves.png``, ``curves.json``): the trade-off at matched accuracy.
 """

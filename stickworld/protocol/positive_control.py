@@ -1,6 +1,6 @@
 """The benchmark's positive control: a known action learned from exemplars, its own phrase removed from the space.
 
-The base model draws these actions when named, so a method that learns from exemplars at all should recover them;
+The base model renders these actions when named, so a method that learns from exemplars at all should recover them;
 removing the action's phrase from the action space means the space cannot hand the answer over as one of its
 directions. A row that fails here fails for a reason of its own, not because the action is beyond the base model.
 Exemplars are rendered like the held-out ones (five renders by the superhero, a function of the action's position
@@ -19,7 +19,7 @@ from stickworld.world.actions import KNOWN_ACTIONS
 from stickworld.world.drawing import render
 from stickworld.world.exemplars import PER_ACTION
 
-# Known actions the shipped base model draws by name at >= 0.94 (stickworld/data/base/quality.json), of the whole
+# Known actions the shipped base model renders by name at >= 0.94 (stickworld/data/base/quality.json), of the whole
 # body, the legs and the arms.
 CONTROL_ACTIONS = ("squatting", "jumping_jack", "handstand")
 CONTROL_ACTORS = ("superhero",)

@@ -131,7 +131,7 @@ def load_heldout(path: str | Path = HELDOUT_FILE) -> dict[str, Action]:
 
     ``pose`` holds :class:`Pose` fields (joint angles in degrees, view, lift); ``split`` is ``dev`` (for tuning
     anything) or ``test`` (only ever reported); ``units`` (optional) is the pose's description in the pose grammar
-    (:mod:`stickworld.world.units`), used to check that the base model can draw it. Adding an entry adds an action.
+    (:mod:`stickworld.world.units`), used to check that the base model can render it. Adding an entry adds an action.
     """
     entries = json.loads(Path(path).read_text())
     out = {}
