@@ -130,7 +130,7 @@ def restore_actions():
 
 
 def test_a_users_actions_file_runs_end_to_end(tmp_path, restore_actions):
-    """A held-out action from the user's own file: its exemplars rendered from the file, trained, scored against its
+    """A held-out action from the user's own file: its exemplars drawn from the file, trained, scored against its
     own pose, the upper bound from its units, a grid; nothing in the package edited."""
     from stickworld.protocol import compare_methods
     from stickworld.world import units

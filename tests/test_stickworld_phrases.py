@@ -62,7 +62,7 @@ def test_candidates_have_the_poses_the_phrase_names():
 
 
 class DrawPoses:
-    """Stand-in for the diffusion pipeline: draws a clean StickWorld render of a chosen pose per prompt, its true
+    """Stand-in for the diffusion pipeline: draws a clean StickWorld drawing of a chosen pose per prompt, its true
     joints kept in the image's `info` for an exact stand-in judge."""
 
     def __init__(self, pose_of):
@@ -75,11 +75,11 @@ class DrawPoses:
         pass
 
     def __call__(self, prompts, **kw):
-        from stickworld.world.drawing import render
+        from stickworld.world.drawing import draw
 
         images = []
         for p in prompts:
-            image, joints = render("robot", Action("x", p, self.pose_of(p)))
+            image, joints = draw("robot", Action("x", p, self.pose_of(p)))
             image.info["joints"] = joints
             images.append(image)
         return type("Out", (), {"images": images})()

@@ -21,7 +21,7 @@ import numpy as np
 from stickworld.world.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS, Action, free_action
 from stickworld.world.actors import ACTORS, get_actor
 from stickworld.world.captions import ACTOR_TEMPLATES, SCENE_PHRASES, unit_prompt
-from stickworld.world.drawing import ACTOR_IDS, CAPTION_TEMPLATES, render
+from stickworld.world.drawing import ACTOR_IDS, CAPTION_TEMPLATES, draw
 from stickworld.world.scenes import SCENES
 from stickworld.world.units import PARTS, random_units
 
@@ -117,6 +117,6 @@ def sample(rng: np.random.Generator, size: int = 64, units: tuple[int, int] = DE
     if rng.random() < SCENE_SHARE:
         text = f"{text} {SCENE_PHRASES[scene]}"
     plain = canonical is not None and rng.random() < canonical
-    image, joints = render(actor, action, size, None if plain else rng, scene=scene)
+    image, joints = draw(actor, action, size, None if plain else rng, scene=scene)
     return dict(image=image, caption=text, actor=actor, actor_id=ACTOR_IDS[actor], pose_kind=pose_kind,
                 caption_kind=caption_kind, action=action.name, pose=action.pose, scene=scene, joints=joints)

@@ -43,7 +43,7 @@ def vae_loss(vae, x: torch.Tensor, cast=contextlib.nullcontext, edge_weight: flo
 
 @torch.no_grad()
 def latent_scale(vae, seed: int, n: int = 512) -> float:
-    """1 / std of the VAE's latent means over ``n`` fresh renders: unit-variance latents, as SD's 0.18215."""
+    """1 / std of the VAE's latent means over ``n`` fresh drawings: unit-variance latents, as SD's 0.18215."""
     x, _ = batch(seed + 1, "vae", 10**6, n)
     return float(1.0 / vae.encode(x.to(vae.device)).latent_dist.mean.std())
 

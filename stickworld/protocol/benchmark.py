@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--actions-file", type=Path, default=None,
                    help="your own held-out actions (a JSON list in the format of "
                         "stickworld/data/heldout_actions.json); "
-                        "their exemplars are rendered into OUT/exemplars, --split picks among them")
+                        "their exemplars are drawn into OUT/exemplars, --split picks among them")
     p.add_argument("--rows", nargs="+", default=list(ROWS) + [UPPER_BOUND], choices=list(ROWS) + [UPPER_BOUND])
     p.add_argument("--control-actions", nargs="+", default=list(CONTROL_ACTIONS), choices=list(KNOWN_ACTIONS),
                    help="known actions of the positive control")
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> Path:
     args = p.parse_args(argv)
     command = "python -m stickworld.protocol.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)
     settings = {"steps": args.steps, "batch": args.batch, "accumulate": args.accumulate, "overrides": args.overrides}
-    listed, rendered = (None, None) if args.actions_file is None else from_actions_file(args.actions_file, args.out)
+    listed, drawn = (None, None) if args.actions_file is None else from_actions_file(args.actions_file, args.out)
     if listed is not None:
         settings["actions_file"] = {k: repr(v) for k, v in listed.items()}
     actions = chosen_actions(args.actions, args.split, listed)
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> Path:
         run_dir = args.out / "runs" / f"steps{budget}" / action / row / f"seed{seed}"
         print(f"[{n}/{len(points)}] {row} on {action}, seed {seed}, {budget} steps -> {run_dir}", flush=True)
         extra = args.overrides + (prepare(action, args.out / POSITIVE_CONTROL) if row == POSITIVE_CONTROL
-                                  else [f"action.image_dir={exemplar_dir(action, rendered)}"])
+                                  else [f"action.image_dir={exemplar_dir(action, drawn)}"])
         result = run_point(row_overrides(row, action, seed, budget, args.batch, args.accumulate, run_dir, extra))
         replicates[budget].setdefault(row, {})[(action, seed)] = tables.replicate_means(result["per_image"])
         if budget == args.steps:
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> Path:
     if UPPER_BOUND in args.rows:
         main_replicates[UPPER_BOUND] = {
             (a, s): rep for a in actions for s, rep in upper_bound(
-                a, suite, args.out, args.overrides + [f"action.image_dir={exemplar_dir(a, rendered)}"]).items()}
+                a, suite, args.out, args.overrides + [f"action.image_dir={exemplar_dir(a, drawn)}"]).items()}
         if not main_replicates[UPPER_BOUND]:
             del main_replicates[UPPER_BOUND]
     seeds = {r: ([] if r == UPPER_BOUND else list(args.seeds)) for r in main_replicates}
@@ -227,8 +227,8 @@ def main(argv: list[str] | None = None) -> Path:
     write_paired(args.out, pairs)
     for action in actions if args.grid_actions is None else args.grid_actions:
         if action in run_dirs:
-            write_grid(args.out, action, run_dirs[action], suite, exemplar_dir(action, rendered))
-    curves = [{"method": r, "steps": b, **{m: float(np.mean([u[m] for u in by.values()])) for m in
+            write_grid(args.out, action, run_dirs[action], suite, exemplar_dir(action, drawn))
+    curves = [{"method": r, "steps": b, **{m: float(np.mean([rep[m] for rep in by.values()])) for m in
                                            ("action_correct", "leakage", "leakage_clip")}}
               for b in budgets for r, by in replicates[b].items()] if args.curve_steps else []
     if curves:

@@ -71,7 +71,7 @@ def phrase_list() -> list[tuple[str, str]]:
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
-    """A phrase with the poses it should draw: ``prompts`` are (view or None, action text) to render."""
+    """A phrase with the poses its images should show: ``prompts`` are (view or None, action text) to render."""
     phrase: str
     targets: tuple  # Pose per view it can be shown in
     prompts: tuple[tuple[str | None, str], ...]
@@ -107,7 +107,7 @@ def _distance(joints: np.ndarray, poses, actor: str) -> float:
     """Smallest RMS distance of one normalised judged pose [14, 2] to any of ``poses`` on ``actor``'s body.
 
     Side views are compared with left and right either way round: there the judges read the far limbs as the
-    near ones (a clean render of "left arm raised, seen from the side" reads as the right arm raised).
+    near ones (a clean drawing of "left arm raised, seen from the side" reads as the right arm raised).
     """
     out = []
     for p in poses:
@@ -135,7 +135,7 @@ def filter_renderable(phrases: Sequence, model_dir: str, *, actors: Sequence[str
     the same pose ("raising the left arm", "left arm raised") do not knock each other out. A phrase is kept when
     at least ``min_hit_rate`` of its images are hits. A phrase whose target lies within ``min_separation`` of the
     rest pose cannot be told from rest by its pose ("standing"; "in the air": normalising removes the lift;
-    "head bowed": 0.045, below the judges' error on clean renders): for it the rest test is skipped and only the
+    "head bowed": 0.045, below the judges' error on clean drawings): for it the rest test is skipped and only the
     nearest-candidate test applies (``rest_test`` False in the report).
 
     Args:

@@ -1,4 +1,4 @@
-"""Render StickWorld samples: an actor doing an action on a backdrop, with its caption and exact joint labels.
+"""Draw StickWorld samples: an actor doing an action on a backdrop, with its caption and exact joint labels.
 
 ``python -m stickworld.world.drawing --out DIR --n 16`` writes a contact sheet of random samples to look at.
 """
@@ -47,8 +47,8 @@ def _standing_height(actor: Actor) -> float:
     return float(extent.hi[1] - extent.lo[1])
 
 
-def render(actor: str | Actor, action: str | Action, size: int = 64, rng: np.random.Generator | None = None,
-           scene: str | None = None) -> tuple[Image.Image, np.ndarray]:
+def draw(actor: str | Actor, action: str | Action, size: int = 64, rng: np.random.Generator | None = None,
+         scene: str | None = None) -> tuple[Image.Image, np.ndarray]:
     """Draw ``actor`` doing ``action``.
 
     Args:
@@ -105,7 +105,7 @@ def sample(rng: np.random.Generator, split: str = "known", size: int = 64) -> di
 
     Returns:
         ``image`` (PIL RGB), ``caption``, ``actor`` and ``action`` names, ``actor_id`` and ``action_id`` (stable
-        integer ids), ``scene`` name and ``joints`` ((14, 2) float32, see :func:`render`).
+        integer ids), ``scene`` name and ``joints`` ((14, 2) float32, see :func:`draw`).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
@@ -114,7 +114,7 @@ def sample(rng: np.random.Generator, split: str = "known", size: int = 64) -> di
     action = actions[rng.integers(len(actions))]
     text = caption(actor, action, int(rng.integers(len(CAPTION_TEMPLATES))))
     scene = SCENES[int(rng.integers(len(SCENES)))].name
-    image, joints = render(actor, action, size, rng, scene=scene)
+    image, joints = draw(actor, action, size, rng, scene=scene)
     return dict(image=image, caption=text, actor=actor, action=action, actor_id=ACTOR_IDS[actor],
                 action_id=ACTION_IDS[action], scene=scene, joints=joints)
 
@@ -123,11 +123,11 @@ def contact_sheet(images: list[Image.Image], labels: list[str], cols: int = 4, t
     """Tile ``images`` (upscaled to ``tile`` pixels, nearest so pixels stay honest) with a label under each."""
     rows = -(-len(images) // cols)
     sheet = Image.new("RGB", (cols * tile, rows * (tile + 14)), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
+    pen = ImageDraw.Draw(sheet)
     for i, (img, label) in enumerate(zip(images, labels)):
         x, y = (i % cols) * tile, (i // cols) * (tile + 14)
         sheet.paste(img.resize((tile, tile), Image.Resampling.NEAREST), (x, y))
-        draw.text((x + 2, y + tile + 1), label[: tile // 6], fill=(0, 0, 0))
+        pen.text((x + 2, y + tile + 1), label[: tile // 6], fill=(0, 0, 0))
     return sheet
 
 
@@ -146,9 +146,9 @@ def main(argv: list[str] | None = None) -> Path:
     args = p.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     if args.grid == "actors":
-        shots = [(a, args.action, render(a, args.action, args.size, rng)[0]) for a in ACTORS]
+        shots = [(a, args.action, draw(a, args.action, args.size, rng)[0]) for a in ACTORS]
     elif args.grid == "actions":
-        shots = [(args.actor, a, render(args.actor, a, args.size, rng)[0]) for a in SPLITS[args.split]]
+        shots = [(args.actor, a, draw(args.actor, a, args.size, rng)[0]) for a in SPLITS[args.split]]
     else:
         shots = [(s["actor"], s["action"], s["image"]) for s in (sample(rng, args.split, args.size)
                                                                   for _ in range(args.n))]
