@@ -45,12 +45,12 @@ def test_jitter_changes_the_take_not_the_action():
     assert not np.allclose(j1, j2)
 
 
-def test_joints_inside_image_for_every_split_and_size():
+def test_joints_inside_image_for_every_kind_and_size():
     rng = np.random.default_rng(2)
-    for split, size in itertools.product(("known", "heldout"), (64, 32)):
+    for kind, size in itertools.product(("known", "heldout"), (64, 32)):
         for _ in range(60):
-            j = sample(rng, split, size)["joints"]
-            assert (j >= 0).all() and (j <= 1).all(), (split, size)
+            j = sample(rng, kind, size)["joints"]
+            assert (j >= 0).all() and (j <= 1).all(), (kind, size)
 
 
 def test_joint_labels_sit_on_the_drawn_body():
@@ -88,24 +88,24 @@ def test_three_point_landing_touches_the_ground_three_times():
 def test_captions_name_actor_and_action():
     rng = np.random.default_rng(3)
     used = set()
-    for split, actions in (("known", KNOWN_ACTIONS), ("heldout", HELDOUT_ACTIONS)):
+    for kind, actions in (("known", KNOWN_ACTIONS), ("heldout", HELDOUT_ACTIONS)):
         for _ in range(80):
-            s = sample(rng, split)
+            s = sample(rng, kind)
             actor, phrase = ACTORS[s["actor"]].caption, actions[s["action"]].phrase
             assert actor in s["caption"] and phrase in s["caption"]
             matches = [t for t in CAPTION_TEMPLATES if t.format(actor=actor, action=phrase) == s["caption"]]
             assert matches, s["caption"]
             used.update(matches)
-    assert len(used) >= 3  # paraphrases are actually drawn
+    assert len(used) >= 3  # paraphrases are actually used
 
 
-def test_bad_names_and_splits_are_rejected():
+def test_bad_names_and_kinds_are_rejected():
     with pytest.raises(KeyError, match="unknown actor"):
         draw("unicorn", "standing")
     with pytest.raises(KeyError, match="unknown action"):
         draw("robot", "moonwalking")
-    with pytest.raises(ValueError, match="split"):
-        sample(np.random.default_rng(0), split="test")
+    with pytest.raises(ValueError, match="kind"):
+        sample(np.random.default_rng(0), kind="test")
 
 
 def test_throughput():

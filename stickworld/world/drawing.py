@@ -27,7 +27,7 @@ CAPTION_TEMPLATES = (
     "a picture of {actor} {action}",
     "an illustration of {actor} {action}",
 )
-SPLITS = {"known": KNOWN_ACTIONS, "heldout": HELDOUT_ACTIONS}
+KINDS = {"known": KNOWN_ACTIONS, "heldout": HELDOUT_ACTIONS}  # kinds of named pose (a held-out split is dev / test)
 ACTOR_IDS = {name: i for i, name in enumerate(ACTORS)}
 ACTION_IDS = {name: i for i, name in enumerate(ACTIONS)}  # known actions first, so their ids never move
 CANVAS = 128  # drawing resolution; the output is a box-filtered reduction of it (anti-aliasing for free)
@@ -95,21 +95,21 @@ def draw(actor: str | Actor, action: str | Action, size: int = 64, rng: np.rando
     return (img.reduce(ss) if ss > 1 else img), joints.astype(np.float32)
 
 
-def sample(rng: np.random.Generator, split: str = "known", size: int = 64) -> dict:
-    """One random training example: a random actor doing a random action of ``split``, with labels.
+def sample(rng: np.random.Generator, kind: str = "known", size: int = 64) -> dict:
+    """One random training example: a random actor doing a random action of ``kind``, with labels.
 
     Args:
         rng: Source of every random choice; equal seeds give equal samples.
-        split: "known" (pretraining actions) or "heldout" (customization targets).
+        kind: "known" (pretraining actions) or "heldout" (customization targets).
         size: Image width and height.
 
     Returns:
         ``image`` (PIL RGB), ``caption``, ``actor`` and ``action`` names, ``actor_id`` and ``action_id`` (stable
         integer ids), ``scene`` name and ``joints`` ((14, 2) float32, see :func:`draw`).
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
-    actions = list(SPLITS[split])
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {tuple(KINDS)}, got {kind!r}")
+    actions = list(KINDS[kind])
     actor = list(ACTORS)[rng.integers(len(ACTORS))]
     action = actions[rng.integers(len(actions))]
     text = caption(actor, action, int(rng.integers(len(CAPTION_TEMPLATES))))
@@ -137,10 +137,10 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--out", type=Path, required=True, help="directory for the PNG (created)")
     p.add_argument("--n", type=int, default=16, help="number of random samples")
     p.add_argument("--size", type=int, default=64, help="image size, 64 or 32")
-    p.add_argument("--split", choices=tuple(SPLITS), default="known")
+    p.add_argument("--kind", choices=tuple(KINDS), default="known", help="known or held-out actions")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--grid", choices=("random", "actors", "actions"), default="random",
-                   help="random samples, every actor doing --action, or --actor doing every action of --split")
+                   help="random samples, every actor doing --action, or --actor doing every action of --kind")
     p.add_argument("--actor", default="robot")
     p.add_argument("--action", default="three_point_landing")
     args = p.parse_args(argv)
@@ -148,12 +148,12 @@ def main(argv: list[str] | None = None) -> Path:
     if args.grid == "actors":
         shots = [(a, args.action, draw(a, args.action, args.size, rng)[0]) for a in ACTORS]
     elif args.grid == "actions":
-        shots = [(args.actor, a, draw(args.actor, a, args.size, rng)[0]) for a in SPLITS[args.split]]
+        shots = [(args.actor, a, draw(args.actor, a, args.size, rng)[0]) for a in KINDS[args.kind]]
     else:
-        shots = [(s["actor"], s["action"], s["image"]) for s in (sample(rng, args.split, args.size)
+        shots = [(s["actor"], s["action"], s["image"]) for s in (sample(rng, args.kind, args.size)
                                                                   for _ in range(args.n))]
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"stickworld_{args.grid}_{args.split}_{args.size}px.png"
+    path = args.out / f"stickworld_{args.grid}_{args.kind}_{args.size}px.png"
     cols = 6 if len(shots) > 16 else 4
     contact_sheet([img for *_, img in shots], [f"{a}: {b}" for a, b, _ in shots], cols).save(path)
     print(path)
