@@ -47,7 +47,7 @@ def build_unet() -> UNet2DConditionModel:
         up_block_types=("CrossAttnUpBlock2D",) * 2 + ("UpBlock2D",) * 2, cross_attention_dim=TEXT_WIDTH,
         attention_head_dim=32, norm_num_groups=16,
         # The caption, attention-pooled, added to the timestep embedding: every ResNet block, at every resolution,
-        # learns which pose it is drawing (cross-attention alone sits at the 4 and 2 px levels). Costs 0.3% of a step.
+        # learns which pose it is rendering (cross-attention alone sits at the 4 and 2 px levels). Costs 0.3% of a step.
         addition_embed_type="text", addition_embed_type_num_heads=4,
     )
 
