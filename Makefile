@@ -39,7 +39,7 @@ demo-tiny: install  ## the whole recipe on the random tiny model (plumbing only,
 # Pretrain the CPU-sized StickWorld base model on the current design (experiments/stickworld_cpu_base, round 2): the
 # UNet on the committed 4x VAE's latents, reading captions through the shipped StickWorld CLIP's text tower (frozen),
 # on the pretraining mixture (known actions by name, held-out and free poses by their units), then its gates. One
-# thread and one render process; resumable (rerun it). About 65 min on the 2-core machine beside other work.
+# thread and one drawing process; resumable (rerun it). About 65 min on the 2-core machine beside other work.
 SW ?= runs/stickworld
 STICKWORLD_RECIPE ?= --vae-from experiments/stickworld_cpu_base/vae --text-from stickworld/data/clip \
 	--unet-steps 6000 --unet-lr 8e-4 --warmup 200 --prediction-type v_prediction --canonical-ramp 6000 \

@@ -5,7 +5,7 @@ can be pretrained on this CPU and a customization method judged on held-out acti
 The package is arranged by role, each subpackage importing only those listed before it:
 
 - :mod:`stickworld.world`: the world and its drawing (skeleton, actors, actions, pose-grammar units, scenes,
-  captions, the renderer, exemplar sets);
+  captions, the drawing function, exemplar sets);
 - :mod:`stickworld.networks`: the base model's architecture, the judges, the StickWorld CLIP, the pose encoder;
 - :mod:`stickworld.protocol`: scoring, the phrase list, the method comparison, the benchmark and their tables;
 - :mod:`stickworld.gates`: what each shipped network must meet (base model quality, judges, CLIP) and diagnostics;

@@ -150,7 +150,7 @@ def test_customized_actor_gets_image_similarity(tiny_cfg):
     suite.steps, suite.seeds = 2, [0]
     from omegaconf import open_dict
 
-    # StickWorld renders stand in for a customized actor's photos
+    # StickWorld drawings stand in for a customized actor's photos
     with open_dict(suite):
         suite.actors[0].images = "pkg://stickworld/exemplars/three_point_landing"
     result = evaluate(run, suite)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from stickworld import ACTORS, HELDOUT_ACTIONS, JOINTS, KNOWN_ACTIONS
-from stickworld.world.drawing import CAPTION_TEMPLATES, main, render, sample
+from stickworld.world.drawing import CAPTION_TEMPLATES, draw, main, sample
 
 
 def test_enough_actors_and_actions_with_no_overlap():
@@ -32,7 +32,7 @@ def test_sample_sizes_modes_and_labels(size):
     assert s["actor"] in ACTORS and s["action"] in KNOWN_ACTIONS
 
 
-def test_rendering_is_deterministic_for_a_seed():
+def test_drawing_is_deterministic_for_a_seed():
     a, b, c = (sample(np.random.default_rng(seed)) for seed in (5, 5, 6))
     assert np.array_equal(np.asarray(a["image"]), np.asarray(b["image"]))
     assert np.array_equal(a["joints"], b["joints"]) and a["caption"] == b["caption"]
@@ -41,22 +41,22 @@ def test_rendering_is_deterministic_for_a_seed():
 
 def test_jitter_changes_the_take_not_the_action():
     rng = np.random.default_rng(1)
-    (_, j1), (_, j2) = render("robot", "squatting", rng=rng), render("robot", "squatting", rng=rng)
+    (_, j1), (_, j2) = draw("robot", "squatting", rng=rng), draw("robot", "squatting", rng=rng)
     assert not np.allclose(j1, j2)
 
 
-def test_joints_inside_image_for_every_split_and_size():
+def test_joints_inside_image_for_every_kind_and_size():
     rng = np.random.default_rng(2)
-    for split, size in itertools.product(("known", "heldout"), (64, 32)):
+    for kind, size in itertools.product(("known", "heldout"), (64, 32)):
         for _ in range(60):
-            j = sample(rng, split, size)["joints"]
-            assert (j >= 0).all() and (j <= 1).all(), (split, size)
+            j = sample(rng, kind, size)["joints"]
+            assert (j >= 0).all() and (j <= 1).all(), (kind, size)
 
 
 def test_joint_labels_sit_on_the_drawn_body():
     # The head joint is the head's centre, so the pixel there has the head's colour, not the backdrop's.
     for name in ("red_haired_woman", "boy_in_cap", "brown_bear"):
-        img, joints = render(name, "standing", size=64, scene="night")
+        img, joints = draw(name, "standing", size=64, scene="night")
         x, y = (joints[JOINTS.index("head")] * 64).astype(int)
         pixel = np.asarray(img, dtype=int)[y, x]
         assert np.abs(pixel - ACTORS[name].palette.head).max() < 40, name
@@ -64,21 +64,21 @@ def test_joint_labels_sit_on_the_drawn_body():
 
 def test_different_actions_give_different_joints():
     for actor in ("red_haired_woman", "polar_bear", "penguin"):
-        joints = {a: render(actor, a)[1] for a in {**KNOWN_ACTIONS, **HELDOUT_ACTIONS}}
+        joints = {a: draw(actor, a)[1] for a in {**KNOWN_ACTIONS, **HELDOUT_ACTIONS}}
         for a, b in itertools.combinations(joints, 2):
             # Some joint moves by more than 2.5 pixels at 64x64 between any two canonical poses.
             assert np.linalg.norm(joints[a] - joints[b], axis=1).max() > 0.04, (actor, a, b)
 
 
 def test_actors_look_different():
-    images = {a: np.asarray(render(a, "standing", scene="night")[0], dtype=int) for a in ACTORS}
+    images = {a: np.asarray(draw(a, "standing", scene="night")[0], dtype=int) for a in ACTORS}
     for a, b in itertools.combinations(images, 2):
         changed = (np.abs(images[a] - images[b]).max(-1) > 40).mean()
         assert changed > 0.03, (a, b)
 
 
 def test_three_point_landing_touches_the_ground_three_times():
-    _, j = render("red_haired_woman", "three_point_landing")
+    _, j = draw("red_haired_woman", "three_point_landing")
     ground = j[:, 1].max()  # image y grows downward
     near = lambda name: ground - j[JOINTS.index(name), 1] < 0.05  # noqa: E731
     assert near("right_hand") and near("right_knee") and near("left_foot")
@@ -88,24 +88,24 @@ def test_three_point_landing_touches_the_ground_three_times():
 def test_captions_name_actor_and_action():
     rng = np.random.default_rng(3)
     used = set()
-    for split, actions in (("known", KNOWN_ACTIONS), ("heldout", HELDOUT_ACTIONS)):
+    for kind, actions in (("known", KNOWN_ACTIONS), ("heldout", HELDOUT_ACTIONS)):
         for _ in range(80):
-            s = sample(rng, split)
+            s = sample(rng, kind)
             actor, phrase = ACTORS[s["actor"]].caption, actions[s["action"]].phrase
             assert actor in s["caption"] and phrase in s["caption"]
             matches = [t for t in CAPTION_TEMPLATES if t.format(actor=actor, action=phrase) == s["caption"]]
             assert matches, s["caption"]
             used.update(matches)
-    assert len(used) >= 3  # paraphrases are actually drawn
+    assert len(used) >= 3  # paraphrases are actually used
 
 
-def test_bad_names_and_splits_are_rejected():
+def test_bad_names_and_kinds_are_rejected():
     with pytest.raises(KeyError, match="unknown actor"):
-        render("unicorn", "standing")
+        draw("unicorn", "standing")
     with pytest.raises(KeyError, match="unknown action"):
-        render("robot", "moonwalking")
-    with pytest.raises(ValueError, match="split"):
-        sample(np.random.default_rng(0), split="test")
+        draw("robot", "moonwalking")
+    with pytest.raises(ValueError, match="kind"):
+        sample(np.random.default_rng(0), kind="test")
 
 
 def test_throughput():

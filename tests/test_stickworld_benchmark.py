@@ -1,4 +1,4 @@
-"""The StickWorld benchmark: units, paired intervals, the rows' settings, and one small end-to-end run."""
+"""The StickWorld benchmark: replicates, paired intervals, the rows' settings, and one small end-to-end run."""
 
 from __future__ import annotations
 
@@ -14,30 +14,30 @@ from twinact.eval.stats import bootstrap_ci95
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
 
 
-def test_a_unit_averages_its_images_and_rows_average_units():
+def test_a_replicate_averages_its_images_and_rows_average_replicates():
     images = [{"seed": 0, "template": 0, "s_action": 0.2, "leakage": 0.1},
               {"seed": 1, "template": 1, "s_action": 0.6}]
-    assert tables.unit_means(images) == {"s_action": pytest.approx(0.4), "leakage": pytest.approx(0.1)}
-    units = {"twinact": {("a", 0): {"s_action": 0.4, "action_correct": 0.5},
-                         ("a", 1): {"s_action": 0.6, "action_correct": 1.0}},
-             benchmark.UPPER_BOUND: {("a", 0): {"s_action": 0.9, "action_correct": 1.0},
-                                     ("a", 1): {"s_action": 0.9, "action_correct": 0.5}}}
-    rows = benchmark.summarize(units, {"twinact": [0, 1], benchmark.UPPER_BOUND: []})
-    assert rows[0]["method"] == "twinact" and rows[0]["units"] == 2 and rows[0]["training_seeds"] == [0, 1]
+    assert tables.replicate_means(images) == {"s_action": pytest.approx(0.4), "leakage": pytest.approx(0.1)}
+    replicates = {"twinact": {("a", 0): {"s_action": 0.4, "action_correct": 0.5},
+                              ("a", 1): {"s_action": 0.6, "action_correct": 1.0}},
+                  benchmark.UPPER_BOUND: {("a", 0): {"s_action": 0.9, "action_correct": 1.0},
+                                          ("a", 1): {"s_action": 0.9, "action_correct": 0.5}}}
+    rows = benchmark.summarize(replicates, {"twinact": [0, 1], benchmark.UPPER_BOUND: []})
+    assert rows[0]["method"] == "twinact" and rows[0]["replicates"] == 2 and rows[0]["training_seeds"] == [0, 1]
     assert rows[0]["s_action"] == pytest.approx(0.5) and rows[0]["s_action_ci95"] > 0
     # the bound of action a is its mean accuracy, 0.75: 0.5 / 0.75 and 1.0 / 0.75 on average
     assert rows[0]["action_correct_of_upper_bound"] == pytest.approx((0.5 + 1.0) / 2 / 0.75)
 
 
-def test_paired_differences_use_shared_units_only():
-    units = {"twinact": {(a, s): {"s_action": 0.5 + 0.1 * s} for a in "ab" for s in range(3)},
-             "lora": {(a, s): {"s_action": 0.3 + 0.1 * s} for a in "ab" for s in range(2)}}
-    (pair,) = benchmark.paired(units, baselines=("lora", "ti_lora"))
-    assert (pair["a"], pair["b"], pair["metric"], pair["units"]) == ("twinact", "lora", "s_action", 4)
+def test_paired_differences_use_shared_replicates_only():
+    replicates = {"twinact": {(a, s): {"s_action": 0.5 + 0.1 * s} for a in "ab" for s in range(3)},
+                  "lora": {(a, s): {"s_action": 0.3 + 0.1 * s} for a in "ab" for s in range(2)}}
+    (pair,) = benchmark.paired(replicates, baselines=("lora", "ti_lora"))
+    assert (pair["a"], pair["b"], pair["metric"], pair["replicates"]) == ("twinact", "lora", "s_action", 4)
     assert pair["mean"] == pytest.approx(0.2) and pair["ci95"] == pytest.approx([0.2, 0.2])
 
 
-def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_units():
+def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_replicates():
     rng_values = [0.1, 0.4, -0.2, 0.3, 0.0, 0.5]
     mean, (low, high) = bootstrap_ci95(rng_values)
     assert low < mean < high
@@ -95,9 +95,9 @@ def test_a_small_benchmark_writes_every_output_and_resumes(tmp_path):
     results = json.loads((out / "results.json").read_text())
     rows = {r["method"]: r for r in results["rows"]}
     assert set(rows) == {"twinact", "ti_lora", "upper_bound", "positive_control"}
-    assert set(results["per_action"]) == {"dabbing", "squatting"} and rows["positive_control"]["units"] == 2
-    assert rows["twinact"]["training_seeds"] == [0, 1] and rows["twinact"]["units"] == 2
-    assert rows["upper_bound"]["training_seeds"] == [] and rows["upper_bound"]["units"] == 1
+    assert set(results["per_action"]) == {"dabbing", "squatting"} and rows["positive_control"]["replicates"] == 2
+    assert rows["twinact"]["training_seeds"] == [0, 1] and rows["twinact"]["replicates"] == 2
+    assert rows["upper_bound"]["training_seeds"] == [] and rows["upper_bound"]["replicates"] == 1
     for metric in ("s_action", "action_correct", "pose_distance", "error_arms", "s_actor_clip", "leakage_clip"):
         assert 0 <= rows["twinact"][metric] <= 2, metric
     assert {(p["a"], p["b"]) for p in results["paired"]} == {("twinact", "ti_lora")}
@@ -130,7 +130,7 @@ def restore_actions():
 
 
 def test_a_users_actions_file_runs_end_to_end(tmp_path, restore_actions):
-    """A held-out action from the user's own file: its exemplars rendered from the file, trained, scored against its
+    """A held-out action from the user's own file: its exemplars drawn from the file, trained, scored against its
     own pose, the upper bound from its units, a grid; nothing in the package edited."""
     from stickworld.protocol import compare_methods
     from stickworld.world import units

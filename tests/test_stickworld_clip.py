@@ -16,7 +16,7 @@ from stickworld.networks import clip_model
 from stickworld.pretraining import train_clip
 from stickworld.world.actions import ACTIONS
 from stickworld.world.actors import ACTORS
-from stickworld.world.drawing import render
+from stickworld.world.drawing import draw
 from twinact.paths import package_path
 
 SHIPPED = package_path("pkg://stickworld/clip")
@@ -42,7 +42,7 @@ def test_shipped_folder_loads_as_a_clip():
     assert torch.equal(vision.visual_projection.weight, full.visual_projection.weight)
     assert full.config.text_config.vocab_size == 49408
     processor = CLIPImageProcessor.from_pretrained(str(SHIPPED))
-    image, _ = render("fox", "backflip", 64, np.random.default_rng(0))
+    image, _ = draw("fox", "backflip", 64, np.random.default_rng(0))
     got = processor(images=[image], return_tensors="pt").pixel_values
     assert got.shape == (1, 3, 64, 64)
     assert torch.allclose(got, clip_model.pixels([image]), atol=1e-5)  # what training fed the model
@@ -52,7 +52,7 @@ def test_twinact_uses_the_shipped_folder_unchanged():
     from twinact.eval.scorers import ClipJudge
     from twinact.space.action_encoder import ClipImageEncoder
 
-    images = [render(a, "backflip", 64, np.random.default_rng(i))[0] for i, a in enumerate(("fox", "robot"))]
+    images = [draw(a, "backflip", 64, np.random.default_rng(i))[0] for i, a in enumerate(("fox", "robot"))]
     encoder = ClipImageEncoder(str(SHIPPED))
     pooled = encoder.encode(images)
     assert pooled.shape == (2, encoder.dim)
@@ -77,7 +77,7 @@ def test_model_stickworld_trains_and_encodes_with_the_stickworld_clip():
     # What the similarity loss compares (pooled features of pixels in [-1, 1]) tells the action, not the actor:
     # the random tiny CLIP it replaces scored these two pairs alike (0.881 vs 0.889).
     rng = np.random.default_rng(2)
-    shots = [render(actor, action, 64, rng)[0] for actor, action in
+    shots = [draw(actor, action, 64, rng)[0] for actor, action in
              (("robot", "backflip"), ("fox", "backflip"), ("robot", "kneeling"))]
     f = torch.nn.functional.normalize(encoder.embed_pixels(torch.stack([pil_to_tensor(im) for im in shots])), dim=-1)
     assert float(f[0] @ f[1]) > float(f[0] @ f[2]) + 0.2
@@ -155,9 +155,9 @@ def test_quality_metrics_of_a_random_model_are_in_range(tmp_path):
         assert 0.0 <= record["retrieval"][key] <= 1.0
     assert -2.0 <= record["margin"] <= 2.0 and -2.0 <= record["margin_pooled"] <= 2.0
     assert record["passed"] == all(g["passed"] for g in record["gates"].values())
-    # A subset renders exactly the images the full set does (pair k from seed [EVAL_SEED, k]), so readings of a
+    # A subset draws exactly the images the full set does (pair k from seed [EVAL_SEED, k]), so readings of a
     # subset are readings of part of the full set.
     sub = clip_quality.eval_set(actors=["fox"], actions=["backflip"])
     k = list(ACTORS).index("fox") * len(ACTIONS) + list(ACTIONS).index("backflip")
-    image, _ = render("fox", "backflip", 64, np.random.default_rng([clip_quality.EVAL_SEED, k]))
+    image, _ = draw("fox", "backflip", 64, np.random.default_rng([clip_quality.EVAL_SEED, k]))
     assert np.array_equal(np.asarray(sub[0]["image"]), np.asarray(image))

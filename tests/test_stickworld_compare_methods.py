@@ -20,29 +20,29 @@ def _result(values: dict[int, list[float]]) -> dict:
     return {"per_image": images, "aggregate": {"s_action": sum(i["s_action"] for i in images) / len(images)}}
 
 
-def test_summary_averages_each_action_seed_unit_then_across_units():
+def test_summary_averages_each_action_seed_replicate_then_across_replicates():
     results = {("a", "twinact", 0): _result({0: [0.2, 0.4], 1: [0.6, 0.6]}),
                ("b", "twinact", 0): _result({0: [1.0, 1.0], 1: [0.0, 0.2]}),
                ("a", "lora", 0): _result({0: [0.5]})}
-    units = compare_methods.method_units(results)
-    twinact, lora = tables.summarize(units, {"twinact": [0], "lora": [0]})
-    assert twinact["units"] == 4 and lora["units"] == 1
+    replicates = compare_methods.method_replicates(results)
+    twinact, lora = tables.summarize(replicates, {"twinact": [0], "lora": [0]})
+    assert twinact["replicates"] == 4 and lora["replicates"] == 1
     assert twinact["s_action"] == pytest.approx((0.3 + 0.6 + 1.0 + 0.1) / 4)
     assert twinact["leakage"] == pytest.approx(twinact["s_action"] / 2)
     assert twinact["s_action_ci95"] > 0
-    assert lora["s_action"] == pytest.approx(0.5) and "s_action_ci95" not in lora  # one unit: no interval
-    per_action = tables.per_action_means(units)
+    assert lora["s_action"] == pytest.approx(0.5) and "s_action_ci95" not in lora  # one replicate: no interval
+    per_action = tables.per_action_means(replicates)
     assert per_action["a"]["twinact"]["s_action"] == pytest.approx(0.45) and "lora" not in per_action["b"]
 
 
 def test_tables_name_the_command_every_method_and_n(tmp_path):
-    units = compare_methods.method_units({("a", "twinact", 0): _result({0: [0.5], 1: [0.7]}),
-                                          ("a", "lora", 0): _result({0: [0.5]})})
-    rows = tables.summarize(units, {"twinact": [0], "lora": [0]})
+    replicates = compare_methods.method_replicates({("a", "twinact", 0): _result({0: [0.5], 1: [0.7]}),
+                                                    ("a", "lora", 0): _result({0: [0.5]})})
+    rows = tables.summarize(replicates, {"twinact": [0], "lora": [0]})
     header = "Command: `python -m stickworld.protocol.compare_methods`"
-    tables.write(tmp_path, rows, tables.per_action_means(units), header)
+    tables.write(tmp_path, rows, tables.per_action_means(replicates), header)
     text = (tmp_path / "table.md").read_text()
-    assert "python -m stickworld.protocol.compare_methods" in text and "n (units)" in text
+    assert "python -m stickworld.protocol.compare_methods" in text and "n (replicates)" in text
     assert "| twinact | 0.600 ± " in text and "| 2 | 1 |" in text
     assert "| lora | 0.500 |" in text and "± 0.000" not in text
     assert (tmp_path / "table.csv").read_text().startswith("method,")

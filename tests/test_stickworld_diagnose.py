@@ -10,13 +10,13 @@ from PIL import Image
 
 from stickworld.gates import diagnose
 from stickworld.protocol.scoring import canonical, normalize
-from stickworld.world.drawing import render
+from stickworld.world.drawing import draw
 from twinact.paths import package_path
 
 
 def test_overlay_fits_the_true_pose_onto_the_judged_joints():
-    """Drawn from a clean render's own joints, the green true pose lands on the red dots (same centre and radius)."""
-    image, joints = render("robot", "arms_out")
+    """Drawn from a clean drawing's own joints, the green true pose lands on the red dots (same centre and radius)."""
+    image, joints = draw("robot", "arms_out")
     judged = joints.astype(np.float32)
     tile = diagnose.overlay(image, judged, canonical("robot", "arms_out"), "arms_out")
     assert tile.size == (4 * image.width, 4 * image.height)
@@ -24,7 +24,7 @@ def test_overlay_fits_the_true_pose_onto_the_judged_joints():
     for x, y in (judged * tile.width).astype(int):  # every judged joint is marked in red
         patch = arr[max(0, y - 1):y + 2, max(0, x - 1):x + 2].reshape(-1, 3)
         assert ((patch[:, 0] > 200) & (patch[:, 1] < 60)).any()
-    # canonical() is normalize(true joints); a clean render's joints normalise to (nearly) the same pose
+    # canonical() is normalize(true joints); a clean drawing's joints normalise to (nearly) the same pose
     assert np.abs(normalize(judged) - canonical("robot", "arms_out")).max() < 0.25
 
 
@@ -80,14 +80,14 @@ def test_latent_report_shows_why_stickworld_trains_on_the_posterior_mean(capsys)
 
 
 def test_readings_names_what_an_evaluated_run_drew(tmp_path, capsys):
-    """A run whose 'generations' are clean renders of kneeling, asked for three_point_landing: read as kneeling."""
+    """A run whose 'generations' are clean drawings of kneeling, asked for three_point_landing: read as kneeling."""
     run = tmp_path / "run"
     (run / "eval" / "images").mkdir(parents=True)
     (run / "config.yaml").write_text("action:\n  name: three_point_landing\n")
     rng = np.random.default_rng(0)
     shots = []
     for i, actor in enumerate(["robot", "fox", "robot"]):
-        render(actor, "kneeling", 64, rng)[0].save(run / "eval" / "images" / f"{i}.png")
+        draw(actor, "kneeling", 64, rng)[0].save(run / "eval" / "images" / f"{i}.png")
         shots.append({"actor": f"a {actor}", "file": f"{i}.png"})
     metrics = {"eval_suite": {"actors": [{"name": "a robot", "id": "robot"}, {"name": "a fox", "id": "fox"}]},
                "per_image": shots}

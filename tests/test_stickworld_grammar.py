@@ -22,7 +22,7 @@ from stickworld.world.actions import (
     load_heldout,
 )
 from stickworld.world.captions import SCENE_PHRASES
-from stickworld.world.drawing import render
+from stickworld.world.drawing import draw
 from stickworld.world.skeleton import Pose
 
 
@@ -117,7 +117,7 @@ def test_mixture_is_a_function_of_the_seed():
 def test_canonical_takes_draw_the_pose_centred_and_unjittered_on_schedule():
     named = (mixture.sample(np.random.default_rng([5, i]), canonical=1.0) for i in range(50))
     plain = next(s for s in named if s["pose_kind"] != "free")
-    image, joints = render(plain["actor"], plain["action"], 64, None, scene=plain["scene"])
+    image, joints = draw(plain["actor"], plain["action"], 64, None, scene=plain["scene"])
     assert np.array_equal(np.asarray(image), np.asarray(plain["image"])) and np.allclose(joints, plain["joints"])
     # None draws no coin: the mixture's stream (and every old run's batches) stay what they were.
     a, b = mixture.sample(np.random.default_rng([3, 4])), mixture.sample(np.random.default_rng([3, 4]), canonical=None)
@@ -163,8 +163,8 @@ def test_mixture_free_poses_move_as_many_parts_as_asked():
         assert moved == set(range(low, high + 1)), (low, high, moved)
 
 
-def test_units_single_prompts_each_unit_alone_and_clean_renders_read_as_it():
-    from stickworld.world.drawing import render
+def test_units_single_prompts_each_unit_alone_and_clean_drawings_read_as_it():
+    from stickworld.world.drawing import draw
 
     jobs = quality.prompts("units_single")
     names = {j["action"] for j in jobs}
@@ -174,9 +174,9 @@ def test_units_single_prompts_each_unit_alone_and_clean_renders_read_as_it():
     for name, pose in quality.single_units().items():
         assert pose == units.compose(pose.view, [name])
         assert quality._distance(quality.unit_canonical("robot", name), rest) > 0
-    # The diagnostic's ceiling: the judges read clean renders of the units as those units (0.91 for two actors).
+    # The diagnostic's ceiling: the judges read clean drawings of the units as those units (0.91 for two actors).
     picked = [j for j in jobs if j["actor"] in ("robot", "fox")]
-    images = [render(j["actor"], free_action(quality.single_units()[j["action"]].view, [j["action"]]))[0]
+    images = [draw(j["actor"], free_action(quality.single_units()[j["action"]].view, [j["action"]]))[0]
               for j in picked]
     scored = quality.score(picked, images, list(quality.single_units()) + list(quality.REST),
                            reference=quality.unit_canonical)

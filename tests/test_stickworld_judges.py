@@ -82,21 +82,21 @@ def test_training_resumes_exactly_from_a_safetensors_checkpoint(tmp_path):
         torch.testing.assert_close(x, y, rtol=0, atol=1e-6, msg=k)
 
 
-def test_render_batch_mixes_kinds_and_keeps_the_old_draws_without_free_poses():
-    from stickworld.pretraining.train_judges import KINDS, render_batch
+def test_draw_batch_mixes_kinds_and_keeps_the_old_batches_without_free_poses():
+    from stickworld.pretraining.train_judges import KINDS, draw_batch
 
     # --free-frac 0 draws exactly what the code before free poses drew, so recorded commands stay reproducible.
     rng = np.random.default_rng(3)
     old = [sample(rng, "heldout" if rng.random() < 0.4 else "known") for _ in range(16)]
-    x, joints, actors, kinds = render_batch(np.random.default_rng(3), 16, 0.4)
+    x, joints, actors, kinds = draw_batch(np.random.default_rng(3), 16, 0.4)
     np.testing.assert_array_equal(joints.numpy(), np.stack([s["joints"] for s in old]))
     assert actors.tolist() == [s["actor_id"] for s in old] and set(kinds.tolist()) <= {0, 1}
-    x, joints, actors, kinds = render_batch(np.random.default_rng(4), 300, 0.2, 0.5)
+    x, joints, actors, kinds = draw_batch(np.random.default_rng(4), 300, 0.2, 0.5)
     assert x.shape == (300, 3, 64, 64) and joints.shape == (300, len(JOINTS), 2) and KINDS[2] == "free"
     share = np.bincount(kinds.numpy(), minlength=3) / 300
     np.testing.assert_allclose(share, [0.3, 0.2, 0.5], atol=0.1)
     with pytest.raises(ValueError, match="free_frac"):
-        render_batch(np.random.default_rng(0), 2, 0.6, 0.6)
+        draw_batch(np.random.default_rng(0), 2, 0.6, 0.6)
 
 
 def test_load_missing_raises(tmp_path):
@@ -173,14 +173,14 @@ def test_false_accept_counts_other_poses_read_as_a_heldout_action():
     items = [{"actor": "robot", "action": a} for a in known + [target]]
     read = np.stack([joints(target)] + [joints(a) for a in known[1:]] + [joints(target)])  # known[0] misread
     fa = judge_gates.false_accepts(items, read)
-    assert fa["per_action"][target] == pytest.approx(1 / 4)  # one of the four other renders read as the target
+    assert fa["per_action"][target] == pytest.approx(1 / 4)  # one of the four other drawings read as the target
     assert fa["max"] == pytest.approx(1 / 4) and all(v == 0 for k, v in fa["per_action"].items() if k != target)
 
 
 @pytest.mark.skipif(not judges.DEFAULT_WEIGHTS.exists(), reason="no committed judge weights")
-def test_committed_judges_meet_their_gates_on_fresh_renders(tmp_path):
+def test_committed_judges_meet_their_gates_on_fresh_drawings(tmp_path):
     """Every actor's known and held-out poses read right (>= 0.95), other poses rarely taken for a held-out action,
-    on renders the recorded measurement did not use."""
+    on drawings the recorded measurement did not use."""
     from stickworld.gates import judge_gates
 
     metrics = judge_gates.measure(judges.load(), takes=1, seed=TEST_SEED)

@@ -106,7 +106,7 @@ def test_pretraining_checks_its_runtime_options_before_anything_runs(tmp_path):
     assert not (tmp_path / "w").exists()
 
 
-def test_render_workers_draw_the_same_batches_in_step_order():
+def test_drawing_workers_give_the_same_batches_in_step_order():
     tokenize = pretrain_data.tokenizer_fn(base_model.build().tokenizer)
     data = pretrain_data.StepBatches(3, "unet", 5, 9, 2, drop=0.1, captions="mixture",
                                      schedule=((0, 1, 1), (7, 2, 5)), tokenize=tokenize)
@@ -203,7 +203,7 @@ def test_decoder_finetune_keeps_the_encoder_and_writes_the_decoder_into_the_expo
     from stickworld.pretraining import decoder_finetune
 
     torch.set_num_threads(1)
-    with pytest.raises(SystemExit, match="not there yet"):  # before the VAE stage, without --wait
+    with pytest.raises(SystemExit, match="not there yet"):  # before the VAE phase, without --wait
         decoder_finetune.main(["--vae-from", str(tmp_path / "w"), "--work", str(tmp_path / "d")])
     pretrain.main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")] + TINY)
     before = AutoencoderKL.from_pretrained(str(tmp_path / "o" / "vae"))

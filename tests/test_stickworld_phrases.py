@@ -1,4 +1,4 @@
-"""The StickWorld phrase list (stickworld.protocol.phrases): its content, groups, CLI, and the drawable filter."""
+"""The StickWorld phrase list (stickworld.protocol.phrases): its content, groups, CLI, and the renderable filter."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_candidates_have_the_poses_the_phrase_names():
 
 
 class DrawPoses:
-    """Stand-in for the diffusion pipeline: draws a clean StickWorld render of a chosen pose per prompt, its true
+    """Stand-in for the diffusion pipeline: draws a clean StickWorld drawing of a chosen pose per prompt, its true
     joints kept in the image's `info` for an exact stand-in judge."""
 
     def __init__(self, pose_of):
@@ -75,11 +75,11 @@ class DrawPoses:
         pass
 
     def __call__(self, prompts, **kw):
-        from stickworld.world.drawing import render
+        from stickworld.world.drawing import draw
 
         images = []
         for p in prompts:
-            image, joints = render("robot", Action("x", p, self.pose_of(p)))
+            image, joints = draw("robot", Action("x", p, self.pose_of(p)))
             image.info["joints"] = joints
             images.append(image)
         return type("Out", (), {"images": images})()
@@ -110,7 +110,7 @@ def test_filter_keeps_drawn_phrases_and_drops_the_rest(monkeypatch):
     monkeypatch.setattr(sw, "make_pipeline", lambda comps: DrawPoses(pose_of))
     monkeypatch.setattr(sw.judges, "predict", exact_judge)
     pairs = [(g, p) for g, p in sw.phrase_list() if p in drawn]
-    kept, report = sw.filter_drawable(pairs, "unused", actors=("robot",), seeds=1, steps=1)
+    kept, report = sw.filter_renderable(pairs, "unused", actors=("robot",), seeds=1, steps=1)
     # "head bowed" is 0.045 from rest, below what the judges resolve: drawn at rest, it is not refused
     undecidable = {"head bowed"}
     assert [p for _, p in kept] == [p for _, p in pairs if drawn[p] or p in undecidable]
@@ -127,7 +127,7 @@ def test_filter_runs_with_the_shipped_model():
     if not (model / "model_index.json").is_file():
         pytest.skip("the StickWorld base model is not built")
     phrases = ["doing a lunge", "left arm raised", "head bowed"]
-    kept, report = sw.filter_drawable(phrases, str(model), actors=("robot",), seeds=1, steps=2, device="cpu")
+    kept, report = sw.filter_renderable(phrases, str(model), actors=("robot",), seeds=1, steps=2, device="cpu")
     assert set(kept) <= set(phrases) and set(report) == set(phrases)
     assert [report[p]["images"] for p in phrases] == [1, 2, 2]
     assert all(0.0 <= r["hit_rate"] <= 1.0 and r["own"] >= 0 for r in report.values())

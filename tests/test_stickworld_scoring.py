@@ -1,4 +1,4 @@
-"""StickWorld scoring, phrase list, exemplar sets and pose encoder, on clean renders (exact answers known)."""
+"""StickWorld scoring, phrase list, exemplar sets and pose encoder, on clean drawings (exact answers known)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image
 
 from stickworld import HELDOUT_ACTIONS, KNOWN_ACTIONS
 from stickworld.protocol.scoring import canonical, clip_scores, nearest_action, pose_similarity, score_images
-from stickworld.world.drawing import render, sample
+from stickworld.world.drawing import draw, sample
 from stickworld.world.skeleton import normalize
 from twinact.paths import package_path
 
@@ -45,7 +45,7 @@ def test_canonical_pose_depends_on_the_body():
 
 def test_score_images_reads_pose_actor_and_leakage():
     rng = np.random.default_rng(3)
-    images = [render("robot", "three_point_landing", 64, rng)[0] for _ in range(6)]
+    images = [draw("robot", "three_point_landing", 64, rng)[0] for _ in range(6)]
     scores = score_images(images, ["robot"] * 6, "three_point_landing", exemplar_actors=["superhero"])
     assert scores["s_actor"].mean() > 0.9 and scores["actor_correct"].mean() == 1.0
     assert scores["leakage"].mean() < 0.05
@@ -53,7 +53,7 @@ def test_score_images_reads_pose_actor_and_leakage():
     wrong = score_images(images, ["robot"] * 6, "backflip")
     assert wrong["s_action"].mean() < 0.1 and wrong["action_correct"].mean() == 0.0
     # A known pose asked for as a held-out action: nearer its own (known) action, so not counted as learned.
-    kneeling = [render("robot", "kneeling", 64, rng)[0] for _ in range(3)]
+    kneeling = [draw("robot", "kneeling", 64, rng)[0] for _ in range(3)]
     assert score_images(kneeling, ["robot"] * 3, "three_point_landing")["action_correct"].mean() == 0.0
 
 
@@ -61,7 +61,7 @@ def test_part_errors_say_which_part_is_wrong():
     from stickworld.protocol.scoring import part_errors, pose_distance
 
     rng = np.random.default_rng(4)
-    arms_up = np.stack([render("robot", "raising_both_arms", 64, rng)[1] for _ in range(3)])
+    arms_up = np.stack([draw("robot", "raising_both_arms", 64, rng)[1] for _ in range(3)])
     err = part_errors(arms_up, "robot", "standing")  # the same legs, other arms
     assert (err["arms"] > 2 * err["legs"]).all() and (err["arms"] > 0.2).all()
     d = pose_distance(arms_up, "robot", "standing")
@@ -71,13 +71,13 @@ def test_part_errors_say_which_part_is_wrong():
 
 def test_clip_scores_see_the_action_the_actor_and_the_exemplar_actor():
     rng = np.random.default_rng(5)
-    shots = {(actor, action): [render(actor, action, 64, rng)[0] for _ in range(4)]
+    shots = {(actor, action): [draw(actor, action, 64, rng)[0] for _ in range(4)]
              for actor in ("robot", "superhero") for action in ("three_point_landing", "backflip")}
     robot = clip_scores(shots["robot", "three_point_landing"], ["robot"] * 4, "three_point_landing", ["superhero"])
     hero = clip_scores(shots["superhero", "three_point_landing"], ["robot"] * 4, "three_point_landing",
                        ["superhero"])
     flip = clip_scores(shots["robot", "backflip"], ["robot"] * 4, "three_point_landing", ["superhero"])
-    # Every comparison per image, so one odd render cannot pass the test on average.
+    # Every comparison per image, so one odd drawing cannot pass the test on average.
     assert (robot["s_action_clip"] > flip["s_action_clip"] + 0.1).all()
     assert (robot["s_actor_clip"] > hero["s_actor_clip"] + 0.05).all()
     assert (hero["leakage_clip"] > robot["leakage_clip"] + 0.05).all()
@@ -98,11 +98,11 @@ def test_shipped_phrase_list_is_the_known_actions():
 
 @pytest.mark.parametrize("action", ["three_point_landing", "backflip"])
 def test_shipped_exemplars_are_reproducible(action):
-    from stickworld.world.exemplars import exemplar_actors, render_set
+    from stickworld.world.exemplars import draw_set, exemplar_actors
 
     folder = package_path(f"pkg://stickworld/exemplars/{action}")
     shipped = sorted(folder.glob("*.png"))
-    fresh = render_set(action)
+    fresh = draw_set(action)
     assert len(shipped) == len(fresh) >= 4
     for path, im in zip(shipped, fresh):
         np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")), np.asarray(im))
@@ -118,8 +118,8 @@ def test_pose_encoder_separates_actions_not_actors():
     from stickworld.networks.encoder import StickWorldPoseEncoder
 
     enc = StickWorldPoseEncoder()
-    feats = enc.encode([render("superhero", "three_point_landing")[0], render("polar_bear", "three_point_landing")[0],
-                        render("superhero", "backflip")[0]])
+    feats = enc.encode([draw("superhero", "three_point_landing")[0], draw("polar_bear", "three_point_landing")[0],
+                        draw("superhero", "backflip")[0]])
     assert feats.shape == (3, enc.dim)
     same_action = (feats[0] - feats[1]).norm()
     same_actor = (feats[0] - feats[2]).norm()

@@ -1,6 +1,6 @@
 """The StickWorld CLIP's gates: does it tell actors apart, name every action, and see the pose before the actor?
 
-``python -m stickworld.gates.clip_quality --model stickworld/data/clip`` renders every actor doing every action (known
+``python -m stickworld.gates.clip_quality --model stickworld/data/clip`` draws every actor doing every action (known
 and held-out), ``--per-pair`` random takes each in random scenes, from seeds training never uses (two-word seeds
 ``[--seed, i]``; training's are three words), and writes ``quality.json`` into the model folder:
 
@@ -35,7 +35,7 @@ from stickworld.networks import clip_model
 from stickworld.networks.clip_model import ACTION_PROMPT, ACTOR_PROMPT
 from stickworld.world.actions import ACTIONS, HELDOUT_ACTIONS
 from stickworld.world.actors import ACTORS, get_actor
-from stickworld.world.drawing import render
+from stickworld.world.drawing import draw
 
 GATES = {"retrieval.actor_top1": (">=", 0.9), "retrieval.action_top1": (">=", 0.7), "margin": (">", 0.0)}
 EVAL_SEED = 1_000_003
@@ -44,8 +44,8 @@ KEYS = ("retrieval", "margin", "margin_pooled", "cosines", "gates", "passed", "e
 
 
 def eval_set(seed: int = EVAL_SEED, per_pair: int = 1, actors=None, actions=None) -> list[dict]:
-    """Every (actor, action) pair ``per_pair`` times: ``image``, ``actor``, ``action``; pair k's take i is rendered
-    from ``[seed, k * per_pair + i]``, so a subset renders the same images as the full set does."""
+    """Every (actor, action) pair ``per_pair`` times: ``image``, ``actor``, ``action``; pair k's take i is drawn
+    from ``[seed, k * per_pair + i]``, so a subset draws the same images as the full set does."""
     actors, actions = list(actors or ACTORS), list(actions or ACTIONS)
     unknown = sorted(set(actors) - set(ACTORS)) + sorted(set(actions) - set(ACTIONS))
     if unknown:
@@ -57,7 +57,7 @@ def eval_set(seed: int = EVAL_SEED, per_pair: int = 1, actors=None, actions=None
             if a not in actors or b not in actions:
                 continue
             for i in range(per_pair):
-                image, _ = render(a, b, clip_model.IMAGE_SIZE, np.random.default_rng([seed, k * per_pair + i]))
+                image, _ = draw(a, b, clip_model.IMAGE_SIZE, np.random.default_rng([seed, k * per_pair + i]))
                 out.append(dict(image=image, actor=a, action=b))
     return out
 
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, required=True, help="a StickWorld CLIP folder (quality.json goes there)")
     p.add_argument("--per-pair", type=int, default=1, help="random takes of each (actor, action) pair")
-    p.add_argument("--seed", type=int, default=EVAL_SEED, help="evaluation render seed")
+    p.add_argument("--seed", type=int, default=EVAL_SEED, help="evaluation drawing seed")
     p.add_argument("--actors", nargs="*", default=None, help="a subset of actors (default: all)")
     p.add_argument("--actions", nargs="*", default=None, help="a subset of actions (default: all, known + held-out)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")

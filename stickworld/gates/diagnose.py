@@ -4,7 +4,7 @@ and whether training latents should be sampled.
 ``python -m stickworld.gates.diagnose joints --model stickworld/data/base --actor robot --out j.png``
 renders the actor doing known actions and draws, over each image (4x), the joints the judges read (red dots) and
 the prompted action's true pose fitted to them (green rings: same centre and radius, as scoring compares them),
-with the action the judges' reading is nearest to. It separates "the model drew the wrong pose" from "the judges
+with the action the judges' reading is nearest to. It separates "the model rendered the wrong pose" from "the judges
 misread a right one".
 
 ``python -m stickworld.gates.diagnose tokens --run <run dir>`` compares the norms of a run's exported placeholder
@@ -12,7 +12,7 @@ vectors with the norms of the model's vocabulary rows: vectors far longer than a
 input distribution (``method.max_norm=vocab`` caps them).
 
 ``python -m stickworld.gates.diagnose readings --run <run dir>`` reads an evaluated run's images back into poses:
-the median distance to the true pose, and which of the 56 actions each image is nearest to (what a method drew
+the median distance to the true pose, and which of the 56 actions each image is nearest to (what a method rendered
 instead of the requested action).
 
 ``python -m stickworld.gates.diagnose latents --action three_point_landing`` encodes an action's exemplars with

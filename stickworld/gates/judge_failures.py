@@ -1,10 +1,10 @@
 """Where the judges miss on free poses: by view, by actor, and whether a left/right swap would have been right.
 
-``python -m stickworld.gates.judge_failures --weights <judges.safetensors> [--n 600]`` renders ``n`` free poses of the
-grammar (as the mixture draws them, seed ``--seed``) and prints a JSON summary: pose accuracy per view, the failure
+``python -m stickworld.gates.judge_failures --weights <judges.safetensors> [--n 600]`` draws ``n`` free poses of the
+grammar (as the mixture picks them, seed ``--seed``) and prints a JSON summary: pose accuracy per view, the failure
 rate of side views per actor, the median mean joint error of the failures (against :data:`POSE_TOL`) and how many
 failures swapping the left and right arms or legs would fix. It tells a precision problem (near misses: more
-capacity or training) from an ambiguity of the renders (swaps: the far limb cannot be told from the near one).
+capacity or training) from an ambiguity of the drawings (swaps: the far limb cannot be told from the near one).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from stickworld.networks import judges
 from stickworld.networks.judges import POSE_TOL
 from stickworld.world.actions import free_action
 from stickworld.world.actors import ACTORS
-from stickworld.world.drawing import render
+from stickworld.world.drawing import draw
 from stickworld.world.skeleton import JOINTS
 from stickworld.world.units import random_units
 
@@ -44,7 +44,7 @@ def analyse(model: judges.Judge, n: int = 600, seed: int = 777) -> dict:
     for _ in range(n):
         actor = list(ACTORS)[int(rng.integers(len(ACTORS)))]
         view, units = random_units(rng)
-        image, joints = render(actor, free_action(view, units), 64, rng)
+        image, joints = draw(actor, free_action(view, units), 64, rng)
         shots.append((actor, view, image, joints))
     pred, _ = model.eval()(judges.to_tensor([s[2] for s in shots]))
     truth = torch.from_numpy(np.stack([s[3] for s in shots])).float()

@@ -1,17 +1,17 @@
 """The judges' gates: do they read every actor's poses, and do they keep other poses off a held-out action?
 
-``python -m stickworld.gates.judge_gates [--weights W] [--vae FOLDER] [--write]`` renders every actor doing every known
+``python -m stickworld.gates.judge_gates [--weights W] [--vae FOLDER] [--write]`` draws every actor doing every known
 and every held-out action ``--takes`` times (random takes: jittered joints, size, position and scene), and as many
 free poses of the pose grammar, optionally through a VAE and back as a generation always comes, and reads them:
 
 - ``known`` / ``heldout`` / ``free``: pose accuracy (mean joint error under :data:`POSE_TOL` of the image), actor
   accuracy and joint errors, with the pose accuracy of each actor under ``per_actor`` (the gate takes the lowest);
-- ``false_accept``: for each held-out action, the share of renders of every *other* action (known and held-out) whose
-  nearest action (by normalised pose distance on the rendered actor's body, over all actions) is that held-out
-  action: how often a customization would be credited with a pose it did not draw. ``max`` and ``mean`` over the
+- ``false_accept``: for each held-out action, the share of drawings of every *other* action (known and held-out) whose
+  nearest action (by normalised pose distance on the drawn actor's body, over all actions) is that held-out
+  action: how often a customization would be credited with a pose it did not render. ``max`` and ``mean`` over the
   held-out actions, and each one's under ``per_action``.
 
-The gates (:data:`GATES`) are read on clean renders; ``--vae`` also reads every render after a round trip through a
+The gates (:data:`GATES`) are read on clean drawings; ``--vae`` also reads every drawing after a round trip through a
 base model's VAE, as a generation always comes (reported, not gated). ``--write`` records them as ``metrics`` and
 ``metrics_through_vae`` in the weights' JSON sidecar (``data/judges.json``) with the command. Free-pose accuracy is
 reported, never gated.
@@ -34,14 +34,14 @@ from stickworld.networks.judges import POSE_TOL
 from stickworld.protocol.scoring import nearest_action
 from stickworld.world.actions import ACTIONS, HELDOUT_ACTIONS, KNOWN_ACTIONS, free_action
 from stickworld.world.actors import ACTORS
-from stickworld.world.drawing import render
+from stickworld.world.drawing import draw
 from stickworld.world.units import random_units
 
 GATES = {"known.min_actor_pose_acc": (">=", 0.95), "heldout.min_actor_pose_acc": (">=", 0.95),
          "false_accept.max": ("<=", 0.02)}
 
 
-def renders(kind: str, takes: int, seed: int) -> list[dict]:
+def drawings(kind: str, takes: int, seed: int) -> list[dict]:
     """Per actor, every action of ``kind`` (known / heldout) ``takes`` times, or for ``free`` that many free poses
     per held-out action: ``image``, ``joints``, ``actor``, ``action`` (``free`` for free poses)."""
     rng = np.random.default_rng([seed, ("known", "heldout", "free").index(kind)])
@@ -51,7 +51,7 @@ def renders(kind: str, takes: int, seed: int) -> list[dict]:
         for _ in range(len(names) * takes):
             name = names[len(out) % (len(names) * takes) // takes]
             action = ACTIONS[name] if kind != "free" else free_action(*random_units(rng))
-            image, joints = render(actor, action, 64, rng)
+            image, joints = draw(actor, action, 64, rng)
             out.append({"image": image, "joints": joints, "actor": actor, "action": action.name})
     return out
 
@@ -76,7 +76,7 @@ def _scores(items: list[dict], err: np.ndarray, actor_ok: np.ndarray) -> dict:
 
 
 def false_accepts(items: list[dict], joints: np.ndarray) -> dict:
-    """Per held-out action, the share of renders of other actions read as it (nearest of all actions)."""
+    """Per held-out action, the share of drawings of other actions read as it (nearest of all actions)."""
     candidates = list(ACTIONS)
     read = [nearest_action(joints[i:i + 1], s["actor"], candidates)[0] for i, s in enumerate(items)]
     per_action = {}
@@ -88,10 +88,10 @@ def false_accepts(items: list[dict], joints: np.ndarray) -> dict:
 
 
 def measure(model: judges.Judge, takes: int = 2, seed: int = 2_000_003, vae=None) -> dict:
-    """The judges' metrics on fresh renders (see the module docstring); the gates under ``gates``."""
+    """The judges' metrics on fresh drawings (see the module docstring); the gates under ``gates``."""
     out, named = {}, []
     for kind in ("known", "heldout", "free"):
-        items = renders(kind, takes if kind != "free" else max(1, takes * len(KNOWN_ACTIONS) // 10), seed)
+        items = drawings(kind, takes if kind != "free" else max(1, takes * len(KNOWN_ACTIONS) // 10), seed)
         images = [s["image"] for s in items]
         if vae is not None:
             images = through_vae(images, vae)
@@ -130,10 +130,10 @@ def summary(name: str, metrics: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", type=Path, default=judges.DEFAULT_WEIGHTS)
-    p.add_argument("--vae", default=None, help="a diffusers VAE folder: also read every render after a round trip "
-                                               "(recorded as metrics_through_vae; the gates are on clean renders)")
+    p.add_argument("--vae", default=None, help="a diffusers VAE folder: also read every drawing after a round trip "
+                                               "(recorded as metrics_through_vae; the gates are on clean drawings)")
     p.add_argument("--takes", type=int, default=2, help="random takes of each (actor, action)")
-    p.add_argument("--seed", type=int, default=2_000_003, help="render seed (the judges never trained on it)")
+    p.add_argument("--seed", type=int, default=2_000_003, help="drawing seed (the judges never trained on it)")
     p.add_argument("--write", action="store_true", help="record the metrics in the weights' JSON sidecar")
     args = p.parse_args(argv)
     vae = None
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
     metrics.update(command="python -m stickworld.gates.judge_gates "
                    + shlex.join(sys.argv[1:] if argv is None else argv),
                    seconds=round(time.time() - t0, 1), takes=args.takes, seed=args.seed)
-    for name, m in (("clean renders", metrics), (f"through {args.vae}", through)):
+    for name, m in (("clean drawings", metrics), (f"through {args.vae}", through)):
         if m is not None:
             print(summary(name, m))
     if args.write:

@@ -1,4 +1,4 @@
-"""The StickWorld base model's gates: does it draw what it is told, and only what it can name?
+"""The StickWorld base model's gates: does it render what it is told, and only what it can name?
 
 ``python -m stickworld.gates.quality --model stickworld/data/base`` renders three prompt sets, every actor with
 ``--per-pair`` images each, reads them with the judges, and writes ``quality.json`` into the model folder:
@@ -14,8 +14,8 @@ actor is the prompted one), mean S_Action, and per action its accuracy and commo
 A diagnostic set, not a gate, is measured when asked (``--sets ... units_single``): ``units_single``, every unit of
 the pose grammar alone on the rest pose, by its phrase ("a robot left knee raised"), read against the composed pose
 (right when it is nearer than any other single-unit pose or the rest pose), with an accuracy per body part. A model
-that draws single units but not the held-out actions' 3-5 cannot bind several; one that cannot draw single units
-has not learnt the units at all.
+that renders single units but not the held-out actions' 3-5 cannot bind several; one that cannot render single
+units has not learnt the units at all.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from stickworld.world.units import UNITS, compose
 from twinact.model.models import load_components
 from twinact.release.sampling import make_pipeline, render_jobs
 
-# Known actions drawn by name, actors kept; held-out poses drawn from their units (the model can draw them) but not
-# from their names (it cannot name them): what makes a proving ground where the methods decide the result.
+# Known actions rendered by name, actors kept; held-out poses rendered from their units (the model can render them)
+# but not from their names (it cannot name them): what makes a proving ground where the methods decide the result.
 GATES = {"known_by_name.action_acc": (">=", 0.75), "known_by_name.actor_acc": (">=", 0.95),
          "heldout_by_units.action_acc": (">=", 0.6), "heldout_by_name.action_acc": ("<=", 0.05)}
 SETS = ("known_by_name", "heldout_by_units", "heldout_by_name")
@@ -152,7 +152,7 @@ def measure(model: str, per_pair: int = 1, limit: int | None = None, steps: int 
         # Known actions are told apart from the known ones (the pretraining bar); a held-out pose counts only when
         # it is nearer its own true pose than any action's, known or held-out.
         candidates = list(KNOWN_ACTIONS) if kind == "known_by_name" else list(ACTIONS)
-        if kind == "units_single":  # one unit among all single units, or none drawn (the rest pose)
+        if kind == "units_single":  # one unit among all single units, or none rendered (the rest pose)
             summary[kind] = score(jobs, images, list(single_units()) + list(REST), judge, unit_canonical)
             summary[kind]["per_part_acc"] = per_part(summary[kind]["per_action_acc"], jobs)
         else:
@@ -174,7 +174,7 @@ def per_part(per_unit: dict[str, float], jobs: list[dict]) -> dict[str, float]:
 
 def misreadings(jobs: list[dict], read_as: list[str]) -> dict[str, list]:
     """Per prompted action, the action its misses were most often read as and that share of its images: tells a
-    model that cannot tell left from right (or one arm from both) from one that draws no readable pose at all."""
+    model that cannot tell left from right (or one arm from both) from one that renders no readable pose at all."""
     out = {}
     for action in dict.fromkeys(j["action"] for j in jobs):
         wrong = Counter(r for r, j in zip(read_as, jobs) if j["action"] == action and r != action)

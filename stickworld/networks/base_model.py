@@ -47,7 +47,7 @@ def build_unet() -> UNet2DConditionModel:
         up_block_types=("CrossAttnUpBlock2D",) * 2 + ("UpBlock2D",) * 2, cross_attention_dim=TEXT_WIDTH,
         attention_head_dim=32, norm_num_groups=16,
         # The caption, attention-pooled, added to the timestep embedding: every ResNet block, at every resolution,
-        # learns which pose it is drawing (cross-attention alone sits at the 4 and 2 px levels). Costs 0.3% of a step.
+        # learns which pose it is rendering (cross-attention alone sits at the 4 and 2 px levels). Costs 0.3% of a step.
         addition_embed_type="text", addition_embed_type_num_heads=4,
     )
 
@@ -79,10 +79,10 @@ def heldout_only_ids(tokenizer: CLIPTokenizer) -> list[int]:
 def text_encoder_from_clip(folder: str, tokenizer: CLIPTokenizer) -> CLIPTextModel:
     """The text tower of a StickWorld CLIP (:mod:`stickworld.networks.clip_model`) as the base model's text encoder,
     as Stable Diffusion takes CLIP ViT-L/14's: its captions already tell poses and actors apart, so the UNet learns
-    to draw them from the first step instead of waiting for a text encoder trained beside it to separate them.
+    to render them from the first step instead of waiting for a text encoder trained beside it to separate them.
 
     That CLIP knows the held-out actions' names; the rows of words only those names use are zeroed (as every word
-    StickWorld never says), so the base model cannot read a held-out name even where its units are drawable."""
+    StickWorld never says), so the base model cannot read a held-out name even where its units are renderable."""
     clip = CLIPModel.from_pretrained(folder)
     model = CLIPTextModel(clip.config.text_config)
     model.load_state_dict(clip.text_model.state_dict())

@@ -1,6 +1,6 @@
 """The StickWorld CLIP: image and text encoders in one joint space, the counterpart of CLIP ViT-L/14.
 
-A transformers :class:`~transformers.CLIPModel` small enough to train on one CPU core: a ViT over 64 px renders
+A transformers :class:`~transformers.CLIPModel` small enough to train on one CPU core: a ViT over 64 px images
 (8 px patches, so 64 tokens) and a text transformer over the real CLIP tokenizer (49,408 tokens), both projected to
 one joint space. It is saved as a plain folder (fp32 safetensors, the tokenizer, a :class:`CLIPImageProcessor`), so
 ``CLIPModel``, ``CLIPVisionModel``, ``CLIPVisionModelWithProjection`` and ``CLIPImageProcessor`` all load it with

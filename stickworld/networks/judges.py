@@ -52,7 +52,7 @@ class Judge(nn.Module):
     skips (where edges are). The actor head pools the deepest features, since identity does not depend on where.
 
     Args:
-        width: Channels of the first stage; later stages double it up to 4x.
+        width: Channels of the stem (the first conv); the blocks after it double them, up to 4x.
     """
 
     def __init__(self, width: int = 16):

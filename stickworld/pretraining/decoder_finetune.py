@@ -2,9 +2,9 @@
 
 ``python -m stickworld.pretraining.decoder_finetune --vae-from runs/stickworld/work --work runs/stickworld/decoder_work
 --into runs/stickworld/model`` waits for the pretraining run's VAE phase to finish, then trains only the decoder
-(and its post-quantisation conv) to reconstruct fresh renders from the frozen encoder's posterior means, with the
+(and its post-quantisation conv) to reconstruct fresh drawings from the frozen encoder's posterior means, with the
 same edge-weighted loss (:func:`stickworld.pretraining.objectives.vae_loss`). The UNet is trained on the encoder's
-latents, so a better decoder changes nothing it learnt; it only draws the latents it generates more sharply (Stable
+latents, so a better decoder changes nothing it learnt; it only decodes the latents it generates more sharply (Stable
 Diffusion's ft-MSE decoder is the same idea). On the 2-core machine it runs on the second core beside the UNet phase,
 so its time is free (the committed ``experiments/stickworld_cpu_base/vae`` was made so).
 

@@ -1,11 +1,11 @@
-"""The pretraining distribution of the StickWorld base model: every pose it must draw, and names for only some.
+"""The pretraining distribution of the StickWorld base model: every pose it must render, and names for only some.
 
 Each example is a random actor in a random scene, drawn in one of three kinds of pose:
 
 - a **known** action (:mod:`stickworld.world.actions`), captioned by its phrase ("a robot doing a lunge");
 - a **held-out** action's pose, as often as each known action, captioned by its pose-grammar description ("a fox
   leaning far forward, left arm swept back, ..., seen from the side") and never by its name: the base model can
-  draw it, as real SD has seen countless poses it cannot name, but a customization method must teach it the name;
+  render it, as real SD has seen countless poses it cannot name, but a customization method must teach it the name;
 - a **free** pose of the grammar (:mod:`stickworld.world.units`), captioned by its units, so the unit phrases a held-out
   description uses are also seen in other combinations, beside the known actions' names in one embedding table.
 
@@ -21,7 +21,7 @@ import numpy as np
 from stickworld.world.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS, Action, free_action
 from stickworld.world.actors import ACTORS, get_actor
 from stickworld.world.captions import ACTOR_TEMPLATES, SCENE_PHRASES, unit_prompt
-from stickworld.world.drawing import ACTOR_IDS, CAPTION_TEMPLATES, render
+from stickworld.world.drawing import ACTOR_IDS, CAPTION_TEMPLATES, draw
 from stickworld.world.scenes import SCENES
 from stickworld.world.units import PARTS, random_units
 
@@ -78,8 +78,8 @@ def canonical_share(step: int, ramp: int, floor: float) -> float:
     return max(floor, 1.0 - step / ramp) if ramp else floor
 
 
-def drawn_actions() -> list[Action]:
-    """The named poses of the mixture, known and held-out: one each per draw of a named pose."""
+def named_actions() -> list[Action]:
+    """The named poses of the mixture, known and held-out: one each per pick of a named pose."""
     return list(KNOWN_ACTIONS.values()) + list(HELDOUT_ACTIONS.values())
 
 
@@ -92,7 +92,7 @@ def sample(rng: np.random.Generator, size: int = 64, units: tuple[int, int] = DE
     Args:
         units: How many parts (low, high) a free pose moves.
         canonical: Probability that the pose is drawn as a canonical take (:func:`canonical_share`); ``None``
-            draws no such coin, so the mixture's random stream is the one it always was.
+            tosses no such coin, so the mixture's random stream is the one it always was.
     """
     actor = list(ACTORS)[int(rng.integers(len(ACTORS)))]
     template = int(rng.integers(len(CAPTION_TEMPLATES)))
@@ -100,7 +100,7 @@ def sample(rng: np.random.Generator, size: int = 64, units: tuple[int, int] = DE
         view, chosen = random_units(rng, *units)
         action, pose_kind = free_action(view, chosen), "free"
     else:
-        named = drawn_actions()
+        named = named_actions()
         action = named[int(rng.integers(len(named)))]
         pose_kind = "known" if action.split == "known" else "heldout"
     if pose_kind == "known":
@@ -117,6 +117,6 @@ def sample(rng: np.random.Generator, size: int = 64, units: tuple[int, int] = DE
     if rng.random() < SCENE_SHARE:
         text = f"{text} {SCENE_PHRASES[scene]}"
     plain = canonical is not None and rng.random() < canonical
-    image, joints = render(actor, action, size, None if plain else rng, scene=scene)
+    image, joints = draw(actor, action, size, None if plain else rng, scene=scene)
     return dict(image=image, caption=text, actor=actor, actor_id=ACTOR_IDS[actor], pose_kind=pose_kind,
                 caption_kind=caption_kind, action=action.name, pose=action.pose, scene=scene, joints=joints)

@@ -43,7 +43,7 @@ def vae_loss(vae, x: torch.Tensor, cast=contextlib.nullcontext, edge_weight: flo
 
 @torch.no_grad()
 def latent_scale(vae, seed: int, n: int = 512) -> float:
-    """1 / std of the VAE's latent means over ``n`` fresh renders: unit-variance latents, as SD's 0.18215."""
+    """1 / std of the VAE's latent means over ``n`` fresh drawings: unit-variance latents, as SD's 0.18215."""
     x, _ = batch(seed + 1, "vae", 10**6, n)
     return float(1.0 / vae.encode(x.to(vae.device)).latent_dist.mean.std())
 
@@ -55,7 +55,7 @@ def unet_loss(comps, x: torch.Tensor, ids: torch.Tensor, gen: torch.Generator, m
     backdrop-dominated image, so an unweighted loss spends most of its gradient on skies and floors."""
     with torch.no_grad(), cast():
         latents = comps.vae.encode(x).latent_dist.mean.float() * comps.vae.config.scaling_factor
-    # Drawn on the CPU generator whatever the device: the same noise and timesteps as a CPU run of this step.
+    # Generated on the CPU generator whatever the device: the same noise and timesteps as a CPU run of this step.
     noise = torch.randn(latents.shape, generator=gen).to(latents.device)
     t = torch.randint(0, comps.noise_scheduler.config.num_train_timesteps, (len(x),), generator=gen)
     t = t.to(latents.device)

@@ -11,15 +11,15 @@ phases, each resumable at any checkpoint (``make stickworld`` runs the recipe th
    are the mixture of :mod:`stickworld.pretraining.mixture`: known actions by name, held-out and free poses by their
    units, never a held-out action's name.
 
-Every batch is rendered fresh from a seed derived from (``--seed``, phase, step)
+Every batch is drawn fresh from a seed derived from (``--seed``, phase, step)
 (:mod:`stickworld.pretraining.pretrain_data`), so a resumed run sees exactly the batches an unbroken one would, with any
-number of ``--workers`` rendering them, and there is no training set to memorise. Held-out actions never appear. The
+number of ``--workers`` drawing them, and there is no training set to memorise. Held-out actions never appear. The
 work folder holds ``state.json``, safetensors checkpoints (weights, EMA, optimizer moments) and ``log.jsonl``; the
 export is a plain diffusers folder (fp32 weights, the DDIM sampler) plus ``pretrain.json`` (command, steps, timings,
 where each part ran).
 
 ``--device cuda`` trains on a GPU, under bf16 autocast by default (trainable weights and the EMA stay fp32; the
-noise and timesteps are still drawn on the CPU, so they are those of a CPU run). Device, precision and workers say
+noise and timesteps are still generated on the CPU, so they are those of a CPU run). Device, precision and workers say
 how a run is computed, not what it learns from, so a run may be resumed with other ones; each call is recorded.
 """
 
@@ -110,7 +110,7 @@ def run_phase(phase: Phase, work: Path, state: dict, total: int, args, step_fn, 
                 if args.deadline and time.time() > args.deadline and done < total:
                     raise Deadline
     finally:
-        del items  # stops the render workers now, not when the traceback of a Deadline is dropped
+        del items  # stops the drawing workers now, not when the traceback of a Deadline is dropped
 
 
 def export(comps, out: Path, meta: dict) -> None:
@@ -194,7 +194,7 @@ def parse_args(argv: list[str] | None):
                    help="bf16 autocast for the forward passes (default: bf16 on cuda, fp32 on cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
     p.add_argument("--workers", type=int, default=0,
-                   help="processes rendering batches ahead (0: in this process); batches are the same either way")
+                   help="processes drawing batches ahead (0: in this process); batches are the same either way")
     args = p.parse_args(argv)
     args.device = torch.device(args.device)
     if args.device.type == "cuda" and not torch.cuda.is_available():

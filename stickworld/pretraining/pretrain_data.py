@@ -1,4 +1,4 @@
-"""Pretraining batches of the StickWorld base model, indexed by step and rendered ahead in worker processes.
+"""Pretraining batches of the StickWorld base model, indexed by step and drawn ahead in worker processes.
 
 Every batch is a pure function of (``seed``, phase, step) and the run's settings: its own random generator is seeded
 with exactly those, so a resumed run, a run with more workers and an unbroken one see the same batches, bitwise.
@@ -22,7 +22,7 @@ PHASES = ("vae", "unet", "decoder")
 
 
 def images_uint8(images) -> torch.Tensor:
-    """PIL images -> uint8 [B, 3, H, W] (a view of [B, H, W, 3]): what a render worker hands over, a quarter of the
+    """PIL images -> uint8 [B, 3, H, W] (a view of [B, H, W, 3]): what a drawing worker hands over, a quarter of the
     floats' bytes in shared memory and on the way to a GPU."""
     arr = np.stack([np.asarray(im, dtype=np.uint8) for im in images])
     return torch.from_numpy(arr).permute(0, 3, 1, 2)
@@ -46,7 +46,7 @@ def batch(seed: int, phase: str, step: int, size: int, drop: float = 0.0, captio
 
     Args:
         captions: ``"mixture"``: the pretraining mixture of :mod:`stickworld.pretraining.mixture` (known actions
-            by name, held-out and free poses by their units); ``"known"``: known-action renders by name only.
+            by name, held-out and free poses by their units); ``"known"``: known-action drawings by name only.
         units: How many parts a free pose of the mixture moves (low, high), e.g. from
             :func:`stickworld.pretraining.mixture.units_at`.
         dtype: ``"float"`` ([-1, 1]) or ``"uint8"`` (:func:`images_uint8`; :func:`model_range` converts).
@@ -74,7 +74,7 @@ class StepBatches(Dataset):
         schedule: A parsed ``--max-units-schedule`` (:func:`stickworld.pretraining.mixture.parse_units_schedule`),
             or ``None`` for the grammar's own range.
         tokenize: Captions -> token ids [B, 77]. Given, items hold ``ids`` instead of ``captions``: tokenizing 256
-            captions costs as much as a GPU step, so it belongs in the workers, beside the rendering.
+            captions costs as much as a GPU step, so it belongs in the workers, beside the drawing.
         canonical: (ramp, floor) of :func:`stickworld.pretraining.mixture.canonical_share`, or ``None`` for
             random takes only.
     """
@@ -104,7 +104,7 @@ class StepBatches(Dataset):
 
 
 def tokenizer_fn(tokenizer):
-    """Captions -> padded token ids [B, 77], as the text encoder reads them (picklable, for render workers)."""
+    """Captions -> padded token ids [B, 77], as the text encoder reads them (picklable, for drawing workers)."""
     return functools.partial(_tokenize, tokenizer)
 
 
@@ -115,9 +115,9 @@ def _tokenize(tokenizer, captions: list[str]) -> torch.Tensor:
 
 def iterate(dataset: StepBatches, workers: int = 0, pin_memory: bool = False) -> Iterator[dict]:
     """The dataset's items in step order: drawn in this process (``workers=0``) or by ``workers`` processes, each
-    item a whole batch (one worker renders one batch; several batches are in flight at once)."""
+    item a whole batch (one worker draws one batch; several batches are in flight at once)."""
     if workers == 0:
         return (dataset[i] for i in range(len(dataset)))
     loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin_memory,
-                        prefetch_factor=4)  # 4 per worker: rendering times vary with the poses drawn
+                        prefetch_factor=4)  # 4 per worker: drawing times vary with the poses
     return iter(loader)

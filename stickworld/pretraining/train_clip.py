@@ -1,9 +1,9 @@
-"""Train the StickWorld CLIP (:mod:`stickworld.networks.clip_model`) contrastively on fresh renders and their captions.
+"""Train the StickWorld CLIP (:mod:`stickworld.networks.clip_model`) contrastively on fresh drawings and their captions.
 
 ``python -m stickworld.pretraining.train_clip --work runs/stickworld_clip/work --out runs/stickworld_clip/model``
-trains and exports a CLIP folder. A batch is pairs of renders: each pair is one pose (one of ALL the actions, known and
+trains and exports a CLIP folder. A batch is pairs of drawings: each pair is one pose (one of ALL the actions, known and
 held-out, or a free pose of the grammar) struck by two different actors in random scenes. The real CLIP knows what
-a backflip is; only the diffusion base model must never see held-out names. Each render has its own caption
+a backflip is; only the diffusion base model must never see held-out names. Each drawing has its own caption
 (:data:`CAPTION_MIX`): the actor and the pose (its action phrase or its units), the pose alone ("someone ..."), or
 the actor alone; a share also names the scene.
 
@@ -12,11 +12,11 @@ Three losses. Two are contrastive, with every true pair of the batch as a positi
 common here, where on the web they are rare, and the exact labels make them free to avoid):
 
 - image-caption: CLIP's symmetric cross-entropy;
-- image-image (``--pose-weight``): an image's positives are the other renders of its pose, by other actors;
+- image-image (``--pose-weight``): an image's positives are the other drawings of its pose, by other actors;
   matching a pose across actors can only be done by seeing the pose.
 
 The third (``--joint-weight``) makes the ViT see poses at all: a linear head, not exported, reads from the last
-patch tokens which patch holds each of the 14 joints that :func:`stickworld.world.drawing.render` returns. With captions
+patch tokens which patch holds each of the 14 joints that :func:`stickworld.world.drawing.draw` returns. With captions
 alone, a 300-step check learnt the actors (colours, at once) and no pose: the action captions' embeddings collapsed
 onto one another (cosine 0.998), so neither tower had anything to align poses with. A ViT (or a small CNN)
 classifying the 57 actions directly stayed at chance for 400 steps on random takes too, yet learnt in 150 on
@@ -50,7 +50,7 @@ from stickworld.pretraining.pretrain import lr_at
 from stickworld.world.actions import ACTIONS, Action, free_action
 from stickworld.world.actors import ACTORS, get_actor
 from stickworld.world.captions import ACTOR_TEMPLATES, SCENE_PHRASES
-from stickworld.world.drawing import CAPTION_TEMPLATES, render
+from stickworld.world.drawing import CAPTION_TEMPLATES, draw
 from stickworld.world.scenes import SCENES
 from stickworld.world.units import random_units
 
@@ -95,7 +95,7 @@ def random_pose(rng: np.random.Generator) -> Action:
 
 
 def take(rng: np.random.Generator, actor: str, action: Action, canonical: bool = False) -> tuple:
-    """One render of ``actor`` doing ``action`` in a random scene, captioned: (PIL image, joints, caption, facts of
+    """One drawing of ``actor`` doing ``action`` in a random scene, captioned: (PIL image, joints, caption, facts of
     the image, facts the caption states). ``canonical`` draws the pose unjittered, centred, at the usual size."""
     kind = str(rng.choice(list(CAPTION_MIX), p=list(CAPTION_MIX.values())))
     subject = clip_model.SOMEONE if kind == "pose" else get_actor(actor).caption
@@ -107,7 +107,7 @@ def take(rng: np.random.Generator, actor: str, action: Action, canonical: bool =
     says_scene = rng.random() < SCENE_SHARE
     if says_scene:
         text = f"{text} {SCENE_PHRASES[scene]}"
-    image, joints = render(actor, action, clip_model.IMAGE_SIZE, None if canonical else rng, scene=scene)
+    image, joints = draw(actor, action, clip_model.IMAGE_SIZE, None if canonical else rng, scene=scene)
     shown = Facts(actor, pose_key(action.pose), scene)
     said = Facts(None if kind == "pose" else actor, None if kind == "actor" else shown.pose,
                  scene if says_scene else None)
@@ -115,10 +115,10 @@ def take(rng: np.random.Generator, actor: str, action: Action, canonical: bool =
 
 
 def batch(seed: int, step: int, size: int, actors: int = 0, canonical: float = 0.0) -> dict:
-    """The ``step``-th batch of ``size`` (even) renders, ``size / 2`` poses by two actors each.
+    """The ``step``-th batch of ``size`` (even) drawings, ``size / 2`` poses by two actors each.
 
     Args:
-        actors: When > 0, the whole batch is drawn from that many actors: many renders of one actor doing other
+        actors: When > 0, the whole batch is taken from that many actors: many drawings of one actor doing other
             things are hard negatives, told apart from its own caption by the pose alone.
         canonical: Share of poses drawn as canonical takes (:func:`canonical_share`).
 
@@ -127,8 +127,8 @@ def batch(seed: int, step: int, size: int, actors: int = 0, canonical: float = 0
         captions] bool) and ``same_pose`` ([B, B] bool, an image with itself excluded).
     """
     if size % 2:
-        raise ValueError(f"the batch is pairs of renders; give an even size, not {size}")
-    rng = np.random.default_rng([seed, step, 0])  # three words: never the two-word seeds clip_quality renders from
+        raise ValueError(f"the batch is pairs of drawings; give an even size, not {size}")
+    rng = np.random.default_rng([seed, step, 0])  # three words: never the two-word seeds clip_quality draws from
     cast = list(ACTORS)
     if actors:
         cast = [cast[i] for i in sorted(rng.choice(len(cast), size=actors, replace=False))]
@@ -214,9 +214,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, required=True, help="checkpoint folder (resumed when it holds one)")
     p.add_argument("--out", type=Path, required=True, help="CLIP folder to export when training ends (new or empty)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    p.add_argument("--seed", type=int, default=0, help="weights and render stream")
+    p.add_argument("--seed", type=int, default=0, help="weights and drawing stream")
     p.add_argument("--steps", type=int, default=4000, help="the shipped run's 4,000 took 87 min on one core")
-    p.add_argument("--batch", type=int, default=128, help="renders per step (even: pairs of one pose)")
+    p.add_argument("--batch", type=int, default=128, help="drawings per step (even: pairs of one pose)")
     p.add_argument("--batch-actors", type=int, default=6, help="actors per batch (0: any); see batch()")
     p.add_argument("--pose-weight", type=float, default=1.0, help="weight of the image-image pose loss")
     p.add_argument("--joint-weight", type=float, default=1.0, help="weight of the joint-patch loss")

@@ -1,4 +1,4 @@
-"""Train the StickWorld judges (:mod:`stickworld.networks.judges`) on freshly rendered samples.
+"""Train the StickWorld judges (:mod:`stickworld.networks.judges`) on freshly drawn samples.
 
 ``python -m stickworld.pretraining.train_judges --out stickworld/data/judges --steps 6000 --resume`` writes
 ``judges.safetensors`` and ``judges.json`` (command, data sizes, metrics). ``--resume`` continues from
@@ -6,13 +6,13 @@
 once the final weights are saved.
 
 The judges train on BOTH known and held-out actions, and with ``--free-frac`` on free poses of the pose grammar
-(:mod:`stickworld.world.units`, drawn as :mod:`stickworld.pretraining.mixture` draws them). That is deliberate: they
+(:mod:`stickworld.world.units`, picked as :mod:`stickworld.pretraining.mixture` picks them). That is deliberate: they
 measure whether a generation shows the held-out pose, so they must recognise it, and a model pretrained on the mixture
-draws free poses too; they are not the diffusion model, whose pretraining must never see held-out actions, and nothing
-they learn flows into it. ``--free-frac`` defaults to 0, which draws exactly the batches of the runs recorded before
+renders free poses too; they are not the diffusion model, whose pretraining must never see held-out actions, and nothing
+they learn flows into it. ``--free-frac`` defaults to 0, which gives exactly the batches of the runs recorded before
 free poses existed. Metrics are reported over the whole evaluation set and per kind (``known``, ``heldout``, ``free``).
-Every training batch is rendered fresh from a seed derived from (``--seed``, step), so there is no training set to
-overfit and a resumed run sees exactly the batches an unbroken one would. Evaluation uses a fixed set rendered from
+Every training batch is drawn fresh from a seed derived from (``--seed``, step), so there is no training set to
+overfit and a resumed run sees exactly the batches an unbroken one would. Evaluation uses a fixed set drawn from
 ``--eval-seed``, a seed training never uses."""
 
 from __future__ import annotations
@@ -33,28 +33,28 @@ from stickworld.networks.judges import POSE_TOL, vae_round_trip
 from stickworld.pretraining.checkpoints import load_optimizer, load_tensors, optimizer_tensors, save_tensors
 from stickworld.world.actions import free_action
 from stickworld.world.actors import ACTORS
-from stickworld.world.drawing import ACTOR_IDS, render, sample
+from stickworld.world.drawing import ACTOR_IDS, draw, sample
 from stickworld.world.units import random_units
 
-KINDS = ("known", "heldout", "free")  # the kinds of pose, in the order of the ids render_batch returns
+KINDS = ("known", "heldout", "free")  # the kinds of pose, in the order of the ids draw_batch returns
 
 
 def free_sample(rng: np.random.Generator) -> dict:
-    """A free pose as the mixture draws one (:func:`stickworld.pretraining.mixture.sample`): a random actor in a
-    random scene in a random composition of 2-5 units; ``image``, ``joints`` and ``actor_id`` as :func:`render.sample`
-    gives."""
+    """A free pose as the mixture picks one (:func:`stickworld.pretraining.mixture.sample`): a random actor in a
+    random scene in a random composition of 2-5 units; ``image``, ``joints`` and ``actor_id`` as
+    :func:`stickworld.world.drawing.sample` gives."""
     actor = list(ACTORS)[int(rng.integers(len(ACTORS)))]
-    image, joints = render(actor, free_action(*random_units(rng)), 64, rng)
+    image, joints = draw(actor, free_action(*random_units(rng)), 64, rng)
     return dict(image=image, joints=joints, actor_id=ACTOR_IDS[actor])
 
 
-def render_batch(rng: np.random.Generator, n: int, heldout_frac: float,
-                 free_frac: float = 0.0) -> tuple[torch.Tensor, ...]:
+def draw_batch(rng: np.random.Generator, n: int, heldout_frac: float,
+               free_frac: float = 0.0) -> tuple[torch.Tensor, ...]:
     """``n`` fresh samples as (images [n,3,64,64], joints [n,14,2], actor ids [n], kinds [n]).
 
     Each sample is a held-out action with probability ``heldout_frac``, a free pose with ``free_frac`` and else a
     known action; kinds index :data:`KINDS`. Held-out actions are oversampled because there are few of them yet
-    they are what the judges are for. With ``free_frac`` 0 the draws are those of the runs made before free poses.
+    they are what the judges are for. With ``free_frac`` 0 the samples are those of the runs made before free poses.
     """
     if heldout_frac + free_frac > 1:
         raise ValueError(f"heldout_frac + free_frac must be <= 1, got {heldout_frac} + {free_frac}")
@@ -70,10 +70,10 @@ def render_batch(rng: np.random.Generator, n: int, heldout_frac: float,
 
 
 def eval_set(seed: int, n: int) -> tuple[torch.Tensor, ...]:
-    """The fixed evaluation set: ``n`` renders from ``seed``, half known and half held-out actions (the set of the
+    """The fixed evaluation set: ``n`` drawings from ``seed``, half known and half held-out actions (the set of the
     runs made before free poses), then ``n // 2`` free poses from the seed ``[seed, 2]``."""
-    old = render_batch(np.random.default_rng(seed), n, heldout_frac=0.5)
-    free = render_batch(np.random.default_rng([seed, 2]), n // 2, heldout_frac=0.0, free_frac=1.0)
+    old = draw_batch(np.random.default_rng(seed), n, heldout_frac=0.5)
+    free = draw_batch(np.random.default_rng([seed, 2]), n // 2, heldout_frac=0.0, free_frac=1.0)
     return tuple(torch.cat(pair) for pair in zip(old, free))
 
 
@@ -115,12 +115,13 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--width", type=int, default=16, help="channels of the first conv stage")
+    p.add_argument("--width", type=int, default=16,
+                   help="channels of the stem (the first conv); the blocks after it double them, up to 4x")
     p.add_argument("--heldout-frac", type=float, default=0.4, help="fraction of training samples from held-out")
     p.add_argument("--free-frac", type=float, default=0.0,
                    help="fraction of training samples that are free poses of the grammar (the rest: known)")
-    p.add_argument("--seed", type=int, default=0, help="training render seed")
-    p.add_argument("--eval-seed", type=int, default=1_000_003, help="evaluation render seed (not used in training)")
+    p.add_argument("--seed", type=int, default=0, help="training drawing seed")
+    p.add_argument("--eval-seed", type=int, default=1_000_003, help="evaluation drawing seed (not used in training)")
     p.add_argument("--eval-n", type=int, default=1000)
     p.add_argument("--ckpt-every", type=int, default=300)
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt.safetensors if it exists")
@@ -164,8 +165,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     deadline = None if args.stop_after is None else time.time() + 60 * args.stop_after
     model.train()
     for step in range(start, args.steps):
-        x, joints, actors, _ = render_batch(np.random.default_rng([args.seed, step]), args.batch,
-                                            args.heldout_frac, args.free_frac)
+        x, joints, actors, _ = draw_batch(np.random.default_rng([args.seed, step]), args.batch,
+                                          args.heldout_frac, args.free_frac)
         if vae is not None:
             k = round(args.vae_frac * len(x))
             x = torch.cat([vae_round_trip(vae, x[:k]), x[k:]])

@@ -5,16 +5,17 @@ every (row, action, seed) point with ``experiment=stickworld`` through :func:`tw
 finished points are skipped), evaluates it on ``eval_suite=stickworld`` and writes ``table.md`` / ``table.csv``,
 ``per_action.md``, ``paired.md``, a grid per action and ``results.json``. Protocol:
 
-- A **unit** is one (action, training seed): the mean of a metric over all of that run's evaluation images (actors
-  the exemplars do not show x prompts x evaluation seeds). Rows report the mean and 95% t-interval over units;
-  **paired** differences (TwinAct minus each baseline, on the same units) a percentile-bootstrap interval.
+- A **replicate** is one (action, training seed): the mean of a metric over all of that run's evaluation images
+  (actors the exemplars do not show x prompts x evaluation seeds). Rows report the mean and 95% t-interval over
+  replicates; **paired** differences (TwinAct minus each baseline, on the same replicates) a percentile-bootstrap
+  interval.
 - Every row gets the same optimizer-step budget (``--steps``, split between its stages as in its method's config)
   and effective batch (``--batch`` x ``--accumulate``).
-- ``upper_bound`` is not trained: the base model prompted with the held-out pose's unit description (what it draws
-  when told the pose); its units are (action, evaluation seed). ``Action acc. / upper bound`` divides each row's
-  accuracy by it, action by action.
+- ``upper_bound`` is not trained: the base model prompted with the held-out pose's unit description (what it
+  renders when told the pose); its replicates are (action, evaluation seed). ``Action acc. / upper bound`` divides
+  each row's accuracy by it, action by action.
 - ``positive_control`` is TwinAct learning known actions (:mod:`stickworld.protocol.positive_control`) with their own
-  phrase removed from the action space: a method that cannot recover an action the base model draws is broken.
+  phrase removed from the action space: a method that cannot recover an action the base model renders is broken.
 - ``--curve-steps 100 200 ...`` trains each row at several budgets (use ``--split dev``) and plots action accuracy
   against leakage per row (``curves.png``, ``curves.json``): the trade-off at matched accuracy.
 """
@@ -79,7 +80,8 @@ def row_overrides(row: str, action: str, seed: int, steps: int, batch: int, accu
 
 
 def upper_bound(action: str, suite, out: Path, extra: list[str]) -> dict[int, dict[str, float]]:
-    """The base model told the pose (its unit description), scored like a trained row; units by evaluation seed.
+    """The base model told the pose (its unit description), scored like a trained row; replicates by evaluation
+    seed.
     Cached in ``<out>/upper_bound/<action>.json``."""
     path = out / UPPER_BOUND / f"{action}.json"
     if path.is_file():
@@ -98,49 +100,50 @@ def upper_bound(action: str, suite, out: Path, extra: list[str]) -> dict[int, di
     scores, _ = instantiate(suite.scorer)(images, todo, suite, cfg, [])
     per_seed = {}
     for seed in suite.seeds:
-        per_seed[int(seed)] = tables.unit_means([{k: v[i] for k, v in scores.items()} for i, j in enumerate(todo)
-                                          if j["seed"] == seed])
+        per_seed[int(seed)] = tables.replicate_means([{k: v[i] for k, v in scores.items()}
+                                                     for i, j in enumerate(todo) if j["seed"] == seed])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(per_seed, indent=2))
     return per_seed
 
 
-def summarize(units: dict[str, dict[tuple, dict]], seeds: dict[str, list[int]]) -> list[dict]:
+def summarize(replicates: dict[str, dict[tuple, dict]], seeds: dict[str, list[int]]) -> list[dict]:
     """The rows of :func:`stickworld.protocol.tables.summarize`, with Action acc. as a fraction of the upper bound."""
-    rows = tables.summarize(units, seeds)
-    ub = units.get(UPPER_BOUND)
-    if ub:  # accuracy as a fraction of what the base model draws when told the pose, action by action
-        bound = {a: np.mean([u["action_correct"] for (act, _), u in ub.items() if act == a])
+    rows = tables.summarize(replicates, seeds)
+    ub = replicates.get(UPPER_BOUND)
+    if ub:  # accuracy as a fraction of what the base model renders when told the pose, action by action
+        bound = {a: np.mean([rep["action_correct"] for (act, _), rep in ub.items() if act == a])
                  for a in {a for a, _ in ub}}
         for out in rows:
-            ratios = [u["action_correct"] / bound[a] for (a, _), u in units[out["method"]].items()
+            ratios = [rep["action_correct"] / bound[a] for (a, _), rep in replicates[out["method"]].items()
                       if bound.get(a, 0) > 0]
             if ratios:
                 out["action_correct_of_upper_bound"] = float(np.mean(ratios))
     return rows
 
 
-def paired(units: dict[str, dict[tuple, dict]], a: str = "twinact", baselines=BASELINES) -> list[dict]:
-    """``a`` minus each baseline on the units both have, per metric: mean and bootstrap CI95 over units."""
+def paired(replicates: dict[str, dict[tuple, dict]], a: str = "twinact", baselines=BASELINES) -> list[dict]:
+    """``a`` minus each baseline on the replicates both have, per metric: mean and bootstrap CI95 over replicates."""
     out = []
     for b in baselines:
-        if a not in units or b not in units:
+        if a not in replicates or b not in replicates:
             continue
-        shared = sorted(set(units[a]) & set(units[b]))
+        shared = sorted(set(replicates[a]) & set(replicates[b]))
         for metric in PAIRED:
-            diffs = [units[a][k][metric] - units[b][k][metric] for k in shared
-                     if metric in units[a][k] and metric in units[b][k]]
+            diffs = [replicates[a][k][metric] - replicates[b][k][metric] for k in shared
+                     if metric in replicates[a][k] and metric in replicates[b][k]]
             if diffs:
                 mean, ci = bootstrap_ci95(diffs)
-                out.append({"a": a, "b": b, "metric": metric, "mean": mean, "ci95": list(ci), "units": len(diffs)})
+                out.append({"a": a, "b": b, "metric": metric, "mean": mean, "ci95": list(ci),
+                            "replicates": len(diffs)})
     return out
 
 
 def write_paired(out: Path, pairs: list[dict]) -> None:
-    lines = ["Paired differences over shared (action, training seed) units; 95% percentile bootstrap.", "",
-             "| a - b | metric | mean | 95% CI | n (units) |", "| --- | --- | --- | --- | --- |"]
+    lines = ["Paired differences over shared (action, training seed) replicates; 95% percentile bootstrap.", "",
+             "| a - b | metric | mean | 95% CI | n (replicates) |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {p['a']} - {p['b']} | {p['metric']} | {p['mean']:+.3f} | [{p['ci95'][0]:+.3f}, "
-              f"{p['ci95'][1]:+.3f}] | {p['units']} |" for p in pairs]
+              f"{p['ci95'][1]:+.3f}] | {p['replicates']} |" for p in pairs]
     (out / "paired.md").write_text("\n".join(lines) + "\n")
 
 
@@ -170,7 +173,7 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--actions-file", type=Path, default=None,
                    help="your own held-out actions (a JSON list in the format of "
                         "stickworld/data/heldout_actions.json); "
-                        "their exemplars are rendered into OUT/exemplars, --split picks among them")
+                        "their exemplars are drawn into OUT/exemplars, --split picks among them")
     p.add_argument("--rows", nargs="+", default=list(ROWS) + [UPPER_BOUND], choices=list(ROWS) + [UPPER_BOUND])
     p.add_argument("--control-actions", nargs="+", default=list(CONTROL_ACTIONS), choices=list(KNOWN_ACTIONS),
                    help="known actions of the positive control")
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> Path:
     args = p.parse_args(argv)
     command = "python -m stickworld.protocol.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)
     settings = {"steps": args.steps, "batch": args.batch, "accumulate": args.accumulate, "overrides": args.overrides}
-    listed, rendered = (None, None) if args.actions_file is None else from_actions_file(args.actions_file, args.out)
+    listed, drawn = (None, None) if args.actions_file is None else from_actions_file(args.actions_file, args.out)
     if listed is not None:
         settings["actions_file"] = {k: repr(v) for k, v in listed.items()}
     actions = chosen_actions(args.actions, args.split, listed)
@@ -193,7 +196,7 @@ def main(argv: list[str] | None = None) -> Path:
     suite = compose_config(["experiment=stickworld", *args.overrides]).eval_suite
     trained = [r for r in args.rows if r != UPPER_BOUND]
     budgets = sorted(set([args.steps, *args.curve_steps]))
-    units: dict[int, dict[str, dict[tuple, dict]]] = {b: {} for b in budgets}
+    replicates: dict[int, dict[str, dict[tuple, dict]]] = {b: {} for b in budgets}
     run_dirs: dict[str, dict[str, Path]] = {}
     points = [(b, r, a, s) for b in budgets for r in trained
               for a in (args.control_actions if r == POSITIVE_CONTROL else actions) for s in args.seeds]
@@ -201,33 +204,33 @@ def main(argv: list[str] | None = None) -> Path:
         run_dir = args.out / "runs" / f"steps{budget}" / action / row / f"seed{seed}"
         print(f"[{n}/{len(points)}] {row} on {action}, seed {seed}, {budget} steps -> {run_dir}", flush=True)
         extra = args.overrides + (prepare(action, args.out / POSITIVE_CONTROL) if row == POSITIVE_CONTROL
-                                  else [f"action.image_dir={exemplar_dir(action, rendered)}"])
+                                  else [f"action.image_dir={exemplar_dir(action, drawn)}"])
         result = run_point(row_overrides(row, action, seed, budget, args.batch, args.accumulate, run_dir, extra))
-        units[budget].setdefault(row, {})[(action, seed)] = tables.unit_means(result["per_image"])
+        replicates[budget].setdefault(row, {})[(action, seed)] = tables.replicate_means(result["per_image"])
         if budget == args.steps:
             run_dirs.setdefault(action, {}).setdefault(row, run_dir)
-    main_units = units[args.steps]
+    main_replicates = replicates[args.steps]
     if UPPER_BOUND in args.rows:
-        main_units[UPPER_BOUND] = {
-            (a, s): u for a in actions for s, u in upper_bound(
-                a, suite, args.out, args.overrides + [f"action.image_dir={exemplar_dir(a, rendered)}"]).items()}
-        if not main_units[UPPER_BOUND]:
-            del main_units[UPPER_BOUND]
-    seeds = {r: ([] if r == UPPER_BOUND else list(args.seeds)) for r in main_units}
-    rows, pairs = summarize(main_units, seeds), paired(main_units)
+        main_replicates[UPPER_BOUND] = {
+            (a, s): rep for a in actions for s, rep in upper_bound(
+                a, suite, args.out, args.overrides + [f"action.image_dir={exemplar_dir(a, drawn)}"]).items()}
+        if not main_replicates[UPPER_BOUND]:
+            del main_replicates[UPPER_BOUND]
+    seeds = {r: ([] if r == UPPER_BOUND else list(args.seeds)) for r in main_replicates}
+    rows, pairs = summarize(main_replicates, seeds), paired(main_replicates)
     header = (f"Command: `{command}`\n\n{len(actions)} held-out actions ({', '.join(actions)}) x training seeds "
               f"{args.seeds}; {args.steps} optimizer steps per run at effective batch {args.batch * args.accumulate}; "
-              f"a unit is one (action, training seed), the upper bound's one (action, evaluation seed); mean ± "
-              f"95% t-interval over units. Machine: {machine()}.")
-    per_action = tables.per_action_means(main_units)
+              f"a replicate is one (action, training seed), the upper bound's one (action, evaluation seed); mean ± "
+              f"95% t-interval over replicates. Machine: {machine()}.")
+    per_action = tables.per_action_means(main_replicates)
     tables.write(args.out, rows, per_action, header)
     write_paired(args.out, pairs)
     for action in actions if args.grid_actions is None else args.grid_actions:
         if action in run_dirs:
-            write_grid(args.out, action, run_dirs[action], suite, exemplar_dir(action, rendered))
-    curves = [{"method": r, "steps": b, **{m: float(np.mean([u[m] for u in by.values()])) for m in
+            write_grid(args.out, action, run_dirs[action], suite, exemplar_dir(action, drawn))
+    curves = [{"method": r, "steps": b, **{m: float(np.mean([rep[m] for rep in by.values()])) for m in
                                            ("action_correct", "leakage", "leakage_clip")}}
-              for b in budgets for r, by in units[b].items()] if args.curve_steps else []
+              for b in budgets for r, by in replicates[b].items()] if args.curve_steps else []
     if curves:
         (args.out / "curves.json").write_text(json.dumps(curves, indent=2) + "\n")
         plot_curves(curves, args.out / "curves.png")

@@ -5,7 +5,7 @@ trains each (action, method, seed) point with ``experiment=stickworld`` through 
 ``train.py``, evaluates it on ``eval_suite=stickworld`` (actors the exemplars do not show, several seeds), then writes:
 
 - ``table.md`` / ``table.csv``: methods x the metrics of :mod:`stickworld.protocol.tables`, mean ± 95% interval over
-  (action, evaluation seed) units, with the unit count n;
+  (action, evaluation seed) replicates, with the replicate count n;
 - ``per_action.md``: Action acc. and S_Action per action and method;
 - ``grid_<action>.png``: the exemplars, the true pose on each evaluation actor, then one row per method.
 
@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 
 from stickworld.protocol import tables
 from stickworld.world.actions import HELDOUT_ACTIONS, Action
-from stickworld.world.drawing import render
+from stickworld.world.drawing import draw
 from stickworld.world.exemplars import exemplar_dir, from_actions_file
 from twinact.config.compose import compose_config
 from twinact.errors import TwinActError
@@ -86,17 +86,17 @@ def run_point(overrides: list[str]) -> dict:
     return json.loads((Path(result.run_dir) / "eval" / "metrics.json").read_text())
 
 
-def method_units(results: dict[tuple[str, str, int], dict]) -> dict[str, dict[tuple, dict]]:
-    """method -> (action, evaluation seed) -> the unit's metric means (over its actors and prompts), pooling training
-    seeds: with one training seed per point, the evaluation seeds are the independent draws there are."""
-    units: dict[str, dict[tuple, dict]] = {}
+def method_replicates(results: dict[tuple[str, str, int], dict]) -> dict[str, dict[tuple, dict]]:
+    """method -> (action, evaluation seed) -> the replicate's metric means (over its actors and prompts), pooling
+    training seeds: with one training seed per point, the evaluation seeds are the independent repeats there are."""
+    replicates: dict[str, dict[tuple, dict]] = {}
     for (action, method, _), res in results.items():
         by_seed: dict[int, list[dict]] = {}
         for img in res["per_image"]:
             by_seed.setdefault(img["seed"], []).append(img)
         for seed, images in by_seed.items():
-            units.setdefault(method, {})[(action, seed)] = tables.unit_means(images)
-    return units
+            replicates.setdefault(method, {})[(action, seed)] = tables.replicate_means(images)
+    return replicates
 
 
 def write_grid(out: Path, action: str, run_dirs: dict[str, Path], bench, image_dir: str | None = None,
@@ -105,7 +105,7 @@ def write_grid(out: Path, action: str, run_dirs: dict[str, Path], bench, image_d
     method's seed-0 image per actor."""
     actors = list(bench.actors)
     exemplars = [e.image for e in load_exemplars(image_dir or exemplar_dir(action, None), 64)]
-    rows = [("exemplars", exemplars), ("true pose", [render(a.id, action)[0] for a in actors])]
+    rows = [("exemplars", exemplars), ("true pose", [draw(a.id, action)[0] for a in actors])]
     for method, run in run_dirs.items():
         seed = bench.seeds[0]
         shots = {(s["actor"], s["template"], s["seed"]): s["file"]
@@ -113,11 +113,11 @@ def write_grid(out: Path, action: str, run_dirs: dict[str, Path], bench, image_d
         rows.append((method, [Image.open(run / "eval" / "images" / shots[(a.name, 0, seed)]) for a in actors]))
     label_w, cols = 130, max(len(images) for _, images in rows)
     grid = Image.new("RGB", (label_w + cols * tile, len(rows) * tile + 18), "white")
-    draw = ImageDraw.Draw(grid)
+    pen = ImageDraw.Draw(grid)
     for c, a in enumerate(actors):
-        draw.text((label_w + c * tile + 2, len(rows) * tile + 3), a.id, fill="black")
+        pen.text((label_w + c * tile + 2, len(rows) * tile + 3), a.id, fill="black")
     for r, (label, images) in enumerate(rows):
-        draw.text((4, r * tile + tile // 2 - 6), label, fill="black")
+        pen.text((4, r * tile + tile // 2 - 6), label, fill="black")
         for c, im in enumerate(images):
             grid.paste(im.convert("RGB").resize((tile, tile), Image.Resampling.NEAREST), (label_w + c * tile, r * tile))
     path = out / f"grid_{action}.png"
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--actions-file", type=Path, default=None,
                    help="your own held-out actions (a JSON list in the format of "
                         "stickworld/data/heldout_actions.json); "
-                        "their exemplars are rendered into OUT/exemplars")
+                        "their exemplars are drawn into OUT/exemplars")
     p.add_argument("--methods", nargs="+", default=list(METHODS),
                    choices=method_names())
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (evaluation: eval_suite.seeds)")
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> Path:
     args = p.parse_args(argv)
     command = "python -m stickworld.protocol.compare_methods " + shlex.join(sys.argv[1:] if argv is None else argv)
     settings = {"steps": args.steps, "overrides": args.overrides}
-    listed, rendered = (None, None) if args.actions_file is None else from_actions_file(args.actions_file, args.out)
+    listed, drawn = (None, None) if args.actions_file is None else from_actions_file(args.actions_file, args.out)
     if listed is not None:
         settings["actions_file"] = {k: repr(v) for k, v in listed.items()}
     args.actions = chosen_actions(args.actions, args.split, listed)
@@ -156,21 +156,21 @@ def main(argv: list[str] | None = None) -> Path:
         run_dir = args.out / "runs" / action / method / f"seed{seed}"
         print(f"[{n}/{len(points)}] {method} on {action}, training seed {seed} -> {run_dir}", flush=True)
         overrides = point_overrides(action, method, seed, args.steps, run_dir,
-                                    args.overrides + [f"action.image_dir={exemplar_dir(action, rendered)}"])
+                                    args.overrides + [f"action.image_dir={exemplar_dir(action, drawn)}"])
         results[(action, method, seed)] = run_point(overrides)
         run_dirs.setdefault(action, {}).setdefault(method, run_dir)
-    units = method_units(results)
-    rows = tables.summarize(units, {m: list(args.seeds) for m in units})
-    per_action = tables.per_action_means(units)
+    replicates = method_replicates(results)
+    rows = tables.summarize(replicates, {m: list(args.seeds) for m in replicates})
+    per_action = tables.per_action_means(replicates)
     bench = compose_config(["experiment=stickworld"]).eval_suite
     header = (f"Command: `{command}`\n\n{len(args.actions)} held-out actions x {len(args.seeds)} training seed(s); "
-              f"a unit is one (action, evaluation seed), averaged over {len(bench.actors)} actors x "
-              f"{len(bench.templates)} prompts; mean ± 95% t-interval over units; {args.steps} optimizer steps per "
-              "method. Judges: stickworld/data/judges.safetensors.")
+              f"a replicate is one (action, evaluation seed), averaged over {len(bench.actors)} actors x "
+              f"{len(bench.templates)} prompts; mean ± 95% t-interval over replicates; {args.steps} optimizer steps "
+              "per method. Judges: stickworld/data/judges.safetensors.")
     tables.write(args.out, rows, per_action, header)
     for action in args.grid_actions:
         if action in run_dirs:
-            write_grid(args.out, action, run_dirs[action], bench, exemplar_dir(action, rendered))
+            write_grid(args.out, action, run_dirs[action], bench, exemplar_dir(action, drawn))
     (args.out / "results.json").write_text(json.dumps(
         {"command": command, "rows": rows, "per_action": per_action,
          # this invocation only: points a resumed sweep skipped cost nothing here

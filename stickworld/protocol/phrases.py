@@ -14,9 +14,9 @@ action. Held-out phrases are never listed.
 ``python -m stickworld.protocol.phrases --out stickworld/data/action_phrases.tsv`` writes the list (a test keeps the
 shipped file equal to :func:`phrase_list`).
 
-The paper keeps only phrases its base model already draws; :func:`filter_drawable` (``--filter-with <model>``) is
-that filter for StickWorld: render each phrase, read the pose back with the judges, keep it when the pose drawn is
-its own. Write a filtered list to a file of its own (``action_space.phrases=<file>``), not over the shipped one.
+The paper keeps only phrases its base model already renders; :func:`filter_renderable` (``--filter-with <model>``)
+is that filter for StickWorld: render each phrase, read the pose back with the judges, keep it when the pose rendered
+is its own. Write a filtered list to a file of its own (``action_space.phrases=<file>``), not over the shipped one.
 """
 
 from __future__ import annotations
@@ -71,15 +71,15 @@ def phrase_list() -> list[tuple[str, str]]:
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
-    """A phrase with the poses it should draw: ``prompts`` are (view or None, action text) to render."""
+    """A phrase with the poses its images should show: ``prompts`` are (view or None, action text) to render."""
     phrase: str
-    targets: tuple  # Pose per view it can be drawn in
+    targets: tuple  # Pose per view it can be shown in
     prompts: tuple[tuple[str | None, str], ...]
 
 
 def candidate(phrase: str) -> Candidate:
-    """The target pose(s) and prompt(s) of a phrase: a known action draws its pose; a unit draws the rest pose with
-    that unit set, in each view it is valid in, prompted as pretraining captions it (side view: "..., seen from
+    """The target pose(s) and prompt(s) of a phrase: a known action's target is its pose; a unit's is the rest pose
+    with that unit set, in each view it is valid in, prompted as pretraining captions it (side view: "..., seen from
     the side")."""
     for a in KNOWN_ACTIONS.values():
         if a.phrase == phrase:
@@ -107,7 +107,7 @@ def _distance(joints: np.ndarray, poses, actor: str) -> float:
     """Smallest RMS distance of one normalised judged pose [14, 2] to any of ``poses`` on ``actor``'s body.
 
     Side views are compared with left and right either way round: there the judges read the far limbs as the
-    near ones (a clean render of "left arm raised, seen from the side" reads as the right arm raised).
+    near ones (a clean drawing of "left arm raised, seen from the side" reads as the right arm raised).
     """
     out = []
     for p in poses:
@@ -117,11 +117,11 @@ def _distance(joints: np.ndarray, poses, actor: str) -> float:
     return min(out)
 
 
-def filter_drawable(phrases: Sequence, model_dir: str, *, actors: Sequence[str] = DEFAULT_ACTORS,
-                    seeds: int = 2, steps: int = 25, guidance_scale: float = 5.0, tie: float = 0.05,
-                    min_hit_rate: float = 0.5, min_separation: float = 0.1, judge=None, batch_size: int = 32,
-                    device: str | None = None) -> tuple[list, dict[str, dict]]:
-    """Keep the phrases the base model in ``model_dir`` draws (the paper's "keep what the model can draw").
+def filter_renderable(phrases: Sequence, model_dir: str, *, actors: Sequence[str] = DEFAULT_ACTORS,
+                      seeds: int = 2, steps: int = 25, guidance_scale: float = 5.0, tie: float = 0.05,
+                      min_hit_rate: float = 0.5, min_separation: float = 0.1, judge=None, batch_size: int = 32,
+                      device: str | None = None) -> tuple[list, dict[str, dict]]:
+    """Keep the phrases the base model in ``model_dir`` renders (the paper's "keep what the model can draw").
 
     Each phrase is rendered as "<actor caption> <phrase>" (units in each view they are valid in, side view with
     ", seen from the side" as pretraining captions say it) for every actor in ``actors`` and ``seeds`` seeds, and
@@ -135,7 +135,7 @@ def filter_drawable(phrases: Sequence, model_dir: str, *, actors: Sequence[str] 
     the same pose ("raising the left arm", "left arm raised") do not knock each other out. A phrase is kept when
     at least ``min_hit_rate`` of its images are hits. A phrase whose target lies within ``min_separation`` of the
     rest pose cannot be told from rest by its pose ("standing"; "in the air": normalising removes the lift;
-    "head bowed": 0.045, below the judges' error on clean renders): for it the rest test is skipped and only the
+    "head bowed": 0.045, below the judges' error on clean drawings): for it the rest test is skipped and only the
     nearest-candidate test applies (``rest_test`` False in the report).
 
     Args:
@@ -151,7 +151,7 @@ def filter_drawable(phrases: Sequence, model_dir: str, *, actors: Sequence[str] 
     """
     texts = [p[1] if isinstance(p, (tuple, list)) else p for p in phrases]
     if len(set(texts)) != len(texts):
-        raise ValueError("filter_drawable: each phrase once, please")
+        raise ValueError("filter_renderable: each phrase once, please")
     cands = [candidate(t) for t in texts]
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe = make_pipeline(load_components(str(model_dir))).to(device)
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="group<TAB>phrase file to write")
     p.add_argument("--filter-with", metavar="MODEL_DIR", default=None,
-                   help="keep only the phrases this base model draws (filter_drawable); write the result to a file "
+                   help="keep only the phrases this base model renders (filter_renderable); write the result to a file "
                         "of its own, not over the shipped stickworld/data/action_phrases.tsv")
     p.add_argument("--actors", nargs="+", default=list(DEFAULT_ACTORS))
     p.add_argument("--seeds", type=int, default=2)
@@ -207,9 +207,9 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
     args = p.parse_args(argv)
     pairs = phrase_list()
     if args.filter_with:
-        pairs, report = filter_drawable(pairs, args.filter_with, actors=args.actors, seeds=args.seeds,
-                                        steps=args.steps, guidance_scale=args.guidance_scale,
-                                        min_hit_rate=args.min_hit_rate)
+        pairs, report = filter_renderable(pairs, args.filter_with, actors=args.actors, seeds=args.seeds,
+                                          steps=args.steps, guidance_scale=args.guidance_scale,
+                                          min_hit_rate=args.min_hit_rate)
         dropped = [k for k, v in report.items() if v["hit_rate"] < args.min_hit_rate]
         print(f"kept {len(pairs)} of {len(report)} phrases; dropped: {dropped}")
     write_tsv(pairs, args.out)

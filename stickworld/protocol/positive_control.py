@@ -1,9 +1,9 @@
 """The benchmark's positive control: a known action learned from exemplars, its own phrase removed from the space.
 
-The base model draws these actions when named, so a method that learns from exemplars at all should recover them;
+The base model renders these actions when named, so a method that learns from exemplars at all should recover them;
 removing the action's phrase from the action space means the space cannot hand the answer over as one of its
 directions. A row that fails here fails for a reason of its own, not because the action is beyond the base model.
-Exemplars are rendered like the held-out ones (five renders by the superhero, a function of the action's position
+Exemplars are drawn like the held-out ones (five drawings by the superhero, a function of the action's position
 in :data:`CONTROL_ACTIONS`) into the benchmark's output folder.
 """
 
@@ -16,10 +16,10 @@ import numpy as np
 
 from stickworld.protocol.phrases import phrase_list
 from stickworld.world.actions import KNOWN_ACTIONS
-from stickworld.world.drawing import render
+from stickworld.world.drawing import draw
 from stickworld.world.exemplars import PER_ACTION
 
-# Known actions the shipped base model draws by name at >= 0.94 (stickworld/data/base/quality.json), of the whole
+# Known actions the shipped base model renders by name at >= 0.94 (stickworld/data/base/quality.json), of the whole
 # body, the legs and the arms.
 CONTROL_ACTIONS = ("squatting", "jumping_jack", "handstand")
 CONTROL_ACTORS = ("superhero",)
@@ -35,7 +35,7 @@ def prepare(action: str, out: Path) -> list[str]:
         folder.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng([8, list(KNOWN_ACTIONS).index(action)])
         for i in range(PER_ACTION):
-            render(CONTROL_ACTORS[i % len(CONTROL_ACTORS)], action, 64, rng)[0].save(folder / f"{action}_{i:02d}.png")
+            draw(CONTROL_ACTORS[i % len(CONTROL_ACTORS)], action, 64, rng)[0].save(folder / f"{action}_{i:02d}.png")
         (folder / "exemplars.json").write_text(json.dumps({"action": action, "actors": list(CONTROL_ACTORS)}) + "\n")
     phrase = KNOWN_ACTIONS[action].phrase
     kept = [(g, p) for g, p in phrase_list() if p != phrase]

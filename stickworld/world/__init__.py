@@ -1,2 +1,2 @@
-"""The world and its drawing: skeleton, actors, actions, the pose grammar's units, scenes, captions, the renderer and
-the exemplar sets. Imports nothing else of :mod:`stickworld`; every other subpackage builds on it."""
+"""The world and its drawing: skeleton, actors, actions, the pose grammar's units, scenes, captions, the drawing
+function and the exemplar sets. Imports nothing else of :mod:`stickworld`; every other subpackage builds on it."""

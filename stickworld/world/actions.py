@@ -131,7 +131,7 @@ def load_heldout(path: str | Path = HELDOUT_FILE) -> dict[str, Action]:
 
     ``pose`` holds :class:`Pose` fields (joint angles in degrees, view, lift); ``split`` is ``dev`` (for tuning
     anything) or ``test`` (only ever reported); ``units`` (optional) is the pose's description in the pose grammar
-    (:mod:`stickworld.world.units`), used to check that the base model can draw it. Adding an entry adds an action.
+    (:mod:`stickworld.world.units`), used to check that the base model can render it. Adding an entry adds an action.
     """
     entries = json.loads(Path(path).read_text())
     out = {}
@@ -152,7 +152,7 @@ ACTIONS: dict[str, Action] = {**KNOWN_ACTIONS, **HELDOUT_ACTIONS}
 
 
 def free_action(view: str, units) -> Action:
-    """A composed pose of the grammar as an (unnamed) action, to draw (:func:`stickworld.world.drawing.render`)."""
+    """A composed pose of the grammar as an (unnamed) action, to draw (:func:`stickworld.world.drawing.draw`)."""
     return Action("free", describe(view, units), compose(view, units), split="free")
 
 
@@ -160,7 +160,7 @@ def add_heldout(path: str | Path) -> dict[str, Action]:
     """Held-out actions from a user's file (the format of :func:`load_heldout`), added to :data:`HELDOUT_ACTIONS` and
     :data:`ACTIONS`; returns the file's actions in its order.
 
-    Scoring, the action encoder and the exemplar renderer look actions up by name deep inside a training run (the
+    Scoring, the action encoder and the exemplar drawing look actions up by name deep inside a training run (the
     scorer is built by Hydra), so a file is registered once here rather than threaded through every call. An entry
     that repeats a shipped held-out action exactly is allowed; one that redefines it is refused.
     """

@@ -73,7 +73,8 @@ def rot90(v: np.ndarray) -> np.ndarray:
 class Extent:
     """A stand-in for :class:`Canvas` that draws nothing and records the bounding box of what would be drawn.
 
-    Rendering draws a figure twice, once here to place and scale it so nothing (hat, tail, cape) leaves the image.
+    Drawing a sample draws the figure twice, once here to place and scale it so nothing (hat, tail, cape) leaves the
+    image.
     """
 
     def __init__(self):

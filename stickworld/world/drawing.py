@@ -1,4 +1,4 @@
-"""Render StickWorld samples: an actor doing an action on a backdrop, with its caption and exact joint labels.
+"""Draw StickWorld samples: an actor doing an action on a backdrop, with its caption and exact joint labels.
 
 ``python -m stickworld.world.drawing --out DIR --n 16`` writes a contact sheet of random samples to look at.
 """
@@ -27,7 +27,7 @@ CAPTION_TEMPLATES = (
     "a picture of {actor} {action}",
     "an illustration of {actor} {action}",
 )
-SPLITS = {"known": KNOWN_ACTIONS, "heldout": HELDOUT_ACTIONS}
+KINDS = {"known": KNOWN_ACTIONS, "heldout": HELDOUT_ACTIONS}  # kinds of named pose (a held-out split is dev / test)
 ACTOR_IDS = {name: i for i, name in enumerate(ACTORS)}
 ACTION_IDS = {name: i for i, name in enumerate(ACTIONS)}  # known actions first, so their ids never move
 CANVAS = 128  # drawing resolution; the output is a box-filtered reduction of it (anti-aliasing for free)
@@ -47,8 +47,8 @@ def _standing_height(actor: Actor) -> float:
     return float(extent.hi[1] - extent.lo[1])
 
 
-def render(actor: str | Actor, action: str | Action, size: int = 64, rng: np.random.Generator | None = None,
-           scene: str | None = None) -> tuple[Image.Image, np.ndarray]:
+def draw(actor: str | Actor, action: str | Action, size: int = 64, rng: np.random.Generator | None = None,
+         scene: str | None = None) -> tuple[Image.Image, np.ndarray]:
     """Draw ``actor`` doing ``action``.
 
     Args:
@@ -95,26 +95,26 @@ def render(actor: str | Actor, action: str | Action, size: int = 64, rng: np.ran
     return (img.reduce(ss) if ss > 1 else img), joints.astype(np.float32)
 
 
-def sample(rng: np.random.Generator, split: str = "known", size: int = 64) -> dict:
-    """One random training example: a random actor doing a random action of ``split``, with labels.
+def sample(rng: np.random.Generator, kind: str = "known", size: int = 64) -> dict:
+    """One random training example: a random actor doing a random action of ``kind``, with labels.
 
     Args:
         rng: Source of every random choice; equal seeds give equal samples.
-        split: "known" (pretraining actions) or "heldout" (customization targets).
+        kind: "known" (pretraining actions) or "heldout" (customization targets).
         size: Image width and height.
 
     Returns:
         ``image`` (PIL RGB), ``caption``, ``actor`` and ``action`` names, ``actor_id`` and ``action_id`` (stable
-        integer ids), ``scene`` name and ``joints`` ((14, 2) float32, see :func:`render`).
+        integer ids), ``scene`` name and ``joints`` ((14, 2) float32, see :func:`draw`).
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
-    actions = list(SPLITS[split])
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {tuple(KINDS)}, got {kind!r}")
+    actions = list(KINDS[kind])
     actor = list(ACTORS)[rng.integers(len(ACTORS))]
     action = actions[rng.integers(len(actions))]
     text = caption(actor, action, int(rng.integers(len(CAPTION_TEMPLATES))))
     scene = SCENES[int(rng.integers(len(SCENES)))].name
-    image, joints = render(actor, action, size, rng, scene=scene)
+    image, joints = draw(actor, action, size, rng, scene=scene)
     return dict(image=image, caption=text, actor=actor, action=action, actor_id=ACTOR_IDS[actor],
                 action_id=ACTION_IDS[action], scene=scene, joints=joints)
 
@@ -123,11 +123,11 @@ def contact_sheet(images: list[Image.Image], labels: list[str], cols: int = 4, t
     """Tile ``images`` (upscaled to ``tile`` pixels, nearest so pixels stay honest) with a label under each."""
     rows = -(-len(images) // cols)
     sheet = Image.new("RGB", (cols * tile, rows * (tile + 14)), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
+    pen = ImageDraw.Draw(sheet)
     for i, (img, label) in enumerate(zip(images, labels)):
         x, y = (i % cols) * tile, (i // cols) * (tile + 14)
         sheet.paste(img.resize((tile, tile), Image.Resampling.NEAREST), (x, y))
-        draw.text((x + 2, y + tile + 1), label[: tile // 6], fill=(0, 0, 0))
+        pen.text((x + 2, y + tile + 1), label[: tile // 6], fill=(0, 0, 0))
     return sheet
 
 
@@ -137,23 +137,23 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--out", type=Path, required=True, help="directory for the PNG (created)")
     p.add_argument("--n", type=int, default=16, help="number of random samples")
     p.add_argument("--size", type=int, default=64, help="image size, 64 or 32")
-    p.add_argument("--split", choices=tuple(SPLITS), default="known")
+    p.add_argument("--kind", choices=tuple(KINDS), default="known", help="known or held-out actions")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--grid", choices=("random", "actors", "actions"), default="random",
-                   help="random samples, every actor doing --action, or --actor doing every action of --split")
+                   help="random samples, every actor doing --action, or --actor doing every action of --kind")
     p.add_argument("--actor", default="robot")
     p.add_argument("--action", default="three_point_landing")
     args = p.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     if args.grid == "actors":
-        shots = [(a, args.action, render(a, args.action, args.size, rng)[0]) for a in ACTORS]
+        shots = [(a, args.action, draw(a, args.action, args.size, rng)[0]) for a in ACTORS]
     elif args.grid == "actions":
-        shots = [(args.actor, a, render(args.actor, a, args.size, rng)[0]) for a in SPLITS[args.split]]
+        shots = [(args.actor, a, draw(args.actor, a, args.size, rng)[0]) for a in KINDS[args.kind]]
     else:
-        shots = [(s["actor"], s["action"], s["image"]) for s in (sample(rng, args.split, args.size)
+        shots = [(s["actor"], s["action"], s["image"]) for s in (sample(rng, args.kind, args.size)
                                                                   for _ in range(args.n))]
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"stickworld_{args.grid}_{args.split}_{args.size}px.png"
+    path = args.out / f"stickworld_{args.grid}_{args.kind}_{args.size}px.png"
     cols = 6 if len(shots) > 16 else 4
     contact_sheet([img for *_, img in shots], [f"{a}: {b}" for a, b, _ in shots], cols).save(path)
     print(path)

@@ -1,7 +1,7 @@
-"""Exemplar sets for StickWorld's held-out actions: five renders each, by one or two "exemplar actors".
+"""Exemplar sets for StickWorld's held-out actions: five drawings each, by one or two "exemplar actors".
 
 ``python -m stickworld.world.exemplars`` writes ``stickworld/data/exemplars/<action>/`` (PNG files and an
-``exemplars.json`` naming the actors, which the evaluation's Leakage metric reads). Renders are a function of the
+``exemplars.json`` naming the actors, which the evaluation's Leakage metric reads). Drawings are a function of the
 action's position in the held-out list, so the shipped files can be checked against a fresh run.
 
 Exemplar actors are people (as in the paper's photos); an evaluation renders the learnt action with other actors.
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from stickworld.world.actions import HELDOUT_ACTIONS, Action, add_heldout
-from stickworld.world.drawing import render
+from stickworld.world.drawing import draw
 from twinact.errors import TwinActError
 from twinact.paths import package_path
 
@@ -31,13 +31,13 @@ def exemplar_actors(action: str, listed: dict[str, Action] | None = None) -> tup
     return EXEMPLAR_ACTORS[list(listed or HELDOUT_ACTIONS).index(action) % len(EXEMPLAR_ACTORS)]
 
 
-def render_set(action: str, size: int = 64, listed: dict[str, Action] | None = None) -> list:
+def draw_set(action: str, size: int = 64, listed: dict[str, Action] | None = None) -> list:
     """The ``PER_ACTION`` exemplar images of held-out ``action`` (actors alternate when there are two), a function of
     its position in ``listed`` (default: the shipped held-out list)."""
     index = list(listed or HELDOUT_ACTIONS).index(action)
     rng = np.random.default_rng([7, index])
     actors = exemplar_actors(action, listed)
-    return [render(actors[i % len(actors)], listed[action] if listed else action, size, rng)[0]
+    return [draw(actors[i % len(actors)], listed[action] if listed else action, size, rng)[0]
             for i in range(PER_ACTION)]
 
 
@@ -46,19 +46,19 @@ def write(out: Path, actions: list[str], listed: dict[str, Action] | None = None
     for action in actions:
         folder = out / action
         folder.mkdir(parents=True, exist_ok=True)
-        for i, im in enumerate(render_set(action, listed=listed)):
+        for i, im in enumerate(draw_set(action, listed=listed)):
             im.save(folder / f"{action}_{i:02d}.png")
         (folder / "exemplars.json").write_text(
             json.dumps({"action": action, "actors": exemplar_actors(action, listed)}) + "\n")
 
 
-def exemplar_dir(action: str, rendered: Path | None) -> str:
-    """Where ``action``'s exemplars are: the shipped folder, or ``rendered/<action>`` for a user's actions file."""
-    return f"{DEFAULT_DIR}/{action}" if rendered is None else str(rendered / action)
+def exemplar_dir(action: str, drawn: Path | None) -> str:
+    """Where ``action``'s exemplars are: the shipped folder, or ``drawn/<action>`` for a user's actions file."""
+    return f"{DEFAULT_DIR}/{action}" if drawn is None else str(drawn / action)
 
 
 def from_actions_file(path: Path, out: Path) -> tuple[dict[str, Action], Path]:
-    """Register the held-out actions of a user's ``path`` (:func:`stickworld.world.actions.add_heldout`) and render
+    """Register the held-out actions of a user's ``path`` (:func:`stickworld.world.actions.add_heldout`) and draw
     their exemplars into ``out/exemplars`` (kept when a resumed run already has them); returns (the file's actions, that
     folder), for :func:`exemplar_dir`."""
     try:

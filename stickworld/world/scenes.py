@@ -39,7 +39,7 @@ SCENE_INDEX = {s.name: i for i, s in enumerate(SCENES)}
 
 @functools.lru_cache(maxsize=64)
 def _sky(scene: Scene, size: int) -> Image.Image:
-    # Built once per scene and size; every render copies it, which is far cheaper than a per-pixel gradient.
+    # Built once per scene and size; every drawing copies it, which is far cheaper than a per-pixel gradient.
     t = np.linspace(0.0, 1.0, size)[:, None, None]
     rows = (1 - t) * np.array(scene.sky_top) + t * np.array(scene.sky_bottom)
     return Image.fromarray(np.broadcast_to(rows, (size, size, 3)).round().astype(np.uint8), "RGB")

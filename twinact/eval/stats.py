@@ -1,4 +1,5 @@
-"""Intervals reported with every number: mean and 95% interval over independent units (t, or bootstrap)."""
+"""Intervals reported with every number: mean and 95% interval over independent replicates (t, or
+bootstrap)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ def mean_ci95(values: list[float]) -> tuple[float, float]:
 
 
 def bootstrap_ci95(values: list[float], reps: int = 10_000, seed: int = 0) -> tuple[float, tuple[float, float]]:
-    """Mean and the 95% percentile-bootstrap interval over independent units (resampled with replacement).
+    """Mean and the 95% percentile-bootstrap interval over independent replicates (``reps`` resamples of them,
+    with replacement).
 
-    For paired comparisons pass the per-unit differences (method A minus method B on the same unit): unlike a
-    t-interval it does not assume the differences are normal, which bounded scores near 0 or 1 are not.
+    For paired comparisons pass the per-replicate differences (method A minus method B on the same replicate):
+    unlike a t-interval it does not assume the differences are normal, which bounded scores near 0 or 1 are not.
     """
     x = np.asarray(values, dtype=np.float64)
     if len(x) < 2:
