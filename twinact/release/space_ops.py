@@ -14,8 +14,10 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
+from twinact.config.schema import typed
 from twinact.errors import TwinActError
 from twinact.method.assembly import build_space
+from twinact.paths import action_space_cache
 from twinact.space.placeholder import cap_norm, init_word_rows, offsets_for
 
 
@@ -104,7 +106,8 @@ def run_space_embeddings(run_dir: Path, comps, coefficients: list[torch.Tensor])
     """Turn coefficients into placeholder embeddings in `run_dir`'s action space (rebuilt or read from the cache)."""
     cfg = OmegaConf.load(Path(run_dir) / "config.yaml")
     meta = json.loads((Path(run_dir) / "export" / "twinact.json").read_text())
-    space = build_space(cfg, comps, len(meta["tokens"]))
+    space = build_space(typed("action_space", cfg.action_space), comps, len(meta["tokens"]),
+                        action_space_cache(cfg.cache_dir), cfg.seed)
     if space.fingerprint() != meta["fingerprint"]["action_space"]:
         raise TwinActError(f"The action space rebuilt for {run_dir} differs from the one it was trained in; "
                            "the model or phrase list changed since.")

@@ -96,8 +96,6 @@ def slot_embeddings(phrases: list[str], tokenizer, table: torch.Tensor, slots: i
         rows = [(i, t) for i, seq in enumerate(ids) for t in seq]
         owners = [i for i, _ in rows]
         return [table[[t for _, t in rows]].float()] * slots, [owners] * slots
-    if mode != "per_slot":
-        raise TwinActError(f"action_space.mode={mode!r} is not 'per_slot' or 'pooled'.")
     out, owners = [], []
     for k in range(slots):
         picked = [(i, seq[k]) for i, seq in enumerate(ids) if len(seq) > k]
