@@ -139,13 +139,13 @@ def fit_pca(rows: torch.Tensor, max_components: int, dedupe: bool, seed: int = 0
     return pca.components_[:k], pca.mean_, pca.explained_variance_ratio_[:k]
 
 
-def space_key(phrases: list[tuple[str, str]], tokenizer, table: torch.Tensor, identity: str, cfg: dict) -> str:
+def space_key(phrases: list[tuple[str, str]], tokenizer, table: torch.Tensor, identity: str, settings: dict) -> str:
     """Cache key over the phrase list as this tokenizer splits it, the exact embedding table and the settings."""
     h = hashlib.sha256()
     h.update("\n".join(f"{g}\t{p}" for g, p in phrases).encode())
     h.update(json.dumps([tokenizer(p, add_special_tokens=False).input_ids for _, p in phrases]).encode())
     h.update(table.detach().float().cpu().numpy().tobytes())
-    h.update(json.dumps(cfg, sort_keys=True).encode())
+    h.update(json.dumps(settings, sort_keys=True).encode())
     return f"{identity.replace('/', '_')[:40]}-{h.hexdigest()[:16]}"
 
 
