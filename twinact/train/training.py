@@ -42,17 +42,19 @@ def train(cfg: DictConfig) -> TrainResult:
 
 def build_run(cfg: DictConfig) -> Run:
     """The typed objects of a checked, settled training config."""
+    recipe = build_recipe(cfg)
     return Run(
         run_dir=requested_run_dir(cfg.run_dir, cfg.run_group, cfg.run_name), resume=cfg.resume,
         ckpt_path=cfg.ckpt_path, seed=cfg.seed, export=cfg.export, sample_at_end=cfg.sample_at_end,
         eval_suite=cfg.eval_suite if cfg.eval else None, label=sweep_label(cfg.run_name),
-        config=OmegaConf.to_container(cfg, resolve=True), model=typed("model", cfg.model),
-        action=typed("action", cfg.action), data=typed("data", cfg.data), callbacks=typed("callbacks", cfg.callbacks),
-        recipe=build_recipe(cfg), trainer=trainer_plan(cfg.trainer), logger=logger_factory(cfg.logger),
+        config=OmegaConf.to_container(cfg, resolve=True), model=typed("model", cfg.model), action=recipe.action,
+        data=typed("data", cfg.data), callbacks=typed("callbacks", cfg.callbacks), recipe=recipe,
+        trainer=trainer_plan(cfg.trainer), logger=logger_factory(cfg.logger),
     )
 
 
 def build_recipe(cfg: DictConfig) -> Recipe:
+    """What `build_module` assembles: the typed method groups and the action encoder to make."""
     encoder = cfg.action_encoder
     return Recipe(
         action=typed("action", cfg.action), action_space=typed("action_space", cfg.action_space),
