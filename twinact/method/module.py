@@ -183,14 +183,14 @@ class TwinActModule(pl.LightningModule):
         """Action-similarity loss, once the stage is far enough along: each sample with t above the threshold adds
         1 - cos, the others 0, averaged over the batch (so the value does not depend on how a global batch is split
         across devices)."""
-        cfg = self.losses
+        losses = self.losses
         zero = pred.new_zeros((), dtype=torch.float32)
-        if self.reference is None or self.schedule.progress(step) < cfg.similarity_start:
+        if self.reference is None or self.schedule.progress(step) < losses.similarity_start:
             return zero
-        mask = t > cfg.similarity_min_timestep
+        mask = t > losses.similarity_min_timestep
         if not mask.any():
             return zero
-        if cfg.decode == "x0":
+        if losses.decode == "x0":
             latent = predicted_x0(self.noise_scheduler, noisy[mask], pred[mask], t[mask])
         else:  # "eps_raw": the released code decodes the noise prediction itself
             latent = pred[mask].float()
