@@ -64,16 +64,18 @@ def measure_bare(args) -> dict:
     on fixed precomputed inputs; no Lightning, data pipeline, logging or gradient clipping."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    from twinact.config.schema import typed
     from twinact.method.assembly import build_module
     from twinact.method.data import load_exemplars
     from twinact.model.conditioning import added_conditioning, encode_captions
     from twinact.model.models import load_model
+    from twinact.train.training import build_recipe
 
     cfg = _compose(twinact_overrides(args))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.set_flush_denormal(True)  # as train() does
-    comps = load_model(cfg.model, args.precision)
-    module, _ = build_module(cfg, comps, load_exemplars(cfg.action.image_dir, args.resolution))
+    comps = load_model(typed("model", cfg.model), args.precision)
+    module = build_module(build_recipe(cfg), comps, load_exemplars(cfg.action.image_dir, args.resolution)).module
     module.to(device)
     unet = comps.unet
     params = [p for p in module.vectors.parameters() if p.requires_grad] + module.lora_parameters()

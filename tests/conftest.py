@@ -23,6 +23,32 @@ def compose(overrides: list[str] | None = None, config_name: str = "train"):
     return compose_config(overrides, config_name)
 
 
+def model_of(cfg):
+    """The frozen model a composed config names, loaded as training loads it."""
+    from twinact.config.schema import typed
+    from twinact.model.models import load_model
+
+    return load_model(typed("model", cfg.model))
+
+
+def space_of(cfg, comps, slots: int = 3):
+    """`build_space` with a composed training config's settings, as training builds them."""
+    from twinact.method.assembly import build_space
+    from twinact.train.training import build_recipe
+
+    recipe = build_recipe(cfg)
+    return build_space(recipe.action_space, comps, slots, recipe.cache_root, recipe.seed)
+
+
+def module_of(cfg, comps):
+    """The TwinActModule a composed training config builds around `comps`, on the config's exemplars."""
+    from twinact.method.assembly import build_module
+    from twinact.method.data import load_exemplars
+    from twinact.train.training import build_recipe
+
+    return build_module(build_recipe(cfg), comps, load_exemplars(cfg.action.image_dir, cfg.data.resolution)).module
+
+
 def fast_overrides(tmp_path: Path, stage1: int = 2, stage2: int = 2) -> list[str]:
     """A few real steps on the tiny model with nothing slow switched on; everything written under tmp_path."""
     return [

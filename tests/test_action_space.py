@@ -58,9 +58,13 @@ def test_pooled_mode_shares_one_basis(model, phrases):
         assert torch.equal(space.mean[slot], space.mean[0])
 
 
-def test_unknown_mode_raises(model, phrases):
-    with pytest.raises(TwinActError, match="mode"):
-        build(model, phrases, mode="per_token")
+def test_unknown_mode_is_refused_with_the_config():
+    from omegaconf import OmegaConf
+
+    from twinact.config.validate import check_choices
+
+    with pytest.raises(TwinActError, match="action_space.mode='per_token' is not one of per_slot, pooled"):
+        check_choices(OmegaConf.create({"action_space": {"mode": "per_token"}}))
 
 
 @pytest.mark.parametrize("max_components", [1, 5, 1000])
@@ -172,6 +176,9 @@ def test_build_space_command_copies_the_space(tmp_path):
     written = json.loads((tmp_path / "out" / "meta.json").read_text())
     assert written["design_check_words"] == list(cfg.action_space.design_words)
     assert len(written["design_check"]) == 2 and written["num_components"] == space.slot_components
+    with pytest.raises(TwinActError, match="action_space.mode='joint' is not one of per_slot, pooled"):
+        build_space_command(compose([f"cache_dir={tmp_path / 'cache'}", "action_space.mode=joint"],
+                                    config_name="build_space"))
 
 
 class WordTokenizer:
@@ -231,17 +238,14 @@ def test_max_components_per_slot_list():
 
 
 def test_max_components_list_from_the_config(tmp_path):
-    from conftest import compose
-
-    from twinact.method.assembly import build_space
-    from twinact.model.models import load_model
+    from conftest import compose, model_of, space_of
 
     cfg = compose([f"cache_dir={tmp_path}", "action_space.max_components=[3,5,7]"])
-    comps = load_model(cfg.model)
-    space = build_space(cfg, comps, 3)
+    comps = model_of(cfg)
+    space = space_of(cfg, comps)
     assert space.slot_components == [3, 5, 7] and space.num_components == 7
     with pytest.raises(TwinActError, match="action_space.max_components"):
-        build_space(compose([f"cache_dir={tmp_path}", "action_space.max_components=[3,5]"]), comps, 3)
+        space_of(compose([f"cache_dir={tmp_path}", "action_space.max_components=[3,5]"]), comps)
 
 
 def test_spaces_of_the_old_version_are_not_reused():
@@ -292,16 +296,13 @@ def test_design_check_measures_actor_words_in_the_span(inside, caplog):
 
 
 def test_the_random_basis_ablation_records_its_own_design_check(tmp_path):
-    from conftest import compose
-
-    from twinact.method.assembly import build_space
-    from twinact.model.models import load_model
+    from conftest import compose, model_of, space_of
 
     common = ["model=tiny", f"cache_dir={tmp_path}", "action_space.max_components=4"]  # a 4-d span of 32-d rows
     cfg = compose(common)
-    comps = load_model(cfg.model)
-    pca = build_space(cfg, comps, 3)
-    rand = build_space(compose(common + ["action_space.basis=random"]), comps, 3)
+    comps = model_of(cfg)
+    pca = space_of(cfg, comps)
+    rand = space_of(compose(common + ["action_space.basis=random"]), comps)
     assert rand.meta["basis"] == "random" and len(rand.meta["design_check"]) == 3
     assert rand.meta["design_check"] != pca.meta["design_check"]
     expected = spaces.design_check(rand, comps.tokenizer, comps.text_encoders[0].get_input_embeddings().weight,

@@ -42,17 +42,15 @@ def test_removing_appearance_leaves_actor_words_outside_the_span():
 
 
 def test_remove_appearance_is_a_config_option_and_needs_design_words(tmp_path):
-    from conftest import compose
+    from conftest import compose, model_of, space_of
 
-    from twinact.method.assembly import build_space
-    from twinact.model.models import load_model
+    from twinact.config.validate import check_training_config
 
     common = ["model=tiny", f"cache_dir={tmp_path}", "action_space.max_components=8"]
     cfg = compose(common + ["action_space.remove_appearance=true"])
-    comps = load_model(cfg.model)
-    space = build_space(cfg, comps, 3)
+    space = space_of(cfg, model_of(cfg))
     assert "appearance_removed" in space.meta
     assert all(d["actor_in_span"] == pytest.approx(0.0, abs=1e-4) for d in space.meta["design_check"])
     with pytest.raises(TwinActError, match="design_words"):
-        build_space(compose(common + ["action_space.remove_appearance=true", "action_space.design_words=null"]),
-                    comps, 3)
+        check_training_config(compose(common + ["action_space.remove_appearance=true",
+                                                "action_space.design_words=null"]))

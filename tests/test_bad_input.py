@@ -23,9 +23,14 @@ def _images(folder, n=3, size=80):
     ('action.placeholder_tokens=["<a1>","<a1>","<a3>"]', "distinct"),
     ('action.placeholder_tokens=["<a1>","[a1]","<a3>"]', "same file names"),
     ("action_space.offset=median", "init_word, mean, zero"),
-    ("loss.similarity.decode=noise", None),
+    ("action_space.mode=joint", "action_space.mode='joint' is not one of per_slot, pooled"),
+    ("action_space.basis=gaussian", "action_space.basis='gaussian' is not one of pca, random"),
+    ("model.family=sd3", "model.family='sd3' is not one of sd15, sdxl"),
+    ("model.dtype=fp8", "model.dtype='fp8' is not one of auto, fp32, fp16, bf16"),
+    ("loss.similarity.decode=noise", "loss.similarity.decode='noise' is not one of x0, eps_raw"),
     ("method.vectors=magic", "method.vectors='magic' is not one of"),
     ("resume=sometimes", "resume='sometimes'"),
+    ("method.coefficients=guess", "method.coefficients='guess' is not one of mlp, direct"),
     ("method.stage1.lr=-1e-4", r"method.stage1.lr=-0.0001 must be a learning rate > 0, e.g. method.stage1.lr=2e-4"),
     ("method.stage1.steps=-5", "method.stage1.steps=-5 must be a step count"),
     ("data.batch_size=0", "data.batch_size=0 must be a batch size >= 1"),
@@ -37,12 +42,14 @@ def _images(folder, n=3, size=80):
 def test_config_mistakes(tiny_cfg, tmp_path, override, message):
     cfg = tiny_cfg(override, "trainer.fast_dev_run=true", "loss.similarity.start=0",
                    "loss.similarity.min_timestep=-1")
-    if message is None:  # only detected once the similarity loss runs
-        with pytest.raises(TwinActError, match="loss.similarity.decode"):
-            train(cfg)
-        return
     with pytest.raises(TwinActError, match=message):
         train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_method_that_trains_nothing_is_refused(tiny_cfg, tmp_path):
+    with pytest.raises(TwinActError, match="method.vectors=fixed with method.lora=false trains nothing"):
+        train(tiny_cfg("method.vectors=fixed", "method.lora=false"))
     assert not (tmp_path / "run").exists()
 
 

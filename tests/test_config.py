@@ -114,3 +114,37 @@ def test_slurm_script_honours_the_site_file(tmp_path, monkeypatch):
     for line in ("--partition=big", "--account=lab", "--time=720", "--mem=64GB", "--cpus-per-task=6",
                  "--constraint=a100", "--job-name=cmp", "--signal=USR2@120"):
         assert f"#SBATCH {line}\n" in script, line
+
+
+SCHEMA_GROUPS = ["model", "action", "action_space", "method", "lora", "loss", "data", "callbacks"]
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in SCHEMA_GROUPS for o in _options(g)])
+def test_option_files_state_only_what_differs(group, option):
+    """A typed group's defaults live in its schema: an option file sets a key only to change what it starts from (the
+    schema, or the option it extends), so a default is never written twice."""
+    from omegaconf import OmegaConf
+
+    from twinact.config.compose import flatten
+
+    raw = OmegaConf.to_container(OmegaConf.load(CONF / group / f"{option}.yaml"))
+    parent = next(d for d in raw.pop("defaults", ["schema"]) if d != "_self_")
+    base = [] if group == "model" else ["model=tiny"]  # no model_setup: it sets keys of other groups
+
+    def values(name):
+        composed = compose(base + [f"{group}={name}"])[group]
+        return flatten(OmegaConf.to_container(composed, resolve=True), keep_lists=True)
+
+    mine, theirs = values(option), values(parent)
+    repeated = [k for k in flatten(raw, keep_lists=True) if k != "name" and mine[k] == theirs.get(k)]
+    assert repeated == [], f"{group}/{option}.yaml repeats {parent}'s {repeated}"
+
+
+def test_the_trainer_group_builds_a_lightning_trainer():
+    """`trainer` names pl.Trainer by `_target_`: its keys reach the Trainer as they are, twinact's own keys do not."""
+    from twinact.train.training import trainer_plan
+
+    plan = trainer_plan(compose(["trainer.gradient_clip_val=0.5", "trainer.log_every_n_steps=3",
+                                 "trainer.accelerator=cpu", "trainer.stop_after_steps=7"]).trainer)
+    trainer = plan.make(logger=False, enable_checkpointing=False)
+    assert trainer.gradient_clip_val == 0.5 and trainer.log_every_n_steps == 3 and plan.stop_after_steps == 7

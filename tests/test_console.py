@@ -34,7 +34,7 @@ def test_a_plain_multirun_is_a_resumable_sweep_with_one_wandb_run_per_point(tmp_
     its own W&B run (offline) holding its own seed, a stable dir under runs/<run_group>/ that `run=` takes unquoted;
     relaunching trains nothing, and compare.py finds both points by their recorded run_group."""
     from twinact.eval.compare import compare
-    from twinact.train.training import wandb_run_id
+    from twinact.train.fit import wandb_run_id
 
     cmd = [sys.executable, str(REPO / "train.py"), "-m", "model=tiny", "method.stage1.steps=3", "method.stage2.steps=3",
            "sample_at_end=false", "logger=wandb", "run_group=g", "seed=0,1", f"cache_dir={tmp_path / 'cache'}",

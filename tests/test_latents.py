@@ -7,17 +7,12 @@ import logging
 import pytest
 import torch
 
-from tests.conftest import compose
+from tests.conftest import compose, model_of, module_of
 
 
 def _stickworld_module(tmp_path, *overrides):
-    from twinact.method.assembly import build_module
-    from twinact.method.data import load_exemplars
-    from twinact.model.models import load_model
-
     cfg = compose(["experiment=stickworld", f"cache_dir={tmp_path}", "method.similarity_weight=0", *overrides])
-    comps = load_model(cfg.model)
-    module, _ = build_module(cfg, comps, load_exemplars(cfg.action.image_dir, cfg.data.resolution))
+    module = module_of(cfg, model_of(cfg))
     module.log_dict = lambda *a, **k: None  # no trainer attached to log to
     return module
 
@@ -57,7 +52,7 @@ def test_unknown_latents_setting_is_refused(tiny_cfg):
     from twinact.errors import TwinActError
     from twinact.train.training import train
 
-    with pytest.raises(TwinActError, match="model.latents='mode' is not 'sample' or 'mean'"):
+    with pytest.raises(TwinActError, match="model.latents='mode' is not one of sample, mean"):
         train(tiny_cfg("model.latents=mode"))
 
 

@@ -186,3 +186,18 @@ def test_each_twinact_layer_says_what_it_may_import(layer):
     below = TWINACT_LAYERS[: TWINACT_LAYERS.index(layer)]
     allowed = doc[doc.index("May import:"):] if "May import:" in doc else ""
     assert all(f"`{b}`" in allowed for b in below) or "every other subpackage" in allowed, (layer, doc)
+
+
+# The one module below the entry points that reads the composed config (it builds the objects everything else
+# takes), and the checker that validates it first.
+READS_THE_CONFIG = {"twinact/train/training.py", "twinact/config/validate.py"}
+
+
+def test_only_the_builder_takes_the_composed_config():
+    takes = set()
+    for path in modules("twinact").values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if any(a.arg == "cfg" for a in node.args.args + node.args.kwonlyargs):
+                    takes.add(str(path.relative_to(REPO)))
+    assert takes - READS_THE_CONFIG == set()

@@ -122,7 +122,7 @@ def test_evaluation_of_a_wandb_run_is_logged_as_an_eval_job(tiny_cfg, monkeypatc
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    from twinact.train.training import wandb_run_id
+    from twinact.train.fit import wandb_run_id
 
     overrides = ["logger=wandb", "run_group=g", "eval=true", "eval_suite.steps=2", "eval_suite.seeds=[0]",
                  "eval_suite.scorer.pose=false", "sample_at_end=true", "callbacks.sample_steps=2",

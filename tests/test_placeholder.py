@@ -156,8 +156,12 @@ def test_offsets_for_each_kind(tiny_components, space):
 
     assert torch.equal(offsets_for("mean", space, init), space.mean)
     assert torch.equal(offsets_for("zero", space, init), torch.zeros(slots, dim))
-    with pytest.raises(TwinActError, match="random"):
-        offsets_for("random", space, init)
+    from omegaconf import OmegaConf
+
+    from twinact.config.validate import check_choices
+
+    with pytest.raises(TwinActError, match="action_space.offset='random' is not one of init_word, mean, zero"):
+        check_choices(OmegaConf.create({"action_space": {"offset": "random"}}))
 
 
 def test_coefficient_mlp_init_and_shape():

@@ -21,7 +21,7 @@ def test_the_printed_sample_command_pastes_into_the_shell_as_printed(tiny_cfg, t
     if not shutil.which(shell):
         pytest.skip(f"{shell} is not installed")
     run_dir = tmp_path / "my runs" / "a,b=c"  # a space for the shell; a comma and `=` for Hydra
-    with caplog.at_level("INFO", logger="twinact.train.training"):
+    with caplog.at_level("INFO", logger="twinact.train.fit"):
         run = train(tiny_cfg(f'run_dir="{run_dir}"', "callbacks.sample_steps=2")).run_dir
     assert run == run_dir
     tried = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("Try it: "))

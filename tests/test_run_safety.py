@@ -260,13 +260,13 @@ def test_a_full_disk_while_exporting_is_one_line_and_resume_exports_exactly(tmp_
 # write (EFBIG) as it would refuse one on a full disk (ENOSPC).
 FILE_SIZE_LIMIT = r"""
 import resource, runpy, signal, sys
-import twinact.train.training as training
-real = training.build_trainer
+import twinact.train.fit as fit
+real = fit.build_trainer
 def build_trainer(*args, **kwargs):
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
     return real(*args, **kwargs)
-training.build_trainer = build_trainer
+fit.build_trainer = build_trainer
 sys.argv = ["train.py", *sys.argv[1:]]
 runpy.run_path("train.py", run_name="__main__")
 """

@@ -50,9 +50,13 @@ def test_adjust_moves_along_one_basis_direction(two_runs):
     after = space_ops.run_space_embeddings(a, comps, moved)[0]
     from omegaconf import OmegaConf
 
+    from twinact.config.schema import typed
     from twinact.method.assembly import build_space
+    from twinact.paths import action_space_cache
 
-    basis = build_space(OmegaConf.load(a / "config.yaml"), comps, 3).basis
+    recorded = OmegaConf.load(a / "config.yaml")
+    basis = build_space(typed("action_space", recorded.action_space), comps, 3, action_space_cache(recorded.cache_dir),
+                        recorded.seed).basis
     torch.testing.assert_close(after[1] - before[1], 0.5 * basis[1, 3], atol=1e-6, rtol=1e-5)
     with pytest.raises(TwinActError, match="outside"):
         space_ops.adjust(coeffs, component=10_000, amount=1.0)

@@ -6,12 +6,12 @@ import json
 
 import pytest
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from stickworld.protocol import compare_methods, tables
 from tests.test_stickworld_model import needs_model
 from twinact.config.compose import compose_config
 from twinact.errors import TwinActError
+from twinact.eval.scorers import ScoredRun
 
 
 def _result(values: dict[int, list[float]]) -> dict:
@@ -89,8 +89,8 @@ def test_end_to_end_sweep_writes_table_and_grid(tmp_path):
 
 
 def test_stickworld_scorer_refuses_an_action_stickworld_does_not_have(tmp_path):
-    cfg = OmegaConf.create({"action": {"name": "three_point_landing_photos", "image_dir": str(tmp_path)}})
+    run = ScoredRun(action="three_point_landing_photos", image_dir=str(tmp_path), clip_vision="tiny")
     suite = compose_config(["experiment=stickworld"]).eval_suite
     scorer = instantiate(suite.scorer)
     with pytest.raises(TwinActError, match="action.name=<one of three_point_landing"):
-        scorer([], [], suite, cfg, [])
+        scorer([], [], suite, run, [])

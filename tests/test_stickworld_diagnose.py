@@ -50,18 +50,15 @@ def test_token_norms_report_a_runs_vectors_against_the_vocabulary(tiny_cfg, caps
 def test_released_init_starts_stickworld_twinact_tokens_beyond_the_vocabulary(tmp_path):
     """experiments/stickworld's finding, and why experiment=stickworld sets init_scale and max_norm: with the
     released code's init every placeholder starts longer than the longest vocabulary row; with both set, none does."""
-    from tests.conftest import compose
-    from twinact.method.assembly import build_module
-    from twinact.method.data import load_exemplars
-    from twinact.model.models import load_model
+    from tests.conftest import compose, model_of, module_of
     from twinact.space.placeholder import vocabulary_norm
 
     def initial_norms(*overrides):
         cfg = compose(["experiment=stickworld", f"cache_dir={tmp_path}", *overrides])
-        comps = load_model(cfg.model)
+        comps = model_of(cfg)
         limit = vocabulary_norm(comps.text_encoder.get_input_embeddings().weight)
         torch.manual_seed(cfg.seed)  # as train() does before building: the MLP init is a function of the seed
-        module, _ = build_module(cfg, comps, load_exemplars(cfg.action.image_dir, cfg.data.resolution))
+        module = module_of(cfg, comps)
         return module.placeholder_embeddings()[0].norm(dim=-1), limit
 
     released, limit = initial_norms("action_space.init_scale=1.0", "method.max_norm=null")

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from stickworld.gates import quality
 from stickworld.networks import base_model
 from stickworld.pretraining import pretrain, pretrain_data
-from tests.conftest import compose
+from tests.conftest import compose, model_of
 from twinact.paths import package_path
 
 SHIPPED = package_path("pkg://stickworld/base")
@@ -121,19 +121,17 @@ def test_drawing_workers_give_the_same_batches_in_step_order():
 
 def test_missing_shipped_model_is_a_clear_error(tmp_path):
     from twinact.errors import TwinActError
-    from twinact.model.models import load_model
 
     cfg = compose(["model=stickworld", f"model.pretrained=pkg://stickworld/not_there_{tmp_path.name}"])
     with pytest.raises(TwinActError, match="make stickworld"):
-        load_model(cfg.model)
+        model_of(cfg)
 
 
 @needs_model
 def test_shipped_model_loads_like_sd_and_draws():
-    from twinact.model.models import load_model
     from twinact.release.sampling import make_pipeline, render
 
-    comps = load_model(compose(["model=stickworld"]).model)
+    comps = model_of(compose(["model=stickworld"]))
     assert comps.unet.dtype == torch.float32 and comps.vae.config.scaling_factor != 0.18215
     images = render(make_pipeline(comps), ["a robot squatting"], steps=4, resolution=64, progress=False)
     arr = np.asarray(images[0])

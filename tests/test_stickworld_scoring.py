@@ -131,13 +131,14 @@ def test_scorer_reads_with_the_judges_it_is_given(tmp_path):
 
     from stickworld.networks import judges
     from stickworld.protocol.scoring import StickWorldScorer
+    from twinact.eval.scorers import ScoredRun
 
     rng = np.random.default_rng(5)
     shots = [sample(rng, "heldout") for _ in range(4)]
     action = shots[0]["action"]
     images, jobs = [s["image"] for s in shots], [{"actor": "a robot"}] * len(shots)
     suite = SimpleNamespace(actors=[SimpleNamespace(name="a robot", id="robot")])
-    run_cfg = SimpleNamespace(action=SimpleNamespace(name=action, image_dir=f"pkg://stickworld/exemplars/{action}"))
+    run_cfg = ScoredRun(action, f"pkg://stickworld/exemplars/{action}", "pkg://stickworld/clip")
     shipped = StickWorldScorer(clip=None)(images, jobs, suite, run_cfg, [])[0]
     given = StickWorldScorer(clip=None, judges=str(judges.DEFAULT_WEIGHTS))(images, jobs, suite, run_cfg, [])[0]
     assert given == shipped

@@ -39,6 +39,7 @@ from stickworld.networks import judges
 from stickworld.protocol.scoring import canonical, nearest_action, pose_distance
 from stickworld.world.actions import ACTIONS, KNOWN_ACTIONS
 from stickworld.world.drawing import caption
+from twinact.config.schema import typed
 from twinact.method.data import load_exemplars
 from twinact.model.models import load_components, load_model
 from twinact.release.sampling import make_pipeline
@@ -92,7 +93,7 @@ def token_norms(run: Path) -> dict:
     """Norms of ``run``'s exported placeholder vectors next to its model's vocabulary row norms (non-zero rows)."""
     cfg = OmegaConf.load(run / "config.yaml")
     state = load_file(str(run / "export" / "twinact_state.safetensors"))
-    comps = load_model(cfg.model)
+    comps = load_model(typed("model", cfg.model))
     report = {"run": str(run), "encoders": []}
     for i, encoder in enumerate(comps.text_encoders):
         table = encoder.get_input_embeddings().weight

@@ -36,6 +36,7 @@ from stickworld.world.actors import ACTORS, get_actor
 from stickworld.world.exemplars import load_meta
 from stickworld.world.skeleton import JOINTS, forward_kinematics, normalize
 from twinact.errors import TwinActError
+from twinact.eval.scorers import ScoredRun
 from twinact.paths import package_path
 
 KAPPA = 0.15  # in RMS-radius units; one limb off by 90 degrees moves d by about 0.15-0.25
@@ -154,14 +155,14 @@ class StickWorldScorer:
         self.description = f"StickWorld judges ({judges or 'stickworld/data/judges.safetensors'})" + (
             f" and CLIP `{clip}`" if clip else "")
 
-    def __call__(self, images: list[Image.Image], jobs: list[dict], suite, run_cfg,
+    def __call__(self, images: list[Image.Image], jobs: list[dict], suite, run: ScoredRun,
                  exemplars: list[Image.Image]) -> tuple[dict[str, list[float]], list[str]]:
-        action = run_cfg.action.name
+        action = run.action
         if action not in ACTIONS:
             raise TwinActError(f"eval_suite=stickworld scores StickWorld actions; {action!r} is not one "
                                f"(use action=stickworld action.name=<one of {', '.join(HELDOUT_ACTIONS)}>).")
         ids = {a.name: a.id for a in suite.actors}
-        exemplar_actors = load_meta(run_cfg.action.image_dir).get("actors", [])
+        exemplar_actors = load_meta(run.image_dir).get("actors", [])
         actors = [ids[j["actor"]] for j in jobs]
         scores = score_images(images, actors, action, exemplar_actors, self.judges)
         keys = ("s_action", "action_correct", "pose_distance", "error_arms", "error_legs", "error_torso", "s_actor",

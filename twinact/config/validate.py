@@ -1,7 +1,9 @@
-"""Range and shape checks on a composed training config, run before anything is loaded or written.
+"""Range, choice and cross-key checks on a composed training config, run before anything is loaded or written.
 
-The schemas (`twinact/config/schema.py`) already refuse wrong types when the config is composed; these are the checks a
-type cannot express. Each names the key and a value that works when typed as shown.
+The schemas (`twinact/config/schema.py`) already refuse wrong types and misspelt keys when the config is composed;
+these are the checks a type cannot express, in one place: the code below the config trusts what passed them. Each
+names the key and a value that works when typed as shown. (`twinact.runs.overrides` checks command-line syntax, before
+there is a config to check.)
 """
 
 from __future__ import annotations
@@ -28,6 +30,19 @@ RANGES = (
     ("lora.dropout", lambda v: 0 <= v < 1, "a probability in [0, 1)", "0.0"),
     ("loss.similarity.start", lambda v: 0 <= v <= 1, "a fraction of the stage in [0, 1]", "0.4"),
 )
+# (key, the values it may take; the first is the example)
+CHOICES = (
+    ("model.family", ("sd15", "sdxl")),
+    ("model.dtype", ("auto", "fp32", "fp16", "bf16")),  # auto: follows trainer.precision
+    ("model.latents", ("sample", "mean")),
+    ("action_space.mode", ("per_slot", "pooled")),
+    ("action_space.offset", ("init_word", "mean", "zero")),
+    ("action_space.basis", ("pca", "random")),
+    ("method.vectors", ("space", "free", "fixed")),
+    ("method.coefficients", ("mlp", "direct")),
+    ("loss.similarity.decode", ("x0", "eps_raw")),
+    ("resume", ("never", "auto")),  # null: auto in a multirun, never otherwise
+)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -37,7 +52,46 @@ def check_training_config(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value is not None and not ok(value):
             raise TwinActError(f"{key}={value} must be {must}, e.g. {key}={example}.")
-    a = cfg.action
+    check_choices(cfg)
+    check_method(cfg)
+    check_action(cfg.action)
+
+
+def check_choices(cfg: DictConfig) -> None:
+    """Every key of `CHOICES` the config has (the build_space config has no `method`) holds one of its values."""
+    for key, allowed in CHOICES:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value not in allowed:
+            raise TwinActError(f"{key}={value!r} is not one of {', '.join(allowed)}, e.g. {key}={allowed[0]}.")
+
+
+def check_method(cfg: DictConfig) -> None:
+    """What the method trains, and the settings that only mean something together."""
+    m = cfg.method
+    if m.lora and cfg.lora.rank <= 0:
+        raise TwinActError(f"lora.rank={cfg.lora.rank} must be a positive integer; use method.lora=false to train "
+                           "without LoRA.")
+    if m.vectors == "fixed" and not m.lora:
+        raise TwinActError("method.vectors=fixed with method.lora=false trains nothing; use method.lora=true or "
+                           "method.vectors=space.")
+    if m.max_norm is not None and m.max_norm != "vocab" and not _positive_number(m.max_norm):
+        raise TwinActError(f"method.max_norm={m.max_norm!r} must be null, vocab or a positive number, e.g. "
+                           "method.max_norm=vocab.")
+    a = cfg.action_space
+    if a.remove_appearance and not a.design_words:
+        raise TwinActError("action_space.remove_appearance=true removes the directions of action_space.design_words, "
+                           "which is empty; give actor words or set action_space.remove_appearance=false.")
+
+
+def _positive_number(value) -> bool:
+    try:
+        return float(value) > 0
+    except ValueError:
+        return False
+
+
+def check_action(a: DictConfig) -> None:
+    """The action's tokens, captions, name and exemplar folder."""
     if not a.placeholder_tokens:
         raise TwinActError("action.placeholder_tokens is empty; give at least one, e.g. "
                            "action.placeholder_tokens='[<a1>,<a2>,<a3>]'.")

@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from PIL import Image
 
 from twinact.plots import plt
@@ -61,17 +61,22 @@ def write_figures(out: Path, run: Path, suite: DictConfig, todo: list[dict], exe
     plt.close(fig)
 
 
-def log_to_wandb(run: Path, cfg: DictConfig, rows: list[dict], overall: dict, out: Path) -> None:
-    """Same numbers and pictures to W&B as an `eval` job of the run's group, when the run trained with W&B."""
+def log_to_wandb(run: Path, config: dict, rows: list[dict], overall: dict, out: Path) -> None:
+    """Same numbers and pictures to W&B as an `eval` job of the run's group, when the run trained with W&B.
+
+    Args:
+        config: the run's recorded config (resolved, plain): the W&B run's config, and its logger's project and tags.
+    """
     import wandb
 
     meta = json.loads((run / "meta.json").read_text()) if (run / "meta.json").is_file() else {}
-    name = meta.get("wandb_name") or cfg.get("run_name", run.name)  # the training run's W&B name
+    name = meta.get("wandb_name") or config.get("run_name", run.name)  # the training run's W&B name
+    logger = config.get("logger") or {}
     # A stable id, so evaluating again (more seeds, say) continues this evaluation's run instead of adding one.
     run_id = hashlib.sha256(f"{run.resolve()}:eval".encode()).hexdigest()[:16]
-    with wandb.init(project=cfg.logger.get("project", "twinact"), group=cfg.get("run_group"), job_type="eval",
-                    name=f"{name}-eval", id=run_id, resume="allow", dir=str(out),
-                    tags=list(cfg.logger.get("tags") or []), config=OmegaConf.to_container(cfg, resolve=True)) as wb:
+    with wandb.init(project=logger.get("project", "twinact"), group=config.get("run_group"), job_type="eval",
+                    name=f"{name}-eval", id=run_id, resume="allow", dir=str(out), tags=list(logger.get("tags") or []),
+                    config=config) as wb:
         wb.log({**{f"eval/{k}": v for k, v in overall.items()},
                 "eval/per_prompt": wandb.Table(columns=list(rows[0]), data=[list(r.values()) for r in rows]),
                 "eval/grid": wandb.Image(str(out / "grid.png")), "eval/bars": wandb.Image(str(out / "bars.png"))})

@@ -22,6 +22,7 @@ from PIL import Image
 from twinact.config.validate import check_eval_suite
 from twinact.errors import Stopped
 from twinact.eval.eval_report import METRIC_NOTES, log_to_wandb, write_figures, write_report
+from twinact.eval.scorers import ScoredRun
 from twinact.eval.stats import mean_ci95
 from twinact.method.data import load_exemplars
 from twinact.release.export import load_into_pipeline
@@ -36,15 +37,14 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def render_settings(run: Path, suite: DictConfig, cfg: DictConfig) -> dict:
-    """Everything besides prompt and seed that changes a rendered image: the export's bytes, the base model, the
-    sampler settings and the resolution."""
+def render_settings(run: Path, suite: DictConfig, model: dict, resolution: int) -> dict:
+    """Everything besides prompt and seed that changes a rendered image: the export's bytes, the base model (its
+    recorded `model` settings), the sampler settings and the resolution."""
     export = hashlib.sha256()
     for path in sorted((run / "export").rglob("*.safetensors")):
         export.update(path.read_bytes())
-    return {"export": export.hexdigest(), "model": OmegaConf.to_container(cfg.model, resolve=True),
-            "sampler": "DDIMScheduler", "steps": int(suite.steps), "guidance_scale": guidance(run, suite),
-            "resolution": int(cfg.data.resolution)}
+    return {"export": export.hexdigest(), "model": model, "sampler": "DDIMScheduler", "steps": int(suite.steps),
+            "guidance_scale": guidance(run, suite), "resolution": int(resolution)}
 
 
 def guidance(run: Path, suite: DictConfig) -> float:
@@ -116,13 +116,15 @@ def evaluate(run_dir: str | Path, suite: DictConfig, *, device: str = "cpu") -> 
     run = Path(run_dir)
     check_eval_suite(suite)
     placeholder = " ".join(export_info(run)["tokens"])
-    cfg = OmegaConf.load(run / "config.yaml")
-    todo = jobs(suite, placeholder, render_settings(run, suite, cfg))
-    render_missing(run, todo, suite, cfg.data.resolution)
-    exemplars = [e.image for e in load_exemplars(cfg.action.image_dir, cfg.data.resolution)]
+    recorded = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"), resolve=True)
+    action, model, resolution = recorded["action"], recorded["model"], recorded["data"]["resolution"]
+    todo = jobs(suite, placeholder, render_settings(run, suite, model, resolution))
+    render_missing(run, todo, suite, resolution)
+    exemplars = [e.image for e in load_exemplars(action["image_dir"], resolution)]
     scorer = instantiate(suite.scorer, device=device)
     images = [Image.open(run / "eval" / "images" / j["file"]).convert("RGB") for j in todo]
-    per_image, notes = scorer(images, todo, suite, cfg, exemplars)
+    per_image, notes = scorer(images, todo, suite, ScoredRun(action["name"], action["image_dir"],
+                                                             model["clip_vision"]), exemplars)
     rows, overall = aggregate(todo, per_image)
     out = run / "eval"
     result = {"eval_suite": OmegaConf.to_container(suite, resolve=True), "aggregate": overall, "per_prompt": rows,
@@ -132,8 +134,8 @@ def evaluate(run_dir: str | Path, suite: DictConfig, *, device: str = "cpu") -> 
     write_report(out, run, suite, rows, overall, notes, scorer.description)
     write_figures(out, run, suite, todo, exemplars, overall)
     write_card(run / "export", result)
-    if cfg.get("logger") and str(cfg.logger.get("_target_", "")).endswith("WandbLogger"):
-        log_to_wandb(run, cfg, rows, overall, out)
+    if str((recorded.get("logger") or {}).get("_target_", "")).endswith("WandbLogger"):
+        log_to_wandb(run, recorded, rows, overall, out)
     for name in METRIC_NOTES:
         if name in overall:
             log.info("%-15s %.4f ± %.4f  %s", name, overall[name], overall[name + "_ci95"], METRIC_NOTES[name])

@@ -1,12 +1,14 @@
 """Evaluation scorers: what turns an evaluation's generated images into per-image scores.
 
 A scorer is any object with a `description` (for the report) and
-`__call__(images, jobs, suite, run_cfg, exemplars) -> (per-image scores, notes)`; the evaluation suite names one
+`__call__(images, jobs, suite, run: ScoredRun, exemplars) -> (per-image scores, notes)`; the evaluation suite names one
 by `_target_` (`eval_suite.scorer`), so a world or judge of one's own plugs in without twinact knowing it.
 `ClipScorer` is the default: CLIP joint-space similarities and BlazePose keypoints, for photos and SD models.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,6 +23,15 @@ from twinact.model.assets import clip_tokenizer_dir
 from twinact.paths import package_path
 from twinact.space.action_encoder import CLIP_MEAN, CLIP_STD, pil_to_tensor
 from twinact.space.pose import FEATURE_DIM, pose_feature, shared_detector
+
+
+@dataclass
+class ScoredRun:
+    """What a scorer knows of the run it scores, read from the run's recorded config."""
+
+    action: str  # action.name
+    image_dir: str  # action.image_dir: the exemplars
+    clip_vision: str  # model.clip_vision: the base model's CLIP
 
 
 def tiny_clip(seed: int = 0) -> CLIPModel:
@@ -114,9 +125,9 @@ class ClipScorer:
         self.clip, self.pose, self.device = clip, pose, device
         self.description = "CLIP"
 
-    def __call__(self, images: list[Image.Image], jobs: list[dict], suite, run_cfg,
+    def __call__(self, images: list[Image.Image], jobs: list[dict], suite, run: ScoredRun,
                  exemplars: list[Image.Image]) -> tuple[dict[str, list[float]], list[str]]:
-        clip = run_cfg.model.clip_vision if self.clip == "auto" else self.clip
+        clip = run.clip_vision if self.clip == "auto" else self.clip
         self.description = f"CLIP `{clip}`"
         judge = ClipJudge(clip, self.device)
         pose, why_not = pose_judge_or_none(self.pose)

@@ -22,16 +22,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class StageSchedule:
-    """Two-stage recipe (released code: ~200 MLP steps, then ~600 with LoRA, lr 2e-4 constant, AdamW)."""
+    """Two-stage recipe (`method.*`; its defaults live in `twinact.config.schema.MethodConfig`)."""
 
-    stage1_steps: int = 200
-    stage2_steps: int = 600
-    lr: float = 2e-4  # coefficient MLPs
-    lora_lr: float = 2e-4
-    warmup_steps: int = 0
-    weight_decay: float = 1e-2
-    betas: tuple[float, float] = (0.9, 0.999)
-    use_8bit_adam: bool = False
+    stage1_steps: int
+    stage2_steps: int
+    lr: float  # coefficient MLPs
+    lora_lr: float
+    warmup_steps: int
+    weight_decay: float
+    use_8bit_adam: bool
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW's, not a setting
 
     @property
     def total_steps(self) -> int:
@@ -58,17 +58,14 @@ class StageSchedule:
 
 @dataclass
 class LossSettings:
-    """Noise-prediction MSE + weight * action-similarity loss (released code: 0.15, after 40% of a stage, t > 800)."""
+    """Noise-prediction MSE + weight * action-similarity loss (`loss.*`, `method.similarity_weight`; their defaults
+    live in `twinact.config.schema`)."""
 
-    min_snr_gamma: float | None = None
-    similarity_weight: float = 0.15
-    similarity_start: float = 0.4
-    similarity_min_timestep: int = 800
-    decode: str = "x0"  # "x0": decode the predicted clean latent; "eps_raw": decode the raw prediction (released code)
-
-    def __post_init__(self) -> None:
-        if self.decode not in ("x0", "eps_raw"):
-            raise TwinActError(f"loss.similarity.decode={self.decode!r} is not 'x0' or 'eps_raw'.")
+    min_snr_gamma: float | None
+    similarity_weight: float
+    similarity_start: float
+    similarity_min_timestep: int
+    decode: str  # "x0": decode the predicted clean latent; "eps_raw": decode the raw prediction (released code)
 
 
 class TwinActModule(pl.LightningModule):
@@ -186,14 +183,14 @@ class TwinActModule(pl.LightningModule):
         """Action-similarity loss, once the stage is far enough along: each sample with t above the threshold adds
         1 - cos, the others 0, averaged over the batch (so the value does not depend on how a global batch is split
         across devices)."""
-        cfg = self.losses
+        losses = self.losses
         zero = pred.new_zeros((), dtype=torch.float32)
-        if self.reference is None or self.schedule.progress(step) < cfg.similarity_start:
+        if self.reference is None or self.schedule.progress(step) < losses.similarity_start:
             return zero
-        mask = t > cfg.similarity_min_timestep
+        mask = t > losses.similarity_min_timestep
         if not mask.any():
             return zero
-        if cfg.decode == "x0":
+        if losses.decode == "x0":
             latent = predicted_x0(self.noise_scheduler, noisy[mask], pred[mask], t[mask])
         else:  # "eps_raw": the released code decodes the noise prediction itself
             latent = pred[mask].float()

@@ -17,12 +17,10 @@ def add_lora(unet, rank: int, alpha: float | None = None, dropout: float = 0.0,
     """Attach a trainable LoRA adapter (fp32, whatever the frozen dtype) to the UNet.
 
     Args:
-        rank: LoRA rank (> 0).
+        rank: LoRA rank (> 0; the config check refuses others).
         alpha: scale numerator; None means alpha = rank (scale 1).
         init: peft's `init_lora_weights` ("gaussian": A random, B zero, so the adapter starts as the identity).
     """
-    if rank <= 0:
-        raise TwinActError(f"lora.rank={rank} must be a positive integer; use method.lora=false to train without LoRA.")
     config = LoraConfig(r=rank, lora_alpha=alpha or rank, lora_dropout=dropout, init_lora_weights=init,
                         target_modules=list(targets))
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 
+from twinact.config.schema import ModelConfig
 from twinact.errors import TwinActError
 from twinact.model.components import Components, frozen_dtype
 from twinact.model.random_models import BUILDERS
@@ -67,14 +68,14 @@ def load_pretrained(path: str, family: str = "sd15", revision: str | None = None
                       **extra)
 
 
-def resolve_pretrained(model_cfg) -> str | None:
+def resolve_pretrained(model: ModelConfig) -> str | None:
     """`model.pretrained` as `from_pretrained` takes it: `pkg://` resolved to the installed folder; None for a model
     built in code."""
-    pretrained = model_cfg.pretrained
+    pretrained = model.pretrained
     if pretrained and pretrained.startswith(PACKAGE_PREFIX):  # a model shipped in a package (model=stickworld)
         pretrained = str(package_path(pretrained))
         if not Path(pretrained, "model_index.json").is_file():
-            raise TwinActError(f"model.pretrained={model_cfg.pretrained} is not built yet ({pretrained} has no "
+            raise TwinActError(f"model.pretrained={model.pretrained} is not built yet ({pretrained} has no "
                                "model_index.json); for model=stickworld run `make stickworld`.")
     return pretrained
 
@@ -88,8 +89,6 @@ def load_components(pretrained: str | None, *, family: str = "sd15", builder: st
         pretrained: hub id or diffusers folder; None builds `builder` in code (default: the family's tiny model).
         builder: tiny | tiny_xl | sd15_random | sdxl_random (random weights, real shapes: for measurements).
     """
-    if family not in ("sd15", "sdxl"):
-        raise TwinActError(f"model.family={family!r} is not sd15 or sdxl.")
     if pretrained is None:
         name = builder or ("tiny_xl" if family == "sdxl" else "tiny")
         if name not in BUILDERS:
@@ -107,9 +106,8 @@ def load_components(pretrained: str | None, *, family: str = "sd15", builder: st
     return comps
 
 
-def load_model(model_cfg, precision: str = "32-true") -> Components:
-    """`load_components` from a `model=` config node."""
-    m = model_cfg
-    return load_components(resolve_pretrained(m), family=m.get("family", "sd15"), builder=m.get("builder"),
-                           revision=m.revision, variant=m.variant, dtype=frozen_dtype(m.dtype, precision),
-                           prediction_type=m.prediction_type, vae=m.get("vae"))
+def load_model(m: ModelConfig, precision: str = "32-true") -> Components:
+    """`load_components` from a `model=` group's settings (`typed("model", cfg.model)`)."""
+    return load_components(resolve_pretrained(m), family=m.family, builder=m.builder, revision=m.revision,
+                           variant=m.variant, dtype=frozen_dtype(m.dtype, precision),
+                           prediction_type=m.prediction_type, vae=m.vae)

@@ -50,16 +50,16 @@ def diffusers_snippet(info: dict, export_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def _recipe(cfg: dict) -> list[str]:
-    m, data = cfg["method"], cfg["data"]
+def _recipe(recorded: dict) -> list[str]:
+    """The card's recipe table, from the run's recorded config (`twinact.json`'s `config`)."""
+    m, data, lora, trainer = recorded["method"], recorded["data"], recorded["lora"], recorded["trainer"]
     rows = [("method", m["name"]), ("stage 1", f"{m['stage1']['steps']} steps, lr {m['stage1']['lr']}"),
             ("stage 2", f"{m['stage2']['steps']} steps, LoRA lr {m['stage2']['lora_lr']}"),
-            ("LoRA", f"rank {cfg['lora']['rank']}, alpha {cfg['lora']['alpha'] or cfg['lora']['rank']}"
-             if m.get("lora") else "none"),
+            ("LoRA", f"rank {lora['rank']}, alpha {lora['alpha'] or lora['rank']}" if m.get("lora") else "none"),
             ("similarity loss weight", m.get("similarity_weight", 0)),
-            ("batch", f"{data['batch_size']} x {cfg['trainer'].get('accumulate_grad_batches', 1)} accumulated"),
-            ("resolution", data["resolution"]), ("precision", cfg["trainer"]["precision"]), ("seed", cfg["seed"]),
-            ("exemplars", cfg["action"]["image_dir"]), ("init word", m.get("init_word"))]
+            ("batch", f"{data['batch_size']} x {trainer.get('accumulate_grad_batches', 1)} accumulated"),
+            ("resolution", data["resolution"]), ("precision", trainer["precision"]), ("seed", recorded["seed"]),
+            ("exemplars", recorded["action"]["image_dir"]), ("init word", m.get("init_word"))]
     return ["| setting | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in rows]
 
 

@@ -14,6 +14,7 @@ from diffusers import DDIMScheduler, StableDiffusionPipeline, StableDiffusionXLP
 from omegaconf import OmegaConf
 from PIL import Image
 
+from twinact.config.schema import typed
 from twinact.config.validate import check_sampling
 from twinact.errors import Stopped, TwinActError
 from twinact.model.components import Components
@@ -189,7 +190,7 @@ def base_pipeline(run: Path):
     """(pipeline on the run's frozen base model, the run's config, the components) for a finished run."""
     check_finished(run)
     cfg = OmegaConf.load(RunFiles(run).config)
-    comps = load_model(cfg.model, cfg.trainer.precision if torch.cuda.is_available() else "32-true")
+    comps = load_model(typed("model", cfg.model), cfg.trainer.precision if torch.cuda.is_available() else "32-true")
     return make_pipeline(comps).to("cuda" if torch.cuda.is_available() else "cpu"), cfg, comps
 
 

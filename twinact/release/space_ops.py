@@ -14,8 +14,10 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
+from twinact.config.schema import typed
 from twinact.errors import TwinActError
 from twinact.method.assembly import build_space
+from twinact.paths import action_space_cache
 from twinact.runs.files import EXPORT_INFO, EXPORT_STATE, RunFiles
 from twinact.space.placeholder import cap_norm, init_word_rows, offsets_for
 
@@ -106,7 +108,8 @@ def run_space_embeddings(run_dir: Path, comps, coefficients: list[torch.Tensor])
     files = RunFiles(Path(run_dir))
     cfg = OmegaConf.load(files.config)
     meta = json.loads(files.export_info.read_text())
-    space = build_space(cfg, comps, len(meta["tokens"]))
+    space = build_space(typed("action_space", cfg.action_space), comps, len(meta["tokens"]),
+                        action_space_cache(cfg.cache_dir), cfg.seed)
     if space.fingerprint() != meta["fingerprint"]["action_space"]:
         raise TwinActError(f"The action space rebuilt for {run_dir} differs from the one it was trained in; "
                            "the model or phrase list changed since.")

@@ -13,7 +13,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from twinact.config.compose import flatten
 from twinact.errors import TwinActError
@@ -55,22 +55,25 @@ def allocate_run_dir(requested: str | Path) -> Path:
     return candidate
 
 
-# Keys a resumed sweep point may change: where things go, how progress is shown and logged, and whether to export,
-# evaluate or render at the end. Everything else decides what the point trains and how it is scored.
+# Keys a resumed sweep point may change: where things go, how progress is shown and logged, whether to export,
+# evaluate or render at the end, and which class builds the trainer. Everything else decides what the point trains
+# and how it is scored.
 RESUMABLE_KEYS = ("run_dir", "run_name", "run_group", "ckpt_path", "cache_dir", "resume", "eval", "export",
-                  "sample_at_end", "callbacks.", "logger.", "trainer.accelerator", "trainer.devices",
+                  "sample_at_end", "callbacks.", "logger.", "trainer._target_", "trainer._partial_",
+                  "trainer.accelerator", "trainer.devices",
                   "trainer.num_nodes", "trainer.strategy", "trainer.gradient_checkpointing",
                   "trainer.enable_progress_bar", "trainer.stop_after_steps", "trainer.log_every_n_steps")
 
 
-def check_same_settings(run_dir: Path, cfg: DictConfig) -> None:
-    """Refuse to resume (or skip as finished) a `resume: auto` point whose recorded config differs from `cfg`: its
-    checkpoint or results would be mixed silently into a sweep run with other settings (a changed default, say)."""
+def check_same_settings(run_dir: Path, requested_config: dict) -> None:
+    """Refuse to resume (or skip as finished) a `resume: auto` point whose recorded config differs from
+    `requested_config` (resolved, plain): its checkpoint or results would be mixed silently into a sweep run with
+    other settings (a changed default, say)."""
     recorded_path = run_dir / "config.yaml"
     if not recorded_path.is_file():
         return
     recorded = flatten(OmegaConf.to_container(OmegaConf.load(recorded_path), resolve=False), keep_lists=True)
-    requested = flatten(OmegaConf.to_container(cfg, resolve=True), keep_lists=True)
+    requested = flatten(requested_config, keep_lists=True)
     changed = sorted(k for k in recorded.keys() | requested.keys()
                      if not k.startswith(RESUMABLE_KEYS) and recorded.get(k) != requested.get(k))
     if changed:
@@ -102,12 +105,13 @@ def versions() -> dict[str, str]:
     return found
 
 
-def record_run(run_dir: Path, cfg: DictConfig) -> None:
-    """Write the resolved config and `meta.json` (git sha, versions, command, machine)."""
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+def record_run(run_dir: Path, config: dict, label: str) -> None:
+    """Write the resolved `config` and `meta.json` (git sha, versions, command, machine, the run's `label` within its
+    group)."""
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
     name = "meta.json" if not (run_dir / "meta.json").exists() else f"meta-resumed-{int(time.time())}.json"
     meta = {"git_sha": git_sha(), "versions": versions(), "command": sys.argv, "python": sys.version.split()[0],
-            "platform": platform.platform(), "wandb_name": sweep_label(cfg)}  # evaluation names its run after it
+            "platform": platform.platform(), "wandb_name": label}  # evaluation names its run after it
     (run_dir / name).write_text(json.dumps(meta, indent=2))
 
 
@@ -178,8 +182,9 @@ def task_overrides() -> list[str]:
     return [a for a in argv if not a.startswith("-") and "=" in a and not a.lstrip("+~").startswith("hydra")]
 
 
-def sweep_label(cfg: DictConfig) -> str:
-    """The run's name within its group: the swept keys with this job's values, e.g. `lora.rank-4_seed-1`.
+def sweep_label(run_name: str) -> str:
+    """The run's name within its group: the swept keys with this job's values, e.g. `lora.rank-4_seed-1`, else
+    `run_name`.
 
     Only letters, digits, `.`, `-` and `_` survive, so the dir can be passed back as `run=runs/<group>/<label>`
     unquoted (Hydra reads `=` and `,` in a value as syntax).
@@ -187,31 +192,29 @@ def sweep_label(cfg: DictConfig) -> str:
     task, _ = _hydra_run()
     values = dict(o.lstrip("+~").split("=", 1) for o in task if "=" in o)
     label = "_".join(f"{k}-{values[k]}" for k in command_line_sweeps() if k in values)
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label or cfg.run_name).strip("_")
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label or run_name).strip("_")
 
 
 def is_multirun() -> bool:
     return _hydra_run()[1]
 
 
-def requested_run_dir(cfg: DictConfig) -> Path:
+def requested_run_dir(run_dir: str | None, run_group: str | None, run_name: str) -> Path:
     """`run_dir`; else in a multirun or with `run_group` the stable `runs/<run_group or run_name>/<swept values>`;
     else a new `runs/<run_name>/<time>`."""
-    if cfg.run_dir:
-        return Path(cfg.run_dir)
-    if is_multirun() or cfg.get("run_group"):
-        return Path("runs") / (cfg.get("run_group") or cfg.run_name) / sweep_label(cfg)
-    return Path("runs") / cfg.run_name / time.strftime("%Y-%m-%d_%H-%M-%S")
+    if run_dir:
+        return Path(run_dir)
+    if is_multirun() or run_group:
+        return Path("runs") / (run_group or run_name) / sweep_label(run_name)
+    return Path("runs") / run_name / time.strftime("%Y-%m-%d_%H-%M-%S")
 
 
-def resume_mode(cfg: DictConfig) -> str:
-    """`resume`, with null meaning auto in a multirun (a relaunched sweep resumes) and never otherwise."""
-    mode = cfg.get("resume")
-    if mode is None:
+def resume_mode(resume: str | None) -> str:
+    """`resume` (never | auto, checked with the config), with null meaning auto in a multirun (a relaunched sweep
+    resumes) and never otherwise."""
+    if resume is None:
         return "auto" if is_multirun() else "never"
-    if mode not in ("never", "auto"):
-        raise TwinActError(f"resume={mode!r} is not never, auto or null (null: auto in a multirun, never otherwise).")
-    return mode
+    return resume
 
 
 def is_finished(run_dir: Path) -> bool:

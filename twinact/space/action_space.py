@@ -96,8 +96,6 @@ def slot_embeddings(phrases: list[str], tokenizer, table: torch.Tensor, slots: i
         rows = [(i, t) for i, seq in enumerate(ids) for t in seq]
         owners = [i for i, _ in rows]
         return [table[[t for _, t in rows]].float()] * slots, [owners] * slots
-    if mode != "per_slot":
-        raise TwinActError(f"action_space.mode={mode!r} is not 'per_slot' or 'pooled'.")
     out, owners = [], []
     for k in range(slots):
         picked = [(i, seq[k]) for i, seq in enumerate(ids) if len(seq) > k]
@@ -141,13 +139,13 @@ def fit_pca(rows: torch.Tensor, max_components: int, dedupe: bool, seed: int = 0
     return pca.components_[:k], pca.mean_, pca.explained_variance_ratio_[:k]
 
 
-def space_key(phrases: list[tuple[str, str]], tokenizer, table: torch.Tensor, identity: str, cfg: dict) -> str:
+def space_key(phrases: list[tuple[str, str]], tokenizer, table: torch.Tensor, identity: str, settings: dict) -> str:
     """Cache key over the phrase list as this tokenizer splits it, the exact embedding table and the settings."""
     h = hashlib.sha256()
     h.update("\n".join(f"{g}\t{p}" for g, p in phrases).encode())
     h.update(json.dumps([tokenizer(p, add_special_tokens=False).input_ids for _, p in phrases]).encode())
     h.update(table.detach().float().cpu().numpy().tobytes())
-    h.update(json.dumps(cfg, sort_keys=True).encode())
+    h.update(json.dumps(settings, sort_keys=True).encode())
     return f"{identity.replace('/', '_')[:40]}-{h.hexdigest()[:16]}"
 
 

@@ -207,15 +207,14 @@ def init_word_rows(comps, word: str) -> torch.Tensor:
 
 
 def offsets_for(kind: str, space, init_vector: torch.Tensor) -> torch.Tensor:
-    """[slots, D] offsets: `init_word` (released code), PCA `mean`, or `zero`."""
+    """[slots, D] offsets: `init_word` (released code), PCA `mean`, or `zero` (`action_space.offset`, checked with
+    the config)."""
     slots, _, dim = space.basis.shape
     if kind == "init_word":
         return init_vector.expand(slots, dim).clone()
     if kind == "mean":
         return space.mean.clone()
-    if kind == "zero":
-        return torch.zeros(slots, dim)
-    raise TwinActError(f"action_space.offset={kind!r} is not one of init_word, mean, zero.")
+    return torch.zeros(slots, dim)
 
 
 def install(text_encoder, token_ids: list[int], vectors: nn.Module, span: tuple[int, int] | None = None

@@ -1,4 +1,4 @@
-"""`train(cfg)`: the fit loop that builds every piece, trains with Lightning (callbacks, atomic checkpoints), then
-exports, renders and evaluates.
+"""`train(cfg)`: builds every object a run uses from the composed config (`training`), then the fit loop trains with
+Lightning (callbacks, atomic checkpoints), exports, renders and evaluates (`fit`).
 
 May import: every other subpackage."""

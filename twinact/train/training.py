@@ -1,107 +1,94 @@
-"""`train(cfg)`: build every piece from the composed config, fit, export, render. The testable core of train.py."""
+"""`train(cfg)`: build every object a run uses from the composed config, then fit. The testable core of train.py.
+
+This is the one module below the entry points that reads the composed config: each group becomes its schema's
+dataclass (`twinact.config.schema.typed`) or, where the group names an implementation by `_target_` (trainer, logger,
+action encoder), a Hydra-instantiated partial that the fit loop finishes with what only it knows (the run dir,
+callbacks). Everything below takes those objects.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
-import time
-import warnings
-from dataclasses import dataclass
-from pathlib import Path
 
-import pytorch_lightning as pl
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
-from pytorch_lightning.utilities import rank_zero_only
 
-from twinact.config.validate import check_training_config
-from twinact.errors import NonFiniteError, TwinActError, WriteError
-from twinact.eval.evaluation import evaluate
-from twinact.method.assembly import build_module, build_space
-from twinact.method.data import ActionDataModule, check_resolution, load_exemplars
-from twinact.method.module import TwinActModule, check_fingerprint
-from twinact.model.models import load_model, resolve_pretrained
+from twinact.config.schema import typed
+from twinact.config.validate import check_choices, check_training_config
+from twinact.method.assembly import Recipe, build_space
+from twinact.model.models import load_model
 from twinact.paths import action_space_cache
-from twinact.release.export import export_action
-from twinact.release.export_check import check_path_limits
-from twinact.release.sampling import make_grid, make_pipeline, render
-from twinact.runs.commands import resume_command, sample_command
-from twinact.runs.console import ProgressLines
-from twinact.runs.rundir import (
-    FAILED_MARK,
-    allocate_run_dir,
-    attach_log_file,
-    check_run_dir,
-    check_same_settings,
-    is_finished,
-    record_run,
-    requested_run_dir,
-    resume_mode,
-    sweep_label,
-)
-from twinact.runs.runlock import locked_new_run_dir, locked_run_dir
-from twinact.runs.stopping import stopped, write_failed
+from twinact.runs.rundir import allocate_run_dir, requested_run_dir, resume_mode, sweep_label
 from twinact.space import action_space as spaces
-from twinact.train.callbacks import CheckpointOnSignal, LogLastStep, SampleGrid, StepTimer
-from twinact.train.checkpoint_io import AtomicCheckpointIO, newest_readable, read_checkpoint, remove_temporaries
+from twinact.train.fit import Run, TrainerPlan, TrainResult, train_run
 
 log = logging.getLogger(__name__)
-# Frozen parts are in eval mode on purpose; an epoch is one optimizer step by design (see data.py), so Lightning's
-# "fewer batches than the logging interval" does not apply: logging counts steps across epochs.
-warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
-warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
-# A run dir is only ever entered again to resume it (never reused, one process at a time): its checkpoints are its own.
-warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+# `trainer` keys twinact reads itself; every other key is a `pl.Trainer` argument.
+TWINACT_TRAINER_KEYS = ("gradient_checkpointing", "stop_after_steps")
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, total_steps: int) -> pl.Trainer:
-    t, c = cfg.trainer, cfg.callbacks
-    # stop_after_steps ends this process early (job time limits); the schedule still spans total_steps.
-    stop = min(total_steps, t.stop_after_steps) if t.stop_after_steps else total_steps
-    has_logger = cfg.get("logger") and "_target_" in cfg.logger  # logger=none composes to an empty node
-    logger = False
-    if has_logger:
-        named = {}
-        if cfg.logger._target_.endswith("WandbLogger"):
-            # One W&B run per run dir: a stable id (a resumed point continues its own run), never the process's
-            # previous run (a multirun's points all live in one process under Hydra's default launcher).
-            named = {"name": sweep_label(cfg), "id": wandb_run_id(run_dir), "resume": "allow"}
-        logger = instantiate(cfg.logger, save_dir=str(run_dir), **named)
-        # the whole resolved config, so runs can be grouped and filtered by any swept key
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    callbacks = [
-        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step:06d}", auto_insert_metric_name=False,
-                        every_n_epochs=c.checkpoint_every_n_steps, save_top_k=-1, save_last=True,
-                        enable_version_counter=False),  # last.ckpt is replaced, never joined by last-v1.ckpt
-        SampleGrid(str(run_dir / "samples"), [p.format(" ".join(cfg.action.placeholder_tokens))
-                                              for p in cfg.action.eval_prompts],
-                   every_n_steps=c.samples_every_n_steps, num_images=c.samples_num_images, steps=c.sample_steps,
-                   guidance_scale=c.guidance_scale, resolution=cfg.data.resolution, seed=cfg.seed),
-    ]
-    callbacks += [StepTimer(), ProgressLines(stop), CheckpointOnSignal(run_dir / "checkpoints" / "last.ckpt"),
-                  LogLastStep(stop)]
-    if logger:
-        callbacks.append(LearningRateMonitor(logging_interval="step"))
-    return pl.Trainer(
-        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
-        precision=t.precision, accumulate_grad_batches=t.accumulate_grad_batches,
-        gradient_clip_val=t.gradient_clip_val, max_epochs=stop, max_steps=stop,
-        fast_dev_run=t.fast_dev_run, enable_progress_bar=t.enable_progress_bar, logger=logger, callbacks=callbacks,
-        log_every_n_steps=t.log_every_n_steps, num_sanity_val_steps=0, limit_val_batches=0,
-        use_distributed_sampler=False,
-        default_root_dir=str(run_dir), enable_model_summary=False, deterministic=t.deterministic,
-        plugins=[AtomicCheckpointIO()],
+def train(cfg: DictConfig) -> TrainResult:
+    """Train an action end to end: check the config, build the run's objects, fit, export, render (see
+    `twinact.train.fit.train_run`)."""
+    with open_dict(cfg):  # settled once: the run dir's time stamp and the multirun default must not change later
+        cfg.resume = resume_mode(cfg.resume)
+        cfg.run_dir = str(requested_run_dir(cfg.run_dir, cfg.run_group, cfg.run_name))
+    check_training_config(cfg)
+    return train_run(build_run(cfg))
+
+
+def build_run(cfg: DictConfig) -> Run:
+    """The typed objects of a checked, settled training config."""
+    recipe = build_recipe(cfg)
+    return Run(
+        run_dir=requested_run_dir(cfg.run_dir, cfg.run_group, cfg.run_name), resume=cfg.resume,
+        ckpt_path=cfg.ckpt_path, seed=cfg.seed, export=cfg.export, sample_at_end=cfg.sample_at_end,
+        eval_suite=cfg.eval_suite if cfg.eval else None, label=sweep_label(cfg.run_name),
+        config=OmegaConf.to_container(cfg, resolve=True), model=typed("model", cfg.model), action=recipe.action,
+        data=typed("data", cfg.data), callbacks=typed("callbacks", cfg.callbacks), recipe=recipe,
+        trainer=trainer_plan(cfg.trainer), logger=logger_factory(cfg.logger),
     )
+
+
+def build_recipe(cfg: DictConfig) -> Recipe:
+    """What `build_module` assembles: the typed method groups and the action encoder to make."""
+    encoder = cfg.action_encoder
+    return Recipe(
+        action=typed("action", cfg.action), action_space=typed("action_space", cfg.action_space),
+        method=typed("method", cfg.method), lora=typed("lora", cfg.lora), loss=typed("loss", cfg.loss),
+        latents=cfg.model.latents, resolution=cfg.data.resolution, seed=cfg.seed,
+        cache_root=action_space_cache(cfg.cache_dir),
+        # made when the module is built, after the model and exemplars load (an encoder may load a model itself)
+        encoder=instantiate(encoder.encoder, _partial_=True) if encoder.encoder is not None else None,
+        encoder_name=encoder.name, feature_dim=encoder.dim, gradient_checkpointing=cfg.trainer.gradient_checkpointing,
+    )
+
+
+def trainer_plan(t: DictConfig) -> TrainerPlan:
+    """`pl.Trainer` with the group's settings (`_target_`, `_partial_: true`), and what twinact reads beside it."""
+    lightning = OmegaConf.masked_copy(t, [k for k in t if k not in TWINACT_TRAINER_KEYS])
+    return TrainerPlan(make=instantiate(lightning), precision=str(t.precision),
+                       accumulate_grad_batches=t.accumulate_grad_batches, fast_dev_run=t.fast_dev_run,
+                       stop_after_steps=t.stop_after_steps)
+
+
+def logger_factory(node: DictConfig | None):
+    """The configured Lightning logger, to be given its save_dir; None for `logger=none` (an empty node)."""
+    if not node or "_target_" not in node:
+        return None
+    return instantiate(node, _partial_=True)
 
 
 def build_space_command(cfg: DictConfig) -> spaces.ActionSpace:
     """`python build_space.py model=... action_space=...`: build (or find) the space and copy it to `cfg.out`."""
-    space = build_space(cfg, load_model(cfg.model), cfg.slots)
-    entry = action_space_cache(cfg.cache_dir) / space.fingerprint()
+    check_choices(cfg)
+    cache_root = action_space_cache(cfg.cache_dir)
+    space = build_space(typed("action_space", cfg.action_space), load_model(typed("model", cfg.model)), cfg.slots,
+                        cache_root, cfg.seed)
+    entry = cache_root / space.fingerprint()
     if cfg.out:
         out = allocate_run_dir(cfg.out)
         shutil.copytree(entry, out, dirs_exist_ok=True)
@@ -110,214 +97,3 @@ def build_space_command(cfg: DictConfig) -> spaces.ActionSpace:
     log.info("Action space K per slot %s (explained variance per slot %s) in %s", space.slot_components,
              ", ".join(f"{v:.3f}" for v in space.meta["explained_variance"]), entry)
     return space
-
-
-def check_ckpt(path: str | None, fingerprint: dict) -> str | None:
-    if path is None:
-        return None
-    if not Path(path).is_file():
-        raise TwinActError(f"ckpt_path={path} does not exist. Point it at <run>/checkpoints/last.ckpt of a run.")
-    try:
-        ckpt = read_checkpoint(Path(path))
-    except TwinActError as err:
-        intact = newest_readable(Path(path).parent) if Path(path).parent.name == "checkpoints" else None
-        if intact is None or intact[0] == Path(path):
-            raise
-        raise TwinActError(f"{err} The newest readable one beside it is {intact[0]}: pass ckpt_path={intact[0]}."
-                           ) from None
-    check_fingerprint(ckpt.get("twinact_fingerprint"), fingerprint)
-    return path
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path  # config, log, checkpoints, export, samples
-    module: TwinActModule | None  # None when a finished sweep point was skipped
-    trainer: pl.Trainer | None
-
-
-def train(cfg: DictConfig) -> TrainResult:
-    """Train an action end to end: build, fit, save the final checkpoint, export and render.
-
-    With `resume: auto` (sweeps) a run dir that already holds an export is skipped (`module` and `trainer` are None),
-    after finishing its evaluation if `eval` asks for one that was stopped; one with a checkpoint continues from it.
-    One process at a time trains in a run dir (`runlock`); a second one is refused.
-    """
-    with open_dict(cfg):  # settled once: the run dir's time stamp and the multirun default must not change later
-        cfg.resume = resume_mode(cfg)
-        cfg.run_dir = str(requested_run_dir(cfg))
-    check_training_config(cfg)
-    check_path_limits(requested_run_dir(cfg), cfg.action.name, list(cfg.action.placeholder_tokens))
-    check_run_dir(requested_run_dir(cfg))
-    if cfg.resume != "auto":
-        return _build_and_fit(cfg)
-    point = requested_run_dir(cfg)
-    check_same_settings(point, cfg)
-    with locked_run_dir(point):  # before the checks below: the holder may be about to finish or fail
-        if (point / FAILED_MARK).is_file():
-            raise TwinActError(f"{point} diverged before ({(point / FAILED_MARK).read_text().strip()}) Fix the cause "
-                               f"in a new run_dir, or remove {point / FAILED_MARK} to retry it as it is.")
-        if is_finished(point):
-            if cfg.get("eval") and not (point / "eval" / "metrics.json").is_file():
-                # stopped between export and the end of its evaluation, which renders only the images still missing
-                log.info("%s is trained; finishing its evaluation (resume: auto).", point)
-                _evaluate(point, cfg, "cuda" if torch.cuda.is_available() else "cpu")
-            else:
-                log.info("%s is finished; skipping (resume: auto).", point)
-            return TrainResult(point, None, None)
-        return _build_and_fit(cfg)
-
-
-def _build_and_fit(cfg: DictConfig) -> TrainResult:
-    pl.seed_everything(cfg.seed, workers=True)
-    # Denormal floats (tiny Adam moments, LoRA products) slow CPU kernels ~100x (seen in the test suite); flushing
-    # them to zero changes no result that matters. No effect on GPUs.
-    torch.set_flush_denormal(True)
-    if cfg.method.lora and cfg.lora.rank <= 0:
-        raise TwinActError(f"lora.rank={cfg.lora.rank} must be a positive integer; use method.lora=false to train "
-                           "without LoRA.")
-    comps = load_model(cfg.model, cfg.trainer.precision)
-    check_resolution(cfg.data.resolution, comps.vae_scale_factor)
-    exemplars = load_exemplars(cfg.action.image_dir, cfg.data.resolution)
-    module, parts = build_module(cfg, comps, exemplars)
-    if cfg.resume == "auto":
-        return _fit(cfg, module, parts, exemplars, requested_run_dir(cfg), _resume_checkpoint(cfg, module.fingerprint))
-    ckpt_path = check_ckpt(cfg.ckpt_path, module.fingerprint)  # before any dir is made: a refused run leaves none
-    with locked_new_run_dir(requested_run_dir(cfg)) as run_dir:
-        return _fit(cfg, module, parts, exemplars, run_dir, ckpt_path)
-
-
-def _fit(cfg: DictConfig, module: TwinActModule, parts: dict, exemplars, run_dir: Path,
-         ckpt_path: str | None) -> TrainResult:
-    handler = attach_log_file(run_dir)
-    for note in exemplars.notes:  # said on the console while loading, before train.log existed
-        handler.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, note, None, None))
-    try:
-        _save_run_header(run_dir, cfg, [ex.path for ex in exemplars], parts["space"])
-        log.info("Run dir %s: %d exemplars, action space K per slot %s, %d + %d steps", run_dir, len(exemplars),
-                 parts["space"].slot_components, module.schedule.stage1_steps, module.schedule.stage2_steps)
-        datamodule = ActionDataModule(_stream_kwargs(cfg, module, len(exemplars)), cfg.data.batch_size,
-                                      cfg.trainer.accumulate_grad_batches, cfg.data.num_workers)
-        trainer = build_trainer(cfg, run_dir, module.schedule.total_steps)
-        started = time.time()
-        _log_space_plot(trainer, run_dir)
-        # weights_only: check_ckpt already read the file with the safe loader, so Lightning can too (no pickle)
-        try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        except NonFiniteError as err:  # marked failed, so no sweep counts it as finished or resumes into it
-            (run_dir / FAILED_MARK).write_text(f"{err}\n")
-            raise
-        last = run_dir / "checkpoints" / "last.ckpt"
-        if not cfg.trainer.fast_dev_run:  # the final state, whatever the checkpoint interval
-            trainer.save_checkpoint(last, weights_only=False)
-        stopped_by = next(c for c in trainer.callbacks if isinstance(c, CheckpointOnSignal)).stopped_by
-        if stopped_by is not None:
-            raise stopped(handler, stopped_by, trainer.global_step, module.schedule.total_steps, run_dir)
-        finished = cfg.trainer.fast_dev_run or trainer.global_step >= module.schedule.total_steps
-        if not finished:  # an export marks a finished run (sweeps skip those), so a stopped one gets none
-            log.info("Stopped at step %d of %d; continue with %s", trainer.global_step,
-                     module.schedule.total_steps, resume_command(run_dir))
-        elif trainer.is_global_zero and cfg.export:
-            _export_and_render(cfg, run_dir, module, parts, trainer)
-            if cfg.get("eval"):
-                _finish_wandb(trainer)  # the evaluation is a W&B run of its own (job_type eval), not this one
-                _evaluate(run_dir, cfg, str(module.device))
-            _log_summary(run_dir, trainer, time.time() - started, parts["tokens"])
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            # without this, DDP worker processes sometimes abort at interpreter exit
-            torch.distributed.destroy_process_group()
-    except WriteError as err:
-        raise write_failed(handler, err, run_dir) from None
-    except OSError as err:  # a write outside the places that name their file (logs, sample grids, the run header)
-        raise write_failed(handler, WriteError.of(err.filename or run_dir, err), run_dir) from None
-    finally:
-        logging.getLogger().removeHandler(handler)
-        handler.close()
-        _finish_wandb(locals().get("trainer"))
-    return TrainResult(run_dir, module, trainer)
-
-
-def wandb_run_id(run_dir: Path) -> str:
-    """A W&B run id that is a function of the run dir alone."""
-    return hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
-
-
-def _finish_wandb(trainer: pl.Trainer | None) -> None:
-    logger = getattr(trainer, "logger", None)
-    if logger is not None and type(logger).__name__ == "WandbLogger" and logger._experiment is not None:
-        logger.experiment.finish()
-        logger._experiment = None  # finished: the next call (the run's own end) has nothing left to finish
-
-
-def _log_summary(run_dir: Path, trainer: pl.Trainer, seconds: float, tokens: list[str]) -> None:
-    loss = trainer.callback_metrics.get("train/loss")
-    log.info("Done: %d steps in %.1f min, last logged loss %s. Export: %s", trainer.global_step, seconds / 60,
-             f"{float(loss):.4f}" if loss is not None else "n/a", run_dir / "export")
-    log.info("Try it: %s", sample_command(run_dir, f"a polar bear {' '.join(tokens)}"))
-
-
-def _evaluate(run_dir: Path, cfg: DictConfig, device: str) -> None:
-    evaluate(run_dir, cfg.eval_suite, device=device)
-
-
-def _resume_checkpoint(cfg: DictConfig, fingerprint: dict) -> str | None:
-    """What a `resume: auto` point continues from: `ckpt_path` if given, else the newest readable checkpoint in its
-    own dir, if any."""
-    run_dir, ckpt_path = requested_run_dir(cfg), cfg.ckpt_path
-    if not ckpt_path and (run_dir / "checkpoints").is_dir():
-        remove_temporaries(run_dir / "checkpoints")
-        found = newest_readable(run_dir / "checkpoints")
-        ckpt_path = str(found[0]) if found else None
-    return check_ckpt(ckpt_path, fingerprint)
-
-
-def _stream_kwargs(cfg: DictConfig, module: TwinActModule, num_images: int) -> dict:
-    return {
-        "num_images": num_images, "stage1_steps": module.schedule.stage1_steps,
-        "templates": list(cfg.action.templates), "caption": cfg.action.caption,
-        "placeholder": " ".join(cfg.action.placeholder_tokens), "flip_p": cfg.data.flip_p,
-        "num_train_timesteps": module.noise_scheduler.config.num_train_timesteps, "seed": cfg.seed,
-    }
-
-
-@rank_zero_only
-def _save_run_header(run_dir: Path, cfg: DictConfig, paths: list[Path], space) -> None:
-    record_run(run_dir, cfg)
-    (run_dir / "exemplars.txt").write_text("\n".join(str(p) for p in paths) + "\n")
-    # K per slot, phrase count, explained variance and the design check, beside the plot that shows them
-    (run_dir / "action_space.json").write_text(json.dumps(space.meta, indent=2))
-    plot = action_space_cache(cfg.cache_dir) / space.fingerprint() / "action_space.png"
-    if plot.is_file():
-        shutil.copy(plot, run_dir / "action_space.png")
-
-
-@rank_zero_only
-def _log_space_plot(trainer: pl.Trainer, run_dir: Path) -> None:
-    log_image = getattr(trainer.logger, "log_image", None)
-    if callable(log_image) and (run_dir / "action_space.png").is_file():
-        log_image(key="action_space", images=[str(run_dir / "action_space.png")])
-
-
-def _export_and_render(cfg: DictConfig, run_dir: Path, module: TwinActModule, parts: dict,
-                       trainer: pl.Trainer | None = None) -> None:
-    tokens = " ".join(parts["tokens"])
-    meta = {"action": cfg.action.name, "base_model": resolve_pretrained(cfg.model),
-            "base_model_revision": cfg.model.revision, "example_prompt": cfg.action.eval_prompts[0].format(tokens),
-            "steps": cfg.callbacks.sample_steps, "guidance_scale": cfg.callbacks.guidance_scale,
-            "resolution": cfg.data.resolution, "model": OmegaConf.to_container(cfg.model, resolve=True),
-            "action_space": parts["space"].meta, "fingerprint": module.fingerprint,
-            "config": OmegaConf.to_container(cfg, resolve=True)}
-    export_action(run_dir / "export", tokens=parts["tokens"], vectors=module.vectors,
-                  embeddings=module.placeholder_embeddings(), unet=module.unet, lora_config=parts["lora_config"],
-                  meta=meta)
-    if not cfg.sample_at_end or cfg.trainer.fast_dev_run:
-        return
-    prompts = [p.format(tokens) for p in cfg.action.eval_prompts]
-    c = cfg.callbacks
-    images = render(make_pipeline(module.comps), prompts, num_images=c.samples_num_images, steps=c.sample_steps,
-                    guidance_scale=c.guidance_scale, resolution=cfg.data.resolution, seed=cfg.seed)
-    make_grid(images, cols=c.samples_num_images).save(run_dir / "samples_final.png")
-    log_image = getattr(getattr(trainer, "logger", None), "log_image", None)
-    if callable(log_image):
-        log_image(key="samples_final", images=[str(run_dir / "samples_final.png")], caption=[" | ".join(prompts)])
-    log.info("Wrote %s and %s", run_dir / "export", run_dir / "samples_final.png")
