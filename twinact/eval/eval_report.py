@@ -11,6 +11,7 @@ from PIL import Image
 
 from twinact.plots import plt
 from twinact.release.sampling import make_grid
+from twinact.runs.files import RunFiles
 
 METRIC_NOTES = {
     "s_action": "S_Action: StickWorld pose similarity to the true action, exp(-d^2/2k^2) (higher better)",
@@ -45,10 +46,10 @@ def write_report(out: Path, run: Path, suite: DictConfig, rows: list[dict], over
 def write_figures(out: Path, run: Path, suite: DictConfig, todo: list[dict], exemplars: list[Image.Image],
                   overall: dict) -> None:
     seeds = list(suite.seeds)
-    size = Image.open(run / "eval" / "images" / todo[0]["file"]).size
+    size = Image.open(RunFiles(run).eval_images / todo[0]["file"]).size
     first = [im.resize(size) for im in exemplars[: len(seeds)]]
     first += [Image.new("RGB", size, "white")] * (len(seeds) - len(first))
-    rows = [Image.open(run / "eval" / "images" / j["file"]).convert("RGB") for a in suite.actors
+    rows = [Image.open(RunFiles(run).eval_images / j["file"]).convert("RGB") for a in suite.actors
             for j in todo if j["actor"] == a.name and j["template"] == 0]
     make_grid(first + rows, cols=len(seeds)).save(out / "grid.png")
     names = [m for m in METRIC_NOTES if m in overall]
@@ -69,7 +70,7 @@ def log_to_wandb(run: Path, config: dict, rows: list[dict], overall: dict, out: 
     """
     import wandb
 
-    meta = json.loads((run / "meta.json").read_text()) if (run / "meta.json").is_file() else {}
+    meta = json.loads(RunFiles(run).meta.read_text()) if RunFiles(run).meta.is_file() else {}
     name = meta.get("wandb_name") or config.get("run_name", run.name)  # the training run's W&B name
     logger = config.get("logger") or {}
     # A stable id, so evaluating again (more seeds, say) continues this evaluation's run instead of adding one.

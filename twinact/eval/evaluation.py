@@ -29,6 +29,7 @@ from twinact.release.export import load_into_pipeline
 from twinact.release.model_card import write_card
 from twinact.release.sampling import base_pipeline, export_info, render_jobs, save_whole
 from twinact.runs.console import CountProgress
+from twinact.runs.files import RunFiles
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def render_settings(run: Path, suite: DictConfig, model: dict, resolution: int) 
     """Everything besides prompt and seed that changes a rendered image: the export's bytes, the base model (its
     recorded `model` settings), the sampler settings and the resolution."""
     export = hashlib.sha256()
-    for path in sorted((run / "export").rglob("*.safetensors")):
+    for path in sorted(RunFiles(run).export.rglob("*.safetensors")):
         export.update(path.read_bytes())
     return {"export": export.hexdigest(), "model": model, "sampler": "DDIMScheduler", "steps": int(suite.steps),
             "guidance_scale": guidance(run, suite), "resolution": int(resolution)}
@@ -71,18 +72,18 @@ def jobs(suite: DictConfig, placeholder: str, settings: dict | None = None) -> l
 
 def render_missing(run: Path, todo: list[dict], suite: DictConfig, resolution: int) -> None:
     """Render the jobs whose image is not cached yet (one pipeline load, batched by seed order)."""
-    missing = [j for j in todo if not (run / "eval" / "images" / j["file"]).is_file()]
+    missing = [j for j in todo if not (RunFiles(run).eval_images / j["file"]).is_file()]
     if not missing:
         return
     pipe, cfg, _ = base_pipeline(run)
-    load_into_pipeline(pipe, run / "export", OmegaConf.to_container(cfg.model, resolve=True))
+    load_into_pipeline(pipe, RunFiles(run).export, OmegaConf.to_container(cfg.model, resolve=True))
     pipe.set_progress_bar_config(disable=True)
-    (run / "eval" / "images").mkdir(parents=True, exist_ok=True)
+    RunFiles(run).eval_images.mkdir(parents=True, exist_ok=True)
     progress, done = CountProgress(len(missing)), 0
     try:
         for j, im in render_jobs(pipe, missing, steps=suite.steps, guidance_scale=guidance(run, suite),
                                  resolution=resolution, batch_size=suite.batch_size):
-            save_whole(im, run / "eval" / "images" / j["file"])
+            save_whole(im, RunFiles(run).eval_images / j["file"])
             done += 1
             progress.update(done)
     except KeyboardInterrupt:
@@ -116,24 +117,24 @@ def evaluate(run_dir: str | Path, suite: DictConfig, *, device: str = "cpu") -> 
     run = Path(run_dir)
     check_eval_suite(suite)
     placeholder = " ".join(export_info(run)["tokens"])
-    recorded = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"), resolve=True)
+    recorded = OmegaConf.to_container(OmegaConf.load(RunFiles(run).config), resolve=True)
     action, model, resolution = recorded["action"], recorded["model"], recorded["data"]["resolution"]
     todo = jobs(suite, placeholder, render_settings(run, suite, model, resolution))
     render_missing(run, todo, suite, resolution)
     exemplars = [e.image for e in load_exemplars(action["image_dir"], resolution)]
     scorer = instantiate(suite.scorer, device=device)
-    images = [Image.open(run / "eval" / "images" / j["file"]).convert("RGB") for j in todo]
+    images = [Image.open(RunFiles(run).eval_images / j["file"]).convert("RGB") for j in todo]
     per_image, notes = scorer(images, todo, suite, ScoredRun(action["name"], action["image_dir"],
                                                              model["clip_vision"]), exemplars)
     rows, overall = aggregate(todo, per_image)
-    out = run / "eval"
+    out = RunFiles(run).eval
     result = {"eval_suite": OmegaConf.to_container(suite, resolve=True), "aggregate": overall, "per_prompt": rows,
               "per_image": [{**j, **{k: v[i] for k, v in per_image.items()}} for i, j in enumerate(todo)],
               "notes": notes}
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    RunFiles(run).metrics.write_text(json.dumps(result, indent=2))
     write_report(out, run, suite, rows, overall, notes, scorer.description)
     write_figures(out, run, suite, todo, exemplars, overall)
-    write_card(run / "export", result)
+    write_card(RunFiles(run).export, result)
     if str((recorded.get("logger") or {}).get("_target_", "")).endswith("WandbLogger"):
         log_to_wandb(run, recorded, rows, overall, out)
     for name in METRIC_NOTES:

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from twinact.config.compose import flatten
 from twinact.errors import TwinActError
-from twinact.runs.files import FAILED_MARK, RunFiles  # noqa: F401 (FAILED_MARK: training's import)
+from twinact.runs.files import RunFiles
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def check_same_settings(run_dir: Path, requested_config: dict) -> None:
     """Refuse to resume (or skip as finished) a `resume: auto` point whose recorded config differs from
     `requested_config` (resolved, plain): its checkpoint or results would be mixed silently into a sweep run with
     other settings (a changed default, say)."""
-    recorded_path = run_dir / "config.yaml"
+    recorded_path = RunFiles(run_dir).config
     if not recorded_path.is_file():
         return
     recorded = flatten(OmegaConf.to_container(OmegaConf.load(recorded_path), resolve=False), keep_lists=True)
@@ -108,11 +108,12 @@ def versions() -> dict[str, str]:
 def record_run(run_dir: Path, config: dict, label: str) -> None:
     """Write the resolved `config` and `meta.json` (git sha, versions, command, machine, the run's `label` within its
     group)."""
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
-    name = "meta.json" if not (run_dir / "meta.json").exists() else f"meta-resumed-{int(time.time())}.json"
+    files = RunFiles(run_dir)
+    files.config.write_text(OmegaConf.to_yaml(config))
+    path = files.meta if not files.meta.exists() else run_dir / f"{files.meta.stem}-resumed-{int(time.time())}.json"
     meta = {"git_sha": git_sha(), "versions": versions(), "command": sys.argv, "python": sys.version.split()[0],
             "platform": platform.platform(), "wandb_name": label}  # evaluation names its run after it
-    (run_dir / name).write_text(json.dumps(meta, indent=2))
+    path.write_text(json.dumps(meta, indent=2))
 
 
 def attach_log_file(run_dir: Path) -> logging.Handler:

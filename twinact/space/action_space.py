@@ -30,6 +30,7 @@ from twinact.paths import package_path
 
 GROUPS = ("head", "hand", "foot", "whole_body")
 SPACE_VERSION = 2  # 2: per-slot K, zero-padded, null directions dropped (1 cut every slot to the smallest K)
+ENTRY_META = "meta.json"  # a cache entry's record of its phrases, settings and fit (not a run's meta.json)
 RANK_RTOL = 1e-6  # a PCA direction counts when its singular value exceeds this times the largest
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ def build_action_space(phrases: list[tuple[str, str]], tokenizer, table: torch.T
                 "version": SPACE_VERSION}
     key = space_key(phrases, tokenizer, table, identity, settings)
     entry = cache_root / key if cache_root is not None else None
-    if entry is not None and (entry / "meta.json").is_file():
+    if entry is not None and (entry / ENTRY_META).is_file():
         space = load_action_space(entry)
     else:
         space = _fit_space(phrases, tokenizer, table, identity, settings, caps, key, entry, plot)
@@ -292,12 +293,12 @@ def save_action_space(space: ActionSpace, entry: Path) -> None:
     entry.mkdir(parents=True, exist_ok=True)
     tensors = {"basis": space.basis, "mean": space.mean, "explained_variance_ratio": space.explained_variance_ratio}
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(entry / "basis.safetensors"))
-    (entry / "meta.json").write_text(json.dumps(space.meta, indent=2))
+    (entry / ENTRY_META).write_text(json.dumps(space.meta, indent=2))
 
 
 def load_action_space(entry: Path) -> ActionSpace:
     tensors = load_file(str(entry / "basis.safetensors"))
-    meta = json.loads((entry / "meta.json").read_text())
+    meta = json.loads((entry / ENTRY_META).read_text())
     return ActionSpace(tensors["basis"], tensors["mean"], tensors["explained_variance_ratio"], meta)
 
 

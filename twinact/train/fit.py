@@ -32,8 +32,8 @@ from twinact.release.export_check import check_path_limits
 from twinact.release.sampling import make_grid, make_pipeline, render
 from twinact.runs.commands import resume_command, sample_command
 from twinact.runs.console import ProgressLines
+from twinact.runs.files import RunFiles
 from twinact.runs.rundir import (
-    FAILED_MARK,
     attach_log_file,
     check_run_dir,
     check_same_settings,
@@ -102,14 +102,14 @@ def build_trainer(run: Run, run_dir: Path, total_steps: int) -> pl.Trainer:
         logger.log_hyperparams(run.config)
     placeholder = " ".join(run.action.placeholder_tokens)
     callbacks = [
-        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step:06d}", auto_insert_metric_name=False,
+        ModelCheckpoint(dirpath=RunFiles(run_dir).checkpoints, filename="step{step:06d}", auto_insert_metric_name=False,
                         every_n_epochs=c.checkpoint_every_n_steps, save_top_k=-1, save_last=True,
                         enable_version_counter=False),  # last.ckpt is replaced, never joined by last-v1.ckpt
-        SampleGrid(str(run_dir / "samples"), [p.format(placeholder) for p in run.action.eval_prompts],
+        SampleGrid(str(RunFiles(run_dir).samples), [p.format(placeholder) for p in run.action.eval_prompts],
                    every_n_steps=c.samples_every_n_steps, num_images=c.samples_num_images, steps=c.sample_steps,
                    guidance_scale=c.guidance_scale, resolution=run.data.resolution, seed=run.seed),
     ]
-    callbacks += [StepTimer(), ProgressLines(stop), CheckpointOnSignal(run_dir / "checkpoints" / "last.ckpt"),
+    callbacks += [StepTimer(), ProgressLines(stop), CheckpointOnSignal(RunFiles(run_dir).last_checkpoint),
                   LogLastStep(stop)]
     if logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
@@ -158,11 +158,11 @@ def train_run(run: Run) -> TrainResult:
     point = run.run_dir
     check_same_settings(point, run.config)
     with locked_run_dir(point):  # before the checks below: the holder may be about to finish or fail
-        if (point / FAILED_MARK).is_file():
-            raise TwinActError(f"{point} diverged before ({(point / FAILED_MARK).read_text().strip()}) Fix the cause "
-                               f"in a new run_dir, or remove {point / FAILED_MARK} to retry it as it is.")
+        if RunFiles(point).failed.is_file():
+            raise TwinActError(f"{point} diverged before ({RunFiles(point).failed.read_text().strip()}) Fix the cause "
+                               f"in a new run_dir, or remove {RunFiles(point).failed} to retry it as it is.")
         if is_finished(point):
-            if run.eval_suite is not None and not (point / "eval" / "metrics.json").is_file():
+            if run.eval_suite is not None and not RunFiles(point).metrics.is_file():
                 # stopped between export and the end of its evaluation, which renders only the images still missing
                 log.info("%s is trained; finishing its evaluation (resume: auto).", point)
                 evaluate(point, run.eval_suite, device="cuda" if torch.cuda.is_available() else "cpu")
@@ -206,9 +206,9 @@ def _fit(run: Run, parts: Assembled, exemplars, run_dir: Path, ckpt_path: str | 
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         except NonFiniteError as err:  # marked failed, so no sweep counts it as finished or resumes into it
-            (run_dir / FAILED_MARK).write_text(f"{err}\n")
+            RunFiles(run_dir).failed.write_text(f"{err}\n")
             raise
-        last = run_dir / "checkpoints" / "last.ckpt"
+        last = RunFiles(run_dir).last_checkpoint
         if not run.trainer.fast_dev_run:  # the final state, whatever the checkpoint interval
             trainer.save_checkpoint(last, weights_only=False)
         stopped_by = next(c for c in trainer.callbacks if isinstance(c, CheckpointOnSignal)).stopped_by
@@ -253,7 +253,7 @@ def _finish_wandb(trainer: pl.Trainer | None) -> None:
 def _log_summary(run_dir: Path, trainer: pl.Trainer, seconds: float, tokens: list[str]) -> None:
     loss = trainer.callback_metrics.get("train/loss")
     log.info("Done: %d steps in %.1f min, last logged loss %s. Export: %s", trainer.global_step, seconds / 60,
-             f"{float(loss):.4f}" if loss is not None else "n/a", run_dir / "export")
+             f"{float(loss):.4f}" if loss is not None else "n/a", RunFiles(run_dir).export)
     log.info("Try it: %s", sample_command(run_dir, f"a polar bear {' '.join(tokens)}"))
 
 
@@ -261,9 +261,9 @@ def _resume_checkpoint(run: Run, fingerprint: dict) -> str | None:
     """What a `resume: auto` point continues from: `ckpt_path` if given, else the newest readable checkpoint in its
     own dir, if any."""
     run_dir, ckpt_path = run.run_dir, run.ckpt_path
-    if not ckpt_path and (run_dir / "checkpoints").is_dir():
-        remove_temporaries(run_dir / "checkpoints")
-        found = newest_readable(run_dir / "checkpoints")
+    if not ckpt_path and RunFiles(run_dir).checkpoints.is_dir():
+        remove_temporaries(RunFiles(run_dir).checkpoints)
+        found = newest_readable(RunFiles(run_dir).checkpoints)
         ckpt_path = str(found[0]) if found else None
     return check_ckpt(ckpt_path, fingerprint)
 
@@ -282,7 +282,7 @@ def _save_run_header(run: Run, run_dir: Path, paths: list[Path], space) -> None:
     record_run(run_dir, run.config, run.label)
     (run_dir / "exemplars.txt").write_text("\n".join(str(p) for p in paths) + "\n")
     # K per slot, phrase count, explained variance and the design check, beside the plot that shows them
-    (run_dir / "action_space.json").write_text(json.dumps(space.meta, indent=2))
+    RunFiles(run_dir).action_space.write_text(json.dumps(space.meta, indent=2))
     plot = run.recipe.cache_root / space.fingerprint() / "action_space.png"
     if plot.is_file():
         shutil.copy(plot, run_dir / "action_space.png")
@@ -302,7 +302,7 @@ def _export_and_render(run: Run, run_dir: Path, parts: Assembled, trainer: pl.Tr
             "steps": c.sample_steps, "guidance_scale": c.guidance_scale, "resolution": run.data.resolution,
             "model": run.config["model"], "action_space": parts.space.meta, "fingerprint": module.fingerprint,
             "config": run.config}
-    export_action(run_dir / "export", tokens=parts.tokens, vectors=module.vectors,
+    export_action(RunFiles(run_dir).export, tokens=parts.tokens, vectors=module.vectors,
                   embeddings=module.placeholder_embeddings(), unet=module.unet, lora_config=parts.lora_config,
                   meta=meta)
     if not run.sample_at_end or run.trainer.fast_dev_run:
@@ -310,8 +310,8 @@ def _export_and_render(run: Run, run_dir: Path, parts: Assembled, trainer: pl.Tr
     prompts = [p.format(tokens) for p in run.action.eval_prompts]
     images = render(make_pipeline(module.comps), prompts, num_images=c.samples_num_images, steps=c.sample_steps,
                     guidance_scale=c.guidance_scale, resolution=run.data.resolution, seed=run.seed)
-    make_grid(images, cols=c.samples_num_images).save(run_dir / "samples_final.png")
+    make_grid(images, cols=c.samples_num_images).save(RunFiles(run_dir).final_grid)
     log_image = getattr(getattr(trainer, "logger", None), "log_image", None)
     if callable(log_image):
-        log_image(key="samples_final", images=[str(run_dir / "samples_final.png")], caption=[" | ".join(prompts)])
-    log.info("Wrote %s and %s", run_dir / "export", run_dir / "samples_final.png")
+        log_image(key="samples_final", images=[str(RunFiles(run_dir).final_grid)], caption=[" | ".join(prompts)])
+    log.info("Wrote %s and %s", RunFiles(run_dir).export, RunFiles(run_dir).final_grid)

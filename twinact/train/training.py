@@ -92,7 +92,7 @@ def build_space_command(cfg: DictConfig) -> spaces.ActionSpace:
     if cfg.out:
         out = allocate_run_dir(cfg.out)
         shutil.copytree(entry, out, dirs_exist_ok=True)
-        (out / "meta.json").write_text(json.dumps(space.meta, indent=2))  # with this call's design check
+        (out / spaces.ENTRY_META).write_text(json.dumps(space.meta, indent=2))  # with this call's design check
         entry = out
     log.info("Action space K per slot %s (explained variance per slot %s) in %s", space.slot_components,
              ", ".join(f"{v:.3f}" for v in space.meta["explained_variance"]), entry)
