@@ -295,6 +295,22 @@ def test_design_check_measures_actor_words_in_the_span(inside, caplog):
     assert len(warned) == (1 if inside else 0)
 
 
+def test_the_design_check_warns_when_the_space_is_fitted_not_on_every_run(tmp_path, caplog):
+    tokenizer, table, phrases, actors = span_model(inside=True)
+
+    def said(**kw):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="twinact.space.action_space"):
+            build_action_space(phrases, tokenizer, table, "synthetic", slots=1, max_components=8,
+                               cache_root=tmp_path, appearance_words=actors, plot=False, **kw)
+        return [(r.levelno, r.getMessage()) for r in caplog.records if "the actor words lie" in r.getMessage()]
+
+    fitted, cached = said(), said()
+    assert [level for level, _ in fitted] == [logging.WARNING] and [level for level, _ in cached] == [logging.INFO]
+    assert "action_space.remove_appearance=true" in fitted[0][1]  # the option that removes them, as typed
+    assert said(warn_overlap=False) == []  # a derived basis (random, projected) is checked by the caller
+
+
 def test_the_random_basis_ablation_records_its_own_design_check(tmp_path):
     from conftest import compose, model_of, space_of
 

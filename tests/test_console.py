@@ -26,6 +26,7 @@ def test_a_run_redirected_to_a_file_prints_progress_and_no_known_noise(tmp_path)
     for _, start in NOISE:
         assert start not in text, start
     assert "LeafSpec" not in text and "Loading weights" not in text and "weights_only" not in text
+    assert "Loading pipeline components" not in text and "%|" not in text  # no tqdm bar redrawn into the file
     assert "LOAD REPORT" not in text  # the similarity loss's vision tower, read from the full StickWorld CLIP
 
 

@@ -6,6 +6,7 @@ Everything here reads typed settings (`twinact.config.schema`'s dataclasses, bui
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -37,6 +38,8 @@ from twinact.space.placeholder import (
     offsets_for,
     vocabulary_norm,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,6 +82,7 @@ def build_space(a: ActionSpaceConfig, comps, num_slots: int, cache_root: Path, s
     space = built = spaces.build_action_space(
         phrases, comps.tokenizer, table, comps.identity, slots=num_slots, mode=a.mode,
         max_components=a.max_components, dedupe=a.dedupe, cache_root=cache_root, appearance_words=a.design_words,
+        warn_overlap=a.basis == "pca" and not a.remove_appearance,  # else the check below is of the basis used
     )
     if a.basis == "random":
         space = spaces.random_like(space, seed=seed)
@@ -87,6 +91,9 @@ def build_space(a: ActionSpaceConfig, comps, num_slots: int, cache_root: Path, s
     if space is not built and a.design_words:  # the check of the basis that is used
         space.meta["design_check"] = spaces.design_check(space, comps.tokenizer, table, a.design_words,
                                                          phrases=[p for _, p in phrases])
+        log.info("design check of the %s basis used: %s", "random" if a.basis == "random" else "projected",
+                 spaces.appearance_overlap(space.meta["design_check"]) or "the actor words lie no more inside the "
+                 "span than random directions do")
     return space
 
 

@@ -8,6 +8,7 @@ installing it costs nothing and holds whenever the library is imported later.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 
@@ -54,5 +55,9 @@ def quiet_known_noise() -> None:
     hub_utils.disable_progress_bars()
     if "transformers.utils.logging" in sys.modules:
         sys.modules["transformers.utils.logging"].disable_progress_bar()
+    # A progress bar redraws one line in a terminal; in a log file every redraw is written out (diffusers' "Loading
+    # pipeline components", the sampling steps). tqdm takes TQDM_* variables as defaults, for every library's bars.
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")
     # torch's pytree deprecation, raised inside Lightning's own code
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")

@@ -153,7 +153,7 @@ def space_key(phrases: list[tuple[str, str]], tokenizer, table: torch.Tensor, id
 def build_action_space(phrases: list[tuple[str, str]], tokenizer, table: torch.Tensor, identity: str, *,
                        slots: int = 3, mode: str = "per_slot", max_components: int | Sequence[int] = 512,
                        dedupe: bool = True, cache_root: Path | None = None, plot: bool = True,
-                       appearance_words: Sequence[str] | None = None) -> ActionSpace:
+                       appearance_words: Sequence[str] | None = None, warn_overlap: bool = True) -> ActionSpace:
     """Build (or load from `cache_root`) the action space for an embedding table.
 
     Args:
@@ -170,6 +170,9 @@ def build_action_space(phrases: list[tuple[str, str]], tokenizer, table: torch.T
         plot: write the explained-variance / projection PNG next to the cache entry.
         appearance_words: optional actor words ("a polar bear"); adds `meta["design_check"]` (see
             :func:`design_check`). Not part of the cache key: computed on every call.
+        warn_overlap: warn when the actor words lie more inside the span than random directions, when the space is
+            fitted (a run reading it from the cache logs the same at INFO, so it is said once, not on every run);
+            false when the caller uses another basis derived from this one.
     """
     caps = slot_caps(max_components, slots)
     cap_setting = caps if isinstance(max_components, Sequence) else caps[0]  # an int keys as before
@@ -177,10 +180,11 @@ def build_action_space(phrases: list[tuple[str, str]], tokenizer, table: torch.T
                 "version": SPACE_VERSION}
     key = space_key(phrases, tokenizer, table, identity, settings)
     entry = cache_root / key if cache_root is not None else None
-    if entry is not None and (entry / ENTRY_META).is_file():
-        space = load_action_space(entry)
-    else:
+    fitted = entry is None or not (entry / ENTRY_META).is_file()
+    if fitted:
         space = _fit_space(phrases, tokenizer, table, identity, settings, caps, key, entry, plot)
+    else:
+        space = load_action_space(entry)
     log.info("action space: K per slot = %s (cap %s, mode %s, %d phrases)", space.slot_components, cap_setting,
              mode, len(phrases))
     if appearance_words:
@@ -191,12 +195,23 @@ def build_action_space(phrases: list[tuple[str, str]], tokenizer, table: torch.T
                  "vocabulary): %s", [tuple(None if v is None else round(v, 3) for v in
                                           (d["actor_in_span"], d["random_in_span"], d["vocab_in_span"]))
                                     for d in space.meta["design_check"]])
-        over = [(s, d) for s, d in enumerate(space.meta["design_check"]) if d["actor_in_span"] >= d["random_in_span"]]
-        if over:
-            log.warning("action space design check: the actor words lie more inside the span than random directions "
-                        "do (slot: actor / random %s), so learned coefficients can carry the exemplars' appearance",
-                        ", ".join(f"{s}: {d['actor_in_span']:.2f} / {d['random_in_span']:.2f}" for s, d in over))
+        overlap = appearance_overlap(space.meta["design_check"])
+        if overlap and warn_overlap:
+            log.log(logging.WARNING if fitted else logging.INFO, "%s", overlap)
     return space
+
+
+def appearance_overlap(check: list[dict]) -> str | None:
+    """What a design check says when the actor words lie more inside some slot's span than random directions do
+    (learned coefficients can then carry the exemplars' appearance), with the option that removes them; else None."""
+    over = [(s, d) for s, d in enumerate(check) if d["actor_in_span"] >= d["random_in_span"]]
+    if not over:
+        return None
+    slots = ", ".join(f"{s}: {d['actor_in_span']:.2f} / {d['random_in_span']:.2f}" for s, d in over)
+    return ("action space design check: the actor words lie more inside the span than random directions do (slot: "
+            f"actor / random {slots}"
+            "), so learned coefficients can carry the exemplars' appearance; action_space.remove_appearance=true "
+            "projects those directions out (not in the paper).")
 
 
 def _fit_space(phrases, tokenizer, table, identity, settings, caps, key, entry, plot) -> ActionSpace:
