@@ -16,7 +16,8 @@ def test_a_run_redirected_to_a_file_prints_progress_and_no_known_noise(tmp_path)
     cmd = [sys.executable, "train.py", "experiment=stickworld", "method.stage1.steps=2", "method.stage2.steps=2",
            "sample_at_end=false", "logger=none", f"run_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}",
            "data.batch_size=2"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # without the variable this process set on itself: the run must set it on its own
+    env = {**{k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}, "OMP_NUM_THREADS": "1"}
     with open(out, "w") as f:
         done = subprocess.run(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=600)
     text = out.read_text()

@@ -12,7 +12,13 @@ import os
 import sys
 import warnings
 
-from huggingface_hub import utils as hub_utils
+# A progress bar redraws one line in a terminal; in a log file every redraw is written out (diffusers' "Loading
+# pipeline components", the sampling steps). tqdm reads TQDM_* variables as its defaults when it is imported, for
+# every library's bars, so this comes before the first import that brings tqdm in.
+if not sys.stderr.isatty():
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+from huggingface_hub import utils as hub_utils  # noqa: E402 (after the variable above)
 
 # (logger that creates the record, message start): records from libraries that say nothing about this run. The
 # filter sits on that logger, so it holds whichever handler prints the record: the library's own, or the root's
@@ -55,9 +61,5 @@ def quiet_known_noise() -> None:
     hub_utils.disable_progress_bars()
     if "transformers.utils.logging" in sys.modules:
         sys.modules["transformers.utils.logging"].disable_progress_bar()
-    # A progress bar redraws one line in a terminal; in a log file every redraw is written out (diffusers' "Loading
-    # pipeline components", the sampling steps). tqdm takes TQDM_* variables as defaults, for every library's bars.
-    if not sys.stderr.isatty():
-        os.environ.setdefault("TQDM_DISABLE", "1")
     # torch's pytree deprecation, raised inside Lightning's own code
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
