@@ -70,11 +70,11 @@ def tiny_cfg(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def tiny_components():
+def tiny_base_model():
     """Factory for fresh tiny-model components (built in code; ~1 s each)."""
-    from twinact.model.models import load_components
+    from twinact.model.models import load_base_model
 
-    return lambda: load_components(None)
+    return lambda: load_base_model(None)
 
 
 def one_thread():

@@ -13,8 +13,8 @@ from twinact.space.action_space import GROUPS, build_action_space, load_phrases,
 
 
 @pytest.fixture(scope="module")
-def model(tiny_components):
-    comps = tiny_components()
+def model(tiny_base_model):
+    comps = tiny_base_model()
     return comps.tokenizer, comps.text_encoder.get_input_embeddings().weight.detach().clone(), comps.identity
 
 

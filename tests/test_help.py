@@ -30,4 +30,4 @@ def test_help_imports_no_deep_learning_library(script):
 
 def test_the_check_sees_a_heavy_import():
     """The same log shows torch when a command does import it, so an empty answer above means something."""
-    assert "torch" in imported("-c", "import twinact.model.components")
+    assert "torch" in imported("-c", "import twinact.model.base")

@@ -56,10 +56,10 @@ def test_unknown_latents_setting_is_refused(tiny_cfg):
         train(tiny_cfg("model.latents=mode"))
 
 
-def test_tiny_model_vae_posterior_is_narrow_like_a_trained_one(tiny_components):
+def test_tiny_model_vae_posterior_is_narrow_like_a_trained_one(tiny_base_model):
     """The tiny model stands in for SD, whose sampled training latents are the image plus a little noise; with a
     random VAE's std (~1) they would be mostly noise (and every tiny run would log the warning above)."""
-    vae = tiny_components().vae
+    vae = tiny_base_model().vae
     x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
         post = vae.encode(x).latent_dist

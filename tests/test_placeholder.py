@@ -25,8 +25,8 @@ PROMPT = "a photo of a person jumping over a fence"
 
 
 @pytest.fixture(scope="module")
-def space(tiny_components):
-    comps = tiny_components()
+def space(tiny_base_model):
+    comps = tiny_base_model()
     table = comps.text_encoder.get_input_embeddings().weight
     return build_action_space(load_phrases(), comps.tokenizer, table, comps.identity, slots=len(TOKENS),
                               max_components=8, cache_root=None)
@@ -39,9 +39,9 @@ def make_vectors(space, table, tokenizer, *, shared_mlp=False, seed=0):
     return SpaceVectors(feature, space.basis, offsets, shared_mlp=shared_mlp)
 
 
-def with_placeholders(tiny_components, space, **kw):
+def with_placeholders(tiny_base_model, space, **kw):
     """Fresh tiny components with the placeholder tokens added and the embedding wrapper installed."""
-    comps = tiny_components()
+    comps = tiny_base_model()
     table = comps.text_encoder.get_input_embeddings().weight
     vectors = make_vectors(space, table, comps.tokenizer, **kw)
     ids = add_placeholder_tokens(comps.tokenizer, TOKENS)
@@ -54,9 +54,9 @@ def encode_ids(tokenizer, prompt):
                      return_tensors="pt").input_ids
 
 
-def test_prompt_without_placeholders_is_bit_identical(tiny_components, space):
-    reference = tiny_components()
-    comps, _, _, _ = with_placeholders(tiny_components, space)
+def test_prompt_without_placeholders_is_bit_identical(tiny_base_model, space):
+    reference = tiny_base_model()
+    comps, _, _, _ = with_placeholders(tiny_base_model, space)
     ids = encode_ids(comps.tokenizer, PROMPT)
     assert torch.equal(ids, encode_ids(reference.tokenizer, PROMPT))
     with torch.no_grad():
@@ -70,16 +70,16 @@ def test_prompt_without_placeholders_is_bit_identical(tiny_components, space):
                                   reference.text_encoder(plain).last_hidden_state)
 
 
-def test_placeholder_tokens_are_single_new_ids(tiny_components, space):
-    comps, ids, _, wrapper = with_placeholders(tiny_components, space)
+def test_placeholder_tokens_are_single_new_ids(tiny_base_model, space):
+    comps, ids, _, wrapper = with_placeholders(tiny_base_model, space)
     assert all(i >= wrapper.base.num_embeddings for i in ids)
     assert len(set(ids)) == len(TOKENS)
     tokenized = comps.tokenizer("<a1> <a2> <a3>", add_special_tokens=False).input_ids
     assert tokenized == ids
 
 
-def test_embedding_rows_come_from_vectors_or_frozen_table(tiny_components, space):
-    comps, ids, vectors, wrapper = with_placeholders(tiny_components, space)
+def test_embedding_rows_come_from_vectors_or_frozen_table(tiny_base_model, space):
+    comps, ids, vectors, wrapper = with_placeholders(tiny_base_model, space)
     assert isinstance(comps.text_encoder.get_input_embeddings(), PlaceholderEmbedding)
     input_ids = encode_ids(comps.tokenizer, "<a3> a person doing <a1> <a2> and <a1>")
     with torch.no_grad():
@@ -98,8 +98,8 @@ def test_embedding_rows_come_from_vectors_or_frozen_table(tiny_components, space
     assert seen == set(ids)
 
 
-def test_training_changes_only_the_mlps(tiny_components, space):
-    comps, ids, vectors, wrapper = with_placeholders(tiny_components, space)
+def test_training_changes_only_the_mlps(tiny_base_model, space):
+    comps, ids, vectors, wrapper = with_placeholders(tiny_base_model, space)
     te = comps.text_encoder
     frozen = {n: p.detach().clone() for n, p in te.named_parameters() if ".vectors." not in n}
     frozen.update({n: b.detach().clone() for n, b in te.named_buffers() if ".vectors." not in n})
@@ -127,21 +127,21 @@ def test_training_changes_only_the_mlps(tiny_components, space):
 
 
 @pytest.mark.parametrize("tokens, bad", [(["action"], "action"), (["<a1>", "dog"], "dog"), (["Action"], "Action")])
-def test_token_clash_raises_and_leaves_tokenizer_alone(tiny_components, tokens, bad):
-    tokenizer = tiny_components().tokenizer
+def test_token_clash_raises_and_leaves_tokenizer_alone(tiny_base_model, tokens, bad):
+    tokenizer = tiny_base_model().tokenizer
     size = len(tokenizer)
     with pytest.raises(TwinActError, match=bad):
         add_placeholder_tokens(tokenizer, tokens)
     assert len(tokenizer) == size
 
 
-def test_duplicate_placeholders_raise(tiny_components):
+def test_duplicate_placeholders_raise(tiny_base_model):
     with pytest.raises(TwinActError, match="distinct"):
-        add_placeholder_tokens(tiny_components().tokenizer, ["<a1>", "<a1>"])
+        add_placeholder_tokens(tiny_base_model().tokenizer, ["<a1>", "<a1>"])
 
 
-def test_offsets_for_each_kind(tiny_components, space):
-    comps = tiny_components()
+def test_offsets_for_each_kind(tiny_base_model, space):
+    comps = tiny_base_model()
     table = comps.text_encoder.get_input_embeddings().weight
     init = init_word_embedding(comps.tokenizer, table, "action")
     action_id = comps.tokenizer("action", add_special_tokens=False).input_ids[0]

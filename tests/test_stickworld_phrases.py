@@ -106,7 +106,7 @@ def test_filter_keeps_drawn_phrases_and_drops_the_rest(monkeypatch):
             return Pose(view)
         return next(t for t in c.targets if t.view == view)
 
-    monkeypatch.setattr(sw, "load_components", lambda *a, **k: None)
+    monkeypatch.setattr(sw, "load_base_model", lambda *a, **k: None)
     monkeypatch.setattr(sw, "make_pipeline", lambda comps: DrawPoses(pose_of))
     monkeypatch.setattr(sw.judges, "predict", exact_judge)
     pairs = [(g, p) for g, p in sw.phrase_list() if p in drawn]

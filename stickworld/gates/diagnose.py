@@ -41,7 +41,7 @@ from stickworld.world.actions import ACTIONS, KNOWN_ACTIONS
 from stickworld.world.drawing import caption
 from twinact.config.schema import typed
 from twinact.method.data import load_exemplars
-from twinact.model.models import load_components, load_model
+from twinact.model.models import load_base_model, load_model
 from twinact.release.sampling import make_pipeline
 from twinact.space.action_encoder import pil_to_tensor
 from twinact.space.placeholder import vocabulary_norm
@@ -70,7 +70,7 @@ def overlay(image: Image.Image, joints: np.ndarray, true_pose: np.ndarray, label
 def joints_sheet(model: str, actor: str, actions: list[str], seed: int = 0, steps: int = 25,
                  guidance_scale: float = 5.0) -> tuple[Image.Image, list[dict]]:
     """Render ``actor`` doing each of ``actions`` and overlay the judges' reading; returns (sheet, per-image rows)."""
-    pipe = make_pipeline(load_components(model))
+    pipe = make_pipeline(load_base_model(model))
     pipe.set_progress_bar_config(disable=True)
     images = pipe([caption(actor, a) for a in actions], num_inference_steps=steps, guidance_scale=guidance_scale,
                   height=64, width=64,

@@ -40,7 +40,7 @@ from stickworld.world.captions import unit_prompt
 from stickworld.world.drawing import caption, contact_sheet
 from stickworld.world.skeleton import Pose, forward_kinematics
 from stickworld.world.units import UNITS, compose
-from twinact.model.models import load_components
+from twinact.model.models import load_base_model
 from twinact.release.sampling import make_pipeline, render_jobs
 
 # Known actions rendered by name, actors kept; held-out poses rendered from their units (the model can render them)
@@ -140,7 +140,7 @@ def measure(model: str, per_pair: int = 1, limit: int | None = None, steps: int 
             device: str = "cpu") -> tuple[dict, list]:
     """Render every set's prompts on ``device`` (fp32; the judges read on the CPU) and judge them; returns (summary,
     [(job, image)] of the first set)."""
-    pipe = make_pipeline(load_components(model)).to(device)
+    pipe = make_pipeline(load_base_model(model)).to(device)
     pipe.set_progress_bar_config(disable=True)
     judge = judges.load(judge_weights) if judge_weights else None
     summary, first = {"steps": steps, "guidance_scale": guidance_scale, "per_pair": per_pair, "limit": limit,

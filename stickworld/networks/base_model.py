@@ -22,7 +22,7 @@ from stickworld.world.captions import ACTOR_TEMPLATES, SCENE_PHRASES
 from stickworld.world.drawing import CAPTION_TEMPLATES
 from stickworld.world.units import UNITS, VIEW_PHRASE
 from twinact.model.assets import clip_tokenizer_dir
-from twinact.model.components import Components
+from twinact.model.base import BaseModel
 
 RESOLUTION = 64
 LATENT_SIZE = 16  # the VAE downsamples 4x
@@ -112,9 +112,9 @@ def noise_scheduler() -> DDPMScheduler:
                          prediction_type="epsilon", clip_sample=False, steps_offset=1)
 
 
-def build(seed: int = 0) -> Components:
+def build(seed: int = 0) -> BaseModel:
     """Untrained StickWorld components (weights fixed by ``seed``)."""
     torch.manual_seed(seed)
     tokenizer = CLIPTokenizer.from_pretrained(str(clip_tokenizer_dir()))
-    return Components(tokenizer, build_text_encoder(tokenizer), build_vae(), build_unet(), noise_scheduler(),
+    return BaseModel(tokenizer, build_text_encoder(tokenizer), build_vae(), build_unet(), noise_scheduler(),
                       identity=f"stickworld-untrained-seed{seed}")

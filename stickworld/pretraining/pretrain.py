@@ -44,7 +44,7 @@ from stickworld.pretraining import mixture
 from stickworld.pretraining.objectives import autocast, latent_scale, unet_loss, vae_loss
 from stickworld.pretraining.phases import Phase
 from stickworld.pretraining.pretrain_data import StepBatches, iterate, model_range, tokenizer_fn
-from twinact.model.models import load_components
+from twinact.model.models import load_base_model
 from twinact.release.sampling import save_as_pipeline
 
 # Settings that say how a run is computed, not what it learns: a run can be resumed with other ones.
@@ -134,8 +134,8 @@ def snapshot(unet_phase: Phase, comps, args, state: dict, argv: list[str] | None
 
 
 def load_init(folder: str):
-    """Components of an earlier export, in fp32 and trainable, to continue pretraining from."""
-    comps = load_components(folder)
+    """BaseModel of an earlier export, in fp32 and trainable, to continue pretraining from."""
+    comps = load_base_model(folder)
     for module in (comps.text_encoder, comps.unet):
         module.requires_grad_(True)
     return comps

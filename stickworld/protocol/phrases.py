@@ -34,7 +34,7 @@ from stickworld.world.actions import KNOWN_ACTIONS
 from stickworld.world.actors import get_actor
 from stickworld.world.skeleton import JOINTS, Pose, forward_kinematics, normalize
 from stickworld.world.units import UNITS, VIEW_PHRASE, Unit, compose
-from twinact.model.models import load_components
+from twinact.model.models import load_base_model
 from twinact.release.sampling import make_pipeline
 
 # Body part of a pose-grammar unit -> body-part group of the common action space.
@@ -154,7 +154,7 @@ def filter_renderable(phrases: Sequence, model_dir: str, *, actors: Sequence[str
         raise ValueError("filter_renderable: each phrase once, please")
     cands = [candidate(t) for t in texts]
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipe = make_pipeline(load_components(str(model_dir))).to(device)
+    pipe = make_pipeline(load_base_model(str(model_dir))).to(device)
     pipe.set_progress_bar_config(disable=True)
     jobs = [(i, actor, seed, f"{get_actor(actor).caption} {text}")
             for i, c in enumerate(cands) for _, text in c.prompts for actor in actors for seed in range(seeds)]

@@ -71,7 +71,7 @@ class LossSettings:
 class TwinActModule(pl.LightningModule):
     """Args:
     vectors: the placeholder-vector modules (already installed in the text encoders).
-    comps: frozen `Components` (text encoder wrapped, UNet with or without a LoRA adapter).
+    comps: frozen `BaseModel` (text encoder wrapped, UNet with or without a LoRA adapter).
     exemplars: [N, 3, H, W] exemplar pixels in [-1, 1].
     schedule, losses: recipe.
     image_encoder: frozen image encoder for the similarity loss (None disables it).

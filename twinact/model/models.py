@@ -1,6 +1,6 @@
 """The frozen text-to-image model: tiny ones built in code, or SD1.5 / SDXL diffusers folders and hub ids.
 
-All come back as the same `Components`; the only family difference downstream is that SDXL has a second tokenizer
+All come back as the same `BaseModel`; the only family difference downstream is that SDXL has a second tokenizer
 and text encoder (see `conditioning.py`). The tiny models exist so every test and the CPU demo run offline; the
 pretrained path is the one users run on GPUs, and tests exercise it by saving a tiny model with `save_pretrained`
 and loading it back through `from_pretrained`.
@@ -16,7 +16,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableDiffusi
 
 from twinact.config.schema import ModelConfig
 from twinact.errors import TwinActError
-from twinact.model.components import Components, frozen_dtype
+from twinact.model.base import BaseModel, frozen_dtype
 from twinact.model.random_models import BUILDERS
 from twinact.paths import PACKAGE_PREFIX, package_path
 
@@ -55,15 +55,15 @@ def load_pipeline(path: str, family: str = "sd15", revision: str | None = None, 
 
 
 def load_pretrained(path: str, family: str = "sd15", revision: str | None = None, variant: str | None = None,
-                    dtype: torch.dtype = torch.float32, vae: str | None = None) -> Components:
-    """`load_pipeline`'s parts as `Components` (the training schedule: DDPM on the folder's scheduler config).
+                    dtype: torch.dtype = torch.float32, vae: str | None = None) -> BaseModel:
+    """`load_pipeline`'s parts as `BaseModel` (the training schedule: DDPM on the folder's scheduler config).
 
     Both SDXL text encoders are loaded whole, the second with its final norm and projection (the released code left
     the pooled embedding random). `vae` names a separate VAE folder or id (e.g. the fp16-fix SDXL VAE).
     """
     pipe = load_pipeline(path, family, revision, variant, dtype, vae)
     extra = {"tokenizer_2": pipe.tokenizer_2, "text_encoder_2": pipe.text_encoder_2} if family == "sdxl" else {}
-    return Components(pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet,
+    return BaseModel(pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet,
                       DDPMScheduler.from_config(pipe.scheduler.config), identity=f"{path}@{revision or 'main'}",
                       **extra)
 
@@ -80,10 +80,10 @@ def resolve_pretrained(model: ModelConfig) -> str | None:
     return pretrained
 
 
-def load_components(pretrained: str | None, *, family: str = "sd15", builder: str | None = None,
+def load_base_model(pretrained: str | None, *, family: str = "sd15", builder: str | None = None,
                     revision: str | None = None, variant: str | None = None, dtype: torch.dtype = torch.float32,
-                    prediction_type: str = "epsilon", vae: str | None = None) -> Components:
-    """Frozen components in `dtype`, no gradients.
+                    prediction_type: str = "epsilon", vae: str | None = None) -> BaseModel:
+    """The frozen base model in `dtype`, no gradients.
 
     Args:
         pretrained: hub id or diffusers folder; None builds `builder` in code (default: the family's tiny model).
@@ -106,8 +106,8 @@ def load_components(pretrained: str | None, *, family: str = "sd15", builder: st
     return comps
 
 
-def load_model(m: ModelConfig, precision: str = "32-true") -> Components:
-    """`load_components` from a `model=` group's settings (`typed("model", cfg.model)`)."""
-    return load_components(resolve_pretrained(m), family=m.family, builder=m.builder, revision=m.revision,
+def load_model(m: ModelConfig, precision: str = "32-true") -> BaseModel:
+    """`load_base_model` from a `model=` group's settings (`typed("model", cfg.model)`)."""
+    return load_base_model(resolve_pretrained(m), family=m.family, builder=m.builder, revision=m.revision,
                            variant=m.variant, dtype=frozen_dtype(m.dtype, precision),
                            prediction_type=m.prediction_type, vae=m.vae)

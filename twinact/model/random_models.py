@@ -12,7 +12,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from twinact.model.assets import clip_tokenizer_dir
-from twinact.model.components import Components, noise_scheduler
+from twinact.model.base import BaseModel, noise_scheduler
 
 
 def _tiny_text_config(vocab_size: int, hidden: int, eos_token_id: int = 49407, **kw) -> CLIPTextConfig:
@@ -36,7 +36,7 @@ def _tiny_vae() -> AutoencoderKL:
     return vae
 
 
-def build_tiny(prediction_type: str = "epsilon", seed: int = 0) -> Components:
+def build_tiny(prediction_type: str = "epsilon", seed: int = 0) -> BaseModel:
     """A CPU-sized SD-shaped model with random weights (fixed by `seed`) and the real CLIP tokenizer.
 
     64 px images, a 2x VAE (32x32 latents), a two-level UNet with cross-attention, a 2-layer 32-d CLIP text encoder.
@@ -53,11 +53,11 @@ def build_tiny(prediction_type: str = "epsilon", seed: int = 0) -> Components:
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32,
     )
-    return Components(tokenizer, text_encoder, vae, unet, noise_scheduler(prediction_type),
+    return BaseModel(tokenizer, text_encoder, vae, unet, noise_scheduler(prediction_type),
                       identity=f"tiny-seed{seed}")
 
 
-def build_tiny_xl(prediction_type: str = "epsilon", seed: int = 0) -> Components:
+def build_tiny_xl(prediction_type: str = "epsilon", seed: int = 0) -> BaseModel:
     """A CPU-sized SDXL-shaped model: two text encoders of different widths (32 + 48, so slicing bugs show), the
     second with a projection and SDXL's legacy `eos_token_id=2`, and a `text_time` UNet taking pooled text + time ids.
     """
@@ -74,7 +74,7 @@ def build_tiny_xl(prediction_type: str = "epsilon", seed: int = 0) -> Components
         addition_embed_type="text_time", addition_time_embed_dim=8, projection_class_embeddings_input_dim=32 + 6 * 8,
         use_linear_projection=True,
     )
-    comps = Components(tokenizer, text_encoder, _tiny_vae(), unet, noise_scheduler(prediction_type),
+    comps = BaseModel(tokenizer, text_encoder, _tiny_vae(), unet, noise_scheduler(prediction_type),
                        identity=f"tiny_xl-seed{seed}", tokenizer_2=tokenizer_2, text_encoder_2=text_encoder_2)
     return comps
 
@@ -101,7 +101,7 @@ def build_sd15_random(seed: int = 0):
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
     )
     tokenizer = CLIPTokenizer.from_pretrained(str(clip_tokenizer_dir()))
-    return Components(tokenizer, _clip_text(768, 12, 12, "quick_gelu"), _sd_vae(0.18215), unet,
+    return BaseModel(tokenizer, _clip_text(768, 12, 12, "quick_gelu"), _sd_vae(0.18215), unet,
                       noise_scheduler("epsilon"), identity=f"sd15_random-seed{seed}")
 
 
@@ -117,7 +117,7 @@ def build_sdxl_random(seed: int = 0):
     )
     tokenizer = CLIPTokenizer.from_pretrained(str(clip_tokenizer_dir()))
     tokenizer_2 = CLIPTokenizer.from_pretrained(str(clip_tokenizer_dir()), pad_token="!")
-    return Components(tokenizer, _clip_text(768, 12, 12, "quick_gelu"), _sd_vae(0.13025), unet,
+    return BaseModel(tokenizer, _clip_text(768, 12, 12, "quick_gelu"), _sd_vae(0.13025), unet,
                       noise_scheduler("epsilon"), identity=f"sdxl_random-seed{seed}", tokenizer_2=tokenizer_2,
                       text_encoder_2=_clip_text(1280, 32, 20, "gelu", projection=1280))
 

@@ -17,7 +17,7 @@ from PIL import Image
 from twinact.config.schema import typed
 from twinact.config.validate import check_sampling
 from twinact.errors import Stopped, TwinActError
-from twinact.model.components import Components
+from twinact.model.base import BaseModel
 from twinact.model.models import load_model
 from twinact.release import space_ops
 from twinact.release.export import load_into_pipeline
@@ -159,8 +159,8 @@ def warn_without_placeholders(prompts: list[str], tokens: list[str]) -> None:
                         "e.g. %s", prompt, " ".join(tokens), example)
 
 
-def save_as_pipeline(comps: Components, out_dir: str) -> None:
-    """Write the components as a plain diffusers pipeline folder (what `model=sd15` / `model=sdxl` load), in fp32
+def save_as_pipeline(comps: BaseModel, out_dir: str) -> None:
+    """Write the base model as a plain diffusers pipeline folder (what `model=sd15` / `model=sdxl` load), in fp32
     and with the DDIM sampler twinact renders with, so a plain `from_pretrained(out_dir)` reproduces its images."""
     modules = [m for m in (*comps.text_encoders, comps.vae, comps.unet) if m.dtype != torch.float32]
     dtypes = [m.dtype for m in modules]
@@ -187,7 +187,7 @@ def check_finished(run: Path) -> None:
 
 
 def base_pipeline(run: Path):
-    """(pipeline on the run's frozen base model, the run's config, the components) for a finished run."""
+    """(pipeline on the run's frozen base model, the run's config, the base model's parts) for a finished run."""
     check_finished(run)
     cfg = OmegaConf.load(RunFiles(run).config)
     comps = load_model(typed("model", cfg.model), cfg.trainer.precision if torch.cuda.is_available() else "32-true")

@@ -1,4 +1,4 @@
-"""`Components`: the parts of a Stable Diffusion model that twinact trains around, whatever built or loaded them."""
+"""`BaseModel`: the parts of a Stable Diffusion model that twinact trains around, whatever built or loaded them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ _PRECISION_DTYPE = {"16-mixed": "fp16", "bf16-mixed": "bf16", "16-true": "fp16",
 
 
 @dataclass
-class Components:
+class BaseModel:
     """The parts of a Stable Diffusion model that twinact trains around."""
 
     tokenizer: CLIPTokenizer
