@@ -208,10 +208,9 @@ def appearance_overlap(check: list[dict]) -> str | None:
     if not over:
         return None
     slots = ", ".join(f"{s}: {d['actor_in_span']:.2f} / {d['random_in_span']:.2f}" for s, d in over)
-    return ("action space design check: the actor words lie more inside the span than random directions do (slot: "
-            f"actor / random {slots}"
-            "), so learned coefficients can carry the exemplars' appearance; action_space.remove_appearance=true "
-            "projects those directions out (not in the paper).")
+    return ("action space design check: the actor words lie more inside the span than random directions do "
+            f"(slot: actor / random {slots}), so learned coefficients can carry the exemplars' appearance; "
+            "action_space.remove_appearance=true projects those directions out (not in the paper).")
 
 
 def _fit_space(phrases, tokenizer, table, identity, settings, caps, key, entry, plot) -> ActionSpace:
