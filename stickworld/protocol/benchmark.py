@@ -41,6 +41,7 @@ from stickworld.world.exemplars import exemplar_dir, from_actions_file
 from stickworld.world.units import describe
 from twinact.config.compose import compose_config
 from twinact.eval.evaluation import jobs as suite_jobs
+from twinact.eval.scorers import ScoredRun
 from twinact.eval.stats import bootstrap_ci95
 from twinact.model.models import load_pipeline
 from twinact.paths import package_path
@@ -97,7 +98,8 @@ def upper_bound(action: str, suite, out: Path, extra: list[str]) -> dict[int, di
     guidance = suite.guidance_scale if suite.guidance_scale is not None else cfg.model.guidance_scale
     images = [im for _, im in render_jobs(pipe, todo, steps=suite.steps, guidance_scale=guidance,
                                           resolution=cfg.data.resolution, batch_size=suite.batch_size)]
-    scores, _ = instantiate(suite.scorer)(images, todo, suite, cfg, [])
+    scored = ScoredRun(cfg.action.name, cfg.action.image_dir, cfg.model.clip_vision)
+    scores, _ = instantiate(suite.scorer)(images, todo, suite, scored, [])
     per_seed = {}
     for seed in suite.seeds:
         per_seed[int(seed)] = tables.replicate_means([{k: v[i] for k, v in scores.items()}
