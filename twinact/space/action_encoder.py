@@ -19,6 +19,7 @@ from transformers.utils import logging as hf_logging
 
 from twinact.errors import TwinActError
 from twinact.paths import package_path
+from twinact.space.placeholder import hold
 from twinact.space.pose import FEATURE_DIM, pose_feature, shared_detector
 
 # The CLIP image normalization (the released code skipped it; the encoder expects it).
@@ -110,10 +111,7 @@ class ActionFeature(nn.Module):
     def __init__(self, feature: torch.Tensor, trainable: bool, source: str):
         super().__init__()
         self.source = source
-        if trainable:
-            self.value = nn.Parameter(feature.float().clone())
-        else:
-            self.register_buffer("value", feature.float().clone())
+        hold(self, "value", feature, trainable)
 
     @property
     def dim(self) -> int:

@@ -106,6 +106,14 @@ class SpaceVectors(nn.Module):
         return cap_norm(self.offsets + torch.einsum("sk,skd->sd", self.coefficients(), self.basis), self.max_norm)
 
 
+def hold(module: nn.Module, name: str, value: torch.Tensor, trainable: bool) -> None:
+    """A float copy of `value` on `module` as a parameter (trained) or a buffer (saved and moved, not trained)."""
+    if trainable:
+        setattr(module, name, nn.Parameter(value.float().clone()))
+    else:
+        module.register_buffer(name, value.float().clone())
+
+
 class FreeVectors(nn.Module):
     """Baselines' placeholder vectors: free per-slot embeddings (textual inversion, pivotal tuning), or frozen ones
     (`trainable=False`: DreamBooth-LoRA's fixed rare-token embedding); `max_norm` as in :class:`SpaceVectors`."""
@@ -113,10 +121,7 @@ class FreeVectors(nn.Module):
     def __init__(self, init: torch.Tensor, trainable: bool = True, max_norm: float | None = None):
         super().__init__()
         self.max_norm = max_norm
-        if trainable:
-            self.vectors = nn.Parameter(init.float().clone())
-        else:
-            self.register_buffer("vectors", init.float().clone())
+        hold(self, "vectors", init, trainable)
 
     def forward(self) -> torch.Tensor:
         return cap_norm(self.vectors, self.max_norm)
