@@ -80,6 +80,33 @@ def test_pretraining_continues_from_an_export(tmp_path):
     assert any(not torch.equal(first[k], second[k]) for k in first)
 
 
+def test_replay_rebuilds_an_export_from_its_record(tmp_path):
+    from stickworld.pretraining import replay
+
+    torch.set_num_threads(1)
+    pretrain.main(["--work", str(tmp_path / "a"), "--out", str(tmp_path / "first"), "--threads", "1"] + TINY)
+    more = ["--unet-steps", "2", "--unet-batch", "2", "--ckpt-every", "2", "--warmup", "1", "--seed", "3"]
+    pretrain.main(["--work", str(tmp_path / "b"), "--out", str(tmp_path / "second"), "--init", str(tmp_path / "first"),
+                   "--stop-after", "30"] + more)
+    record = tmp_path / "second" / "pretrain.json"
+    final = replay.main(["--record", str(record), "--root", str(tmp_path / "again"), "--out", str(tmp_path / "model"),
+                         "--workers", "0", "--threads", "1"])
+    assert final == tmp_path / "model" and (tmp_path / "again" / "0" / "model" / "model_index.json").is_file()
+    replayed = json.loads((final / "pretrain.json").read_text())
+    assert f"--init {tmp_path / 'again' / '0' / 'model'}" in replayed["command"]
+    assert "--stop-after" not in replayed["command"]
+    name = "unet/diffusion_pytorch_model.safetensors"
+    original, again = load_file(str(tmp_path / "second" / name)), load_file(str(final / name))
+    for key in original:  # the same batches and arithmetic on a CPU: the same bits
+        assert torch.equal(original[key], again[key]), key
+    assert replay.main(["--record", str(record), "--root", str(tmp_path / "again"),
+                        "--out", str(final)]) == final  # finished: skipped, not refused
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"command": "python -m stickworld.pretrain --work w --out o"}))
+    with pytest.raises(SystemExit, match="another program"):
+        replay.main(["--record", str(foreign), "--root", str(tmp_path / "x")])
+
+
 def test_pretraining_refuses_other_settings(tmp_path):
     run = ["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--captions", "mixture"] + TINY
     first = run + ["--max-units-schedule", "0:1-2,2:2-5"]
