@@ -36,21 +36,18 @@ demo: install  ## learn a held-out StickWorld action with TwinAct and Textual In
 demo-tiny: install  ## the whole recipe on the random tiny model (plumbing only, < 1 min)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) train.py experiment=demo
 
-# Pretrain the CPU-sized StickWorld base model on the current design (experiments/stickworld_cpu_base, round 2): the
-# UNet on the committed 4x VAE's latents, reading captions through the shipped StickWorld CLIP's text tower (frozen),
-# on the pretraining mixture (known actions by name, held-out and free poses by their units), then its gates. One
-# thread and one drawing process; resumable (rerun it). About 65 min on the 2-core machine beside other work.
+# Rebuild the shipped StickWorld base model by its record: every pretraining run in stickworld/data/base/pretrain.json,
+# oldest first, each continuing the one before (stickworld/pretraining/replay.py), then its gates. Resumable (rerun
+# it). On a GPU: make stickworld SW_RUNTIME="--device cuda --workers 14". The cost of each run is on
+# experiments/stickworld_gpu_base: hours of one CPU thread, minutes of a GPU.
 SW ?= runs/stickworld
-STICKWORLD_RECIPE ?= --vae-from experiments/stickworld_cpu_base/vae --text-from stickworld/data/clip \
-	--unet-steps 6000 --unet-lr 8e-4 --warmup 200 --prediction-type v_prediction --canonical-ramp 6000 \
-	--canonical-floor 0.5 --figure-weight 4 --ckpt-every 250 --log-every 50
-stickworld: $(SW)/model/quality.json  ## pretrain the CPU-sized StickWorld base model, read its gates (resumable, ~65 min)
+SW_RUNTIME ?= --device cpu --workers 1 --threads 1
+stickworld: $(SW)/model/quality.json  ## rebuild the shipped StickWorld base model from its record, read its gates
 $(SW)/model/model_index.json: | install
-	OMP_NUM_THREADS=1 $(PY) -m stickworld.pretraining.pretrain --work $(SW)/work --out $(SW)/model --threads 1 --workers 1 \
-		$(STICKWORLD_RECIPE)
+	OMP_NUM_THREADS=1 $(PY) -m stickworld.pretraining.replay --record stickworld/data/base/pretrain.json \
+		--root $(SW)/runs --out $(SW)/model $(SW_RUNTIME)
 $(SW)/model/quality.json: $(SW)/model/model_index.json
-	OMP_NUM_THREADS=1 $(PY) -m stickworld.gates.quality --model $(SW)/model --judges experiments/stickworld_cpu_base/judges_run4 \
-		--sheet $(SW)/model/sheet.png
+	$(PY) -m stickworld.gates.quality --model $(SW)/model --sheet $(SW)/model/sheet.png
 
 # Every held-out action x twinact, textual_inversion, lora, ti_lora (resumable); table and grid into experiments/.
 stickworld-compare: install  ## every held-out action x 4 methods (resumable)

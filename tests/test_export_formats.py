@@ -47,7 +47,7 @@ def test_model_card_snippet_reproduces_sample_py(stickworld_run, tmp_path):
     export = stickworld_run / "export"
     info = json.loads((export / "twinact.json").read_text())
     assert info["base_model"] == str(package_path("pkg://stickworld/base"))
-    assert (info["steps"], info["guidance_scale"]) == (25, 5.0)  # model=stickworld's render defaults
+    assert (info["steps"], info["guidance_scale"]) == (25, 3.0)  # model=stickworld's render defaults
     card = (export / "README.md").read_text()
     assert info["base_model"] in card and "a polar bear three_point_landing" in card
     snippet = re.search(r"```python\n(.*?)```", card, re.S).group(1)

@@ -183,6 +183,15 @@ def test_shipped_model_reproduces_its_recorded_quality():
     assert abs(summary["known_by_name"]["action_acc"] - known["action_acc"]) <= 0.2
 
 
+def test_gates_are_read_at_the_guidance_the_model_renders_with():
+    import inspect
+
+    default = inspect.signature(quality.measure).parameters["guidance_scale"].default
+    assert default == compose(["model=stickworld"]).model.guidance_scale
+    if (SHIPPED / "quality.json").is_file():
+        assert json.loads((SHIPPED / "quality.json").read_text())["guidance_scale"] == default
+
+
 def test_misreadings_name_the_commonest_wrong_reading_and_its_share():
     from stickworld.gates.quality import misreadings
 

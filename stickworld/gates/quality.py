@@ -135,7 +135,7 @@ def check_gates(summary: dict) -> dict[str, bool]:
 
 
 @torch.no_grad()
-def measure(model: str, per_pair: int = 1, limit: int | None = None, steps: int = 25, guidance_scale: float = 5.0,
+def measure(model: str, per_pair: int = 1, limit: int | None = None, steps: int = 25, guidance_scale: float = 3.0,
             batch_size: int = 64, sets: tuple[str, ...] = SETS, judge_weights: str | None = None,
             device: str = "cpu") -> tuple[dict, list]:
     """Render every set's prompts on ``device`` (fp32; the judges read on the CPU) and judge them; returns (summary,
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--per-pair", type=int, default=1)
     p.add_argument("--limit", type=int, default=None, help="score a random subset of this many prompts")
     p.add_argument("--steps", type=int, default=25)
-    p.add_argument("--guidance-scale", type=float, default=5.0)
+    p.add_argument("--guidance-scale", type=float, default=3.0, help="model=stickworld's guidance_scale")
     p.add_argument("--judges", default=None, help="judge weights (default: the shipped stickworld/data/judges)")
     p.add_argument("--sets", nargs="+", choices=SETS + DIAGNOSTICS, default=list(SETS),
                    help="which prompt sets to measure (units_single: each unit alone, a diagnostic)")

@@ -19,9 +19,9 @@ from stickworld.world.actions import KNOWN_ACTIONS
 from stickworld.world.drawing import draw
 from stickworld.world.exemplars import PER_ACTION
 
-# Known actions the shipped base model renders by name at >= 0.94 (stickworld/data/base/quality.json), of the whole
-# body, the legs and the arms.
-CONTROL_ACTIONS = ("squatting", "jumping_jack", "handstand")
+# Known actions the shipped base model renders by name at >= 0.89 (stickworld/data/base/quality.json,
+# known_by_name.per_action_acc): one of the whole body, one of the legs, one of the arms.
+CONTROL_ACTIONS = ("crawling", "lunging", "arms_out")
 CONTROL_ACTORS = ("superhero",)
 
 
