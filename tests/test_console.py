@@ -14,7 +14,7 @@ from twinact.runs.noise import NOISE
 def test_a_run_redirected_to_a_file_prints_progress_and_no_known_noise(tmp_path):
     out = tmp_path / "out.txt"
     cmd = [sys.executable, "train.py", "experiment=stickworld", "method.stage1.steps=2", "method.stage2.steps=2",
-           "sample_at_end=false", "logger=none", f"run_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}",
+           "sample_at_end=true", "logger=none", f"run_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}",
            "data.batch_size=2"]
     # without the variable this process set on itself: the run must set it on its own
     env = {**{k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}, "OMP_NUM_THREADS": "1"}
@@ -23,7 +23,7 @@ def test_a_run_redirected_to_a_file_prints_progress_and_no_known_noise(tmp_path)
     text = out.read_text()
     assert done.returncode == 0, text[-2000:]
     assert "step 2/4" in text and "step 4/4" in text and "ETA" in text and "s/step" in text
-    assert "Done: 4 steps" in text and "python sample.py run=" in text
+    assert "Done: 4 steps" in text and "python sample.py run=" in text and "samples_final.png" in text
     for _, start in NOISE:
         assert start not in text, start
     assert "LeafSpec" not in text and "Loading weights" not in text and "weights_only" not in text

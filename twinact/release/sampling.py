@@ -50,7 +50,9 @@ def render(pipe, prompts: list[str], *, num_images: int = 1, seed: int = 0, step
            progress: bool = True) -> list[Image.Image]:
     """`num_images` images per prompt; image j of every prompt uses seed `seed + j` (comparable across prompts)."""
     jobs = [(p, seed + j) for p in prompts for j in range(num_images)]
-    pipe.set_progress_bar_config(disable=not progress)
+    # None is tqdm's own choice: a bar in a terminal, none when the output goes to a file (an explicit False would
+    # override the TQDM_DISABLE that twinact.runs.noise sets for a log)
+    pipe.set_progress_bar_config(disable=None if progress else True)
     images = []
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start : start + batch_size]
