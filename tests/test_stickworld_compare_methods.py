@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from hydra.utils import instantiate
@@ -94,3 +95,18 @@ def test_stickworld_scorer_refuses_an_action_stickworld_does_not_have(tmp_path):
     scorer = instantiate(suite.scorer)
     with pytest.raises(TwinActError, match="action.name=<one of three_point_landing"):
         scorer([], [], suite, run, [])
+
+
+def _where_it_ran(overrides: list[str]) -> dict:
+    import torch
+
+    return {"overrides": overrides, "pid": os.getpid(), "threads": torch.get_num_threads()}
+
+
+def test_points_run_in_one_thread_processes_in_order():
+    todo = [[f"seed={i}"] for i in range(4)]
+    here = compare_methods.run_points(_where_it_ran, todo, jobs=1)
+    there = compare_methods.run_points(_where_it_ran, todo, jobs=2)
+    assert [r["overrides"] for r in there] == todo == [r["overrides"] for r in here]
+    assert {r["pid"] for r in here} == {os.getpid()}
+    assert os.getpid() not in {r["pid"] for r in there} and {r["threads"] for r in there} == {1}

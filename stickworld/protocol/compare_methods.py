@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from importlib import resources
 from pathlib import Path
 
@@ -86,6 +90,22 @@ def run_point(overrides: list[str]) -> dict:
     return json.loads((Path(result.run_dir) / "eval" / "metrics.json").read_text())
 
 
+def _one_thread() -> None:
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+
+def run_points(fn: Callable[[list[str]], dict], todo: list[list[str]], jobs: int = 1) -> list[dict]:
+    """``fn`` of each point's overrides, in order: here, or in ``jobs`` fresh processes of one torch thread each
+    (processes that each take every core spin against each other: docs/sweeps.md)."""
+    if jobs <= 1:
+        return [fn(o) for o in todo]
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
+        return list(pool.map(fn, todo))
+
+
 def method_replicates(results: dict[tuple[str, str, int], dict]) -> dict[str, dict[tuple, dict]]:
     """method -> (action, evaluation seed) -> the replicate's metric means (over its actors and prompts), pooling
     training seeds: with one training seed per point, the evaluation seeds are the independent repeats there are."""
@@ -140,6 +160,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (evaluation: eval_suite.seeds)")
     p.add_argument("--steps", type=int, default=400, help="optimizer steps per method, all stages together")
     p.add_argument("--grid-actions", nargs="*", default=["three_point_landing"])
+    p.add_argument("--jobs", type=int, default=1,
+                   help="points trained at once, each in its own process on one thread (e.g. 2 on 2 cores)")
     p.add_argument("overrides", nargs="*", help="more Hydra overrides for every run, e.g. data.batch_size=8")
     args = p.parse_args(argv)
     command = "python -m stickworld.protocol.compare_methods " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -150,15 +172,15 @@ def main(argv: list[str] | None = None) -> Path:
     args.actions = chosen_actions(args.actions, args.split, listed)
     check_settings(args.out, settings)
     start = time.time()
-    results, run_dirs = {}, {}
+    run_dirs, todo = {}, []
     points = [(a, m, s) for a in args.actions for m in args.methods for s in args.seeds]
     for n, (action, method, seed) in enumerate(points, 1):
         run_dir = args.out / "runs" / action / method / f"seed{seed}"
         print(f"[{n}/{len(points)}] {method} on {action}, training seed {seed} -> {run_dir}", flush=True)
-        overrides = point_overrides(action, method, seed, args.steps, run_dir,
-                                    args.overrides + [f"action.image_dir={exemplar_dir(action, drawn)}"])
-        results[(action, method, seed)] = run_point(overrides)
+        todo.append(point_overrides(action, method, seed, args.steps, run_dir,
+                                    args.overrides + [f"action.image_dir={exemplar_dir(action, drawn)}"]))
         run_dirs.setdefault(action, {}).setdefault(method, run_dir)
+    results = dict(zip(points, run_points(run_point, todo, args.jobs)))
     replicates = method_replicates(results)
     rows = tables.summarize(replicates, {m: list(args.seeds) for m in replicates})
     per_action = tables.per_action_means(replicates)
