@@ -25,12 +25,15 @@ assets: $(STAMP)  ## the CLIP tokenizer and BlazePose files, from registry wheel
 	$(PY) -m twinact.model.assets
 	$(PY) -m twinact.space.pose_assets
 
-# Learn the held-out three_point_landing on the StickWorld base model with TwinAct and Textual Inversion, render it
-# with eight actors the exemplars do not show, print S_Action / S_Actor / Leakage, write the grid (~3 min on 2 cores).
+# Learn the held-out test action superhero_flight (never named in pretraining) on the StickWorld base model with
+# TwinAct and TI+LoRA at the paper's budget (200 + 600 optimizer steps, effective batch 8), side by side on one thread
+# each, render it with eight actors the exemplars do not show, print the judges' scores, write the grid (~4 min on 2
+# cores once installed).
 DEMO_DIR ?= runs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
-demo: install  ## learn a held-out StickWorld action with TwinAct and Textual Inversion (~3 min)
+demo: install  ## learn a held-out StickWorld action with TwinAct and TI+LoRA (~4 min)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m stickworld.protocol.compare_methods --out $(DEMO_DIR) \
-		--actions three_point_landing --methods twinact textual_inversion
+		--actions superhero_flight --methods twinact ti_lora --steps 800 --jobs 2 --grid-actions superhero_flight \
+		-- data.batch_size=4 trainer.accumulate_grad_batches=2
 
 # The whole recipe (two stages, LoRA, similarity loss) on the random tiny SD-shaped model: checks the plumbing only.
 demo-tiny: install  ## the whole recipe on the random tiny model (plumbing only, < 1 min)
