@@ -25,7 +25,7 @@ from stickworld.pretraining import pretrain
 MODULE = "python -m stickworld.pretraining.pretrain"
 # Options a replay sets itself: where each run writes and starts from, and how it is computed.
 PLACED = ("--work", "--out", "--init", "--snapshot")
-RUNTIME = ("--device", "--workers", "--threads", "--precision", "--stop-after")
+RUNTIME = tuple(f"--{name}" for name in pretrain.RUNTIME) + ("--stop-after",)
 FLAGS = ("--overwrite",)
 
 
@@ -57,9 +57,9 @@ def kept_options(argv: list[str]) -> list[str]:
     return out
 
 
-def plan(record: dict, root: Path, runtime: list[str], final: Path | None = None) -> list[list[str]]:
-    """One ``pretrain`` argv per recorded run, each continuing the export of the one before; the last exports to
-    ``final`` when given."""
+def plan(record: dict, root: Path, runtime: list[str], final: Path | None = None) -> list[tuple[list[str], Path]]:
+    """(``pretrain`` argv, its export folder) per recorded run, each continuing the export of the one before; the
+    last exports to ``final`` when given."""
     runs, argvs = chain(record), []
     for n, argv in enumerate(runs):
         if n and "--init" not in argv:
@@ -67,8 +67,8 @@ def plan(record: dict, root: Path, runtime: list[str], final: Path | None = None
                              "is not one chain.")
         start = ["--init", str(root / str(n - 1) / "model")] if n else []
         out = final if final is not None and n == len(runs) - 1 else root / str(n) / "model"
-        argvs.append(["--work", str(root / str(n) / "work"), "--out", str(out), *start, *kept_options(argv),
-                      *runtime])
+        argvs.append((["--work", str(root / str(n) / "work"), "--out", str(out), *start, *kept_options(argv),
+                       *runtime], out))
     return argvs
 
 
@@ -87,14 +87,12 @@ def main(argv: list[str] | None = None) -> Path:
                          "stickworld/data/base/pretrain.json.")
     runtime = ["--device", args.device, "--workers", str(args.workers)]
     runtime += ["--threads", str(args.threads)] if args.threads else []
-    argvs = plan(json.loads(args.record.read_text()), args.root, runtime, args.out)
-    for n, run in enumerate(argvs):
-        out = Path(run[run.index("--out") + 1])
-        print(f"[{n + 1}/{len(argvs)}] {MODULE} {shlex.join(run)}", flush=True)
-        if args.dry_run or (out / "model_index.json").is_file():
-            continue
-        pretrain.main(run)
-    final = Path(argvs[-1][argvs[-1].index("--out") + 1])
+    runs = plan(json.loads(args.record.read_text()), args.root, runtime, args.out)
+    for n, (run, out) in enumerate(runs, 1):
+        print(f"[{n}/{len(runs)}] {MODULE} {shlex.join(run)}", flush=True)
+        if not args.dry_run and not (out / "model_index.json").is_file():
+            pretrain.main(run)
+    final = runs[-1][1]
     print(final)
     return final
 
