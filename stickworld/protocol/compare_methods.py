@@ -97,11 +97,19 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def run_points(fn: Callable[[list[str]], dict], todo: list[list[str]], jobs: int = 1) -> list[dict]:
+def run_points(fn: Callable[[list[str]], dict], todo: list[list[str]], jobs: int = 1,
+               labels: list[str] | None = None) -> list[dict]:
     """``fn`` of each point's overrides, in order: here, or in ``jobs`` fresh processes of one torch thread each
-    (processes that each take every core spin against each other: docs/sweeps.md)."""
+    (processes that each take every core spin against each other: docs/sweeps.md). Each label is printed as its
+    point starts (all at once when the points run together)."""
+    labels = labels or [""] * len(todo)
     if jobs <= 1:
-        return [fn(o) for o in todo]
+        results = []
+        for label, overrides in zip(labels, todo):
+            print(label, flush=True)
+            results.append(fn(overrides))
+        return results
+    print("\n".join(labels), flush=True)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
         return list(pool.map(fn, todo))
 
@@ -172,15 +180,15 @@ def main(argv: list[str] | None = None) -> Path:
     args.actions = chosen_actions(args.actions, args.split, listed)
     check_settings(args.out, settings)
     start = time.time()
-    run_dirs, todo = {}, []
+    run_dirs, todo, labels = {}, [], []
     points = [(a, m, s) for a in args.actions for m in args.methods for s in args.seeds]
     for n, (action, method, seed) in enumerate(points, 1):
         run_dir = args.out / "runs" / action / method / f"seed{seed}"
-        print(f"[{n}/{len(points)}] {method} on {action}, training seed {seed} -> {run_dir}", flush=True)
+        labels.append(f"[{n}/{len(points)}] {method} on {action}, training seed {seed} -> {run_dir}")
         todo.append(point_overrides(action, method, seed, args.steps, run_dir,
                                     args.overrides + [f"action.image_dir={exemplar_dir(action, drawn)}"]))
         run_dirs.setdefault(action, {}).setdefault(method, run_dir)
-    results = dict(zip(points, run_points(run_point, todo, args.jobs)))
+    results = dict(zip(points, run_points(run_point, todo, args.jobs, labels)))
     replicates = method_replicates(results)
     rows = tables.summarize(replicates, {m: list(args.seeds) for m in replicates})
     per_action = tables.per_action_means(replicates)
