@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 
 .PHONY: help install assets demo demo-tiny test test-rest test-all lint clean-cache bench stickworld stickworld-compare \
-	stickworld-benchmark
+	stickworld-lr-grid stickworld-benchmark
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 28
@@ -56,11 +56,19 @@ $(SW)/model/quality.json: $(SW)/model/model_index.json
 stickworld-compare: install  ## every held-out action x 4 methods (resumable)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m stickworld.protocol.compare_methods --out experiments/stickworld_comparison
 
-# The benchmark protocol: 10 trained rows and the upper bound x the test actions, and the positive control, x
-# training seeds 0-2 at 800 optimizer steps, effective batch 8 (resumable; many CPU-hours: use a GPU, trainer.accelerator=gpu). Tune on --split dev first.
-BENCH_OUT ?= runs/stickworld_benchmark
-stickworld-benchmark: install  ## the full StickWorld benchmark into $(BENCH_OUT) (resumable)
-	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m stickworld.protocol.benchmark --out $(BENCH_OUT)
+# The learning-rate grid on the dev actions (each method's rates x 1/3, 1, 3; resumable), then the benchmark protocol
+# at the chosen rates: the trained rows and the upper bound x the test actions, and the positive control, x training
+# seeds 0-2 at 800 optimizer steps, effective batch 8 (resumable, seed by seed; about 2 min a point on each of 2
+# one-thread workers here; on a GPU add trainer.accelerator=gpu and JOBS=1). Both keep their finished points.
+JOBS ?= 2
+LR_GRID ?= experiments/stickworld_lr_grid
+BENCH_OUT ?= experiments/stickworld_benchmark
+stickworld-lr-grid: install  ## the learning-rate grid on the dev actions into $(LR_GRID) (resumable)
+	WANDB_MODE=$${WANDB_MODE:-offline} OMP_NUM_THREADS=1 $(PY) -m stickworld.protocol.lr_grid --out $(LR_GRID) \
+		--actions cartwheel drawing_a_bow --jobs $(JOBS)
+stickworld-benchmark: install  ## the full StickWorld benchmark at the grid's rates into $(BENCH_OUT) (resumable)
+	WANDB_MODE=$${WANDB_MODE:-offline} OMP_NUM_THREADS=1 $(PY) -m stickworld.protocol.benchmark --out $(BENCH_OUT) \
+		--rates $(LR_GRID)/rates.json --jobs $(JOBS)
 
 # Test tiers (markers in pyproject.toml; tests/test_tiers.py checks them): `make test` runs the unit tests and a few
 # end-to-end smoke runs (marked smoke), everything no tier marker names; test-rest the e2e, faults, stickworld and slow

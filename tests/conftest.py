@@ -135,6 +135,7 @@ TIERS = {
     "test_stickworld_benchmark.py": "stickworld",
     "test_stickworld_compare_methods.py": "stickworld",
     "test_stickworld_diagnose.py": "stickworld",
+    "test_stickworld_lr_grid.py::test_the_grids_chosen_rates_reach_the_benchmarks_runs": "stickworld",
 }
 
 

@@ -52,6 +52,7 @@ def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_replicates():
     ("twinact_pooled_space", lambda c: c.action_space.mode == "pooled"),
     ("twinact_released_init", lambda c: c.action_space.init_scale == 1.0 and c.method.max_norm is None),
     ("ti_lora_similarity", lambda c: c.method.name == "ti_lora" and c.method.similarity_weight > 0),
+    ("twinact_appearance_free", lambda c: c.method.name == "twinact" and c.action_space.remove_appearance),
 ])
 def test_each_row_trains_what_its_name_says_at_the_shared_budget(tmp_path, row, check):
     cfg = compose_config(benchmark.row_overrides(row, "cartwheel", 1, 800, 4, 2, tmp_path, []))

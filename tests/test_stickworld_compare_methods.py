@@ -110,3 +110,29 @@ def test_points_run_in_one_thread_processes_in_order():
     assert [r["overrides"] for r in there] == todo == [r["overrides"] for r in here]
     assert {r["pid"] for r in here} == {os.getpid()}
     assert os.getpid() not in {r["pid"] for r in there} and {r["threads"] for r in there} == {1}
+
+
+def test_the_demos_console_in_a_file_shows_each_points_progress_and_no_library_notice(tmp_path):
+    """`make demo`'s command, shortened: points in two processes, the output going to a file, a fresh space cache."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    from twinact.runs.noise import NOISE
+
+    out = tmp_path / "console.txt"
+    cmd = [sys.executable, "-m", "stickworld.protocol.compare_methods", "--out", str(tmp_path / "demo"), "--actions",
+           "superhero_flight", "--methods", "twinact", "ti_lora", "--steps", "2", "--jobs", "2", "--grid-actions",
+           "superhero_flight", "--", "data.batch_size=2", f"cache_dir={tmp_path / 'cache'}", "logger=none",
+           "eval_suite.seeds=[0]", "eval_suite.steps=2"]
+    env = {**{k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}, "OMP_NUM_THREADS": "1"}
+    with open(out, "w") as f:
+        done = subprocess.run(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=600)
+    text = out.read_text()
+    assert done.returncode == 0, text[-2000:]
+    for tag in ("[1/2]", "[2/2]"):  # each point's training steps and evaluation renders, tagged with the point
+        assert f"{tag} step 2/2" in text and f"{tag} images 16/16" in text, text
+    assert "| twinact |" in text and "grid_superhero_flight.png" in text
+    for noise in ("Seed set to", "design check", "%|", *(start for _, start in NOISE)):
+        assert noise not in text, noise

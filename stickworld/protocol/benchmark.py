@@ -34,12 +34,13 @@ from hydra.utils import instantiate
 
 from stickworld.networks.clip_model import machine
 from stickworld.protocol import tables
-from stickworld.protocol.compare_methods import check_settings, chosen_actions, run_point, write_grid
+from stickworld.protocol.compare_methods import check_settings, chosen_actions, run_point, run_points, write_grid
 from stickworld.protocol.positive_control import CONTROL_ACTIONS, prepare
 from stickworld.world.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS
 from stickworld.world.exemplars import exemplar_dir, from_actions_file
 from stickworld.world.units import describe
 from twinact.config.compose import compose_config
+from twinact.errors import TwinActError
 from twinact.eval.evaluation import jobs as suite_jobs
 from twinact.eval.scorers import ScoredRun
 from twinact.eval.stats import bootstrap_ci95
@@ -63,6 +64,7 @@ ROWS = {
     "twinact_pooled_space": ["method=twinact", "action_space=pooled"],
     "twinact_released_init": ["method=twinact", "action_space.init_scale=1.0", "method.max_norm=null"],
     "ti_lora_similarity": ["method=ti_lora", "method.similarity_weight=0.15"],
+    "twinact_appearance_free": ["method=twinact", "action_space.remove_appearance=true"],
     POSITIVE_CONTROL: ["method=twinact"],  # on CONTROL_ACTIONS, each without its own phrase in the space
 }
 BASELINES = ("textual_inversion", "lora", "ti_lora")
@@ -78,6 +80,21 @@ def row_overrides(row: str, action: str, seed: int, steps: int, batch: int, accu
     s1 = round(steps * stages.stage1.steps / (stages.stage1.steps + stages.stage2.steps))
     return base + [f"method.stage1.steps={s1}", f"method.stage2.steps={steps - s1}", f"run_dir={run_dir}",
                    "resume=auto", "eval=true"]
+
+
+def row_method(row: str) -> str:
+    """The method a row is built on (its ``method=`` override)."""
+    return next(o.split("=", 1)[1] for o in ROWS[row] if o.startswith("method="))
+
+
+def chosen_rates(path: Path | None) -> dict[str, list[str]]:
+    """method -> the rate overrides :mod:`stickworld.protocol.lr_grid` chose for it (none without a file)."""
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise TwinActError(f"--rates {path} does not exist; run python -m stickworld.protocol.lr_grid --out <dir> "
+                           "first and give <dir>/rates.json")
+    return {m: c["overrides"] for m, c in json.loads(path.read_text())["chosen"].items()}
 
 
 def upper_bound(action: str, suite, out: Path, extra: list[str]) -> dict[int, dict[str, float]]:
@@ -185,10 +202,17 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--accumulate", type=int, default=2, help="gradient accumulation: effective batch = batch x this")
     p.add_argument("--grid-actions", nargs="*", default=None, help="default: every action")
+    p.add_argument("--rates", type=Path, default=None,
+                   help="rates.json of stickworld.protocol.lr_grid: each method's chosen rates, for every row built "
+                        "on it (default: the configs' rates)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="points trained at once, each in its own process on one thread (e.g. 2 on 2 cores)")
     p.add_argument("overrides", nargs="*", help="more Hydra overrides for every run")
     args = p.parse_args(argv)
     command = "python -m stickworld.protocol.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)
-    settings = {"steps": args.steps, "batch": args.batch, "accumulate": args.accumulate, "overrides": args.overrides}
+    rates = chosen_rates(args.rates)
+    settings = {"steps": args.steps, "batch": args.batch, "accumulate": args.accumulate, "overrides": args.overrides,
+                **({"rates": rates} if rates else {})}
     listed, drawn = (None, None) if args.actions_file is None else from_actions_file(args.actions_file, args.out)
     if listed is not None:
         settings["actions_file"] = {k: repr(v) for k, v in listed.items()}
@@ -200,17 +224,21 @@ def main(argv: list[str] | None = None) -> Path:
     budgets = sorted(set([args.steps, *args.curve_steps]))
     replicates: dict[int, dict[str, dict[tuple, dict]]] = {b: {} for b in budgets}
     run_dirs: dict[str, dict[str, Path]] = {}
-    points = [(b, r, a, s) for b in budgets for r in trained
-              for a in (args.control_actions if r == POSITIVE_CONTROL else actions) for s in args.seeds]
+    # seed by seed: a sweep cut short leaves every row at the same seeds
+    points = [(b, r, a, s) for b in budgets for s in args.seeds for r in trained
+              for a in (args.control_actions if r == POSITIVE_CONTROL else actions)]
+    todo, labels = [], []
     for n, (budget, row, action, seed) in enumerate(points, 1):
         run_dir = args.out / "runs" / f"steps{budget}" / action / row / f"seed{seed}"
-        print(f"[{n}/{len(points)}] {row} on {action}, seed {seed}, {budget} steps -> {run_dir}", flush=True)
-        extra = args.overrides + (prepare(action, args.out / POSITIVE_CONTROL) if row == POSITIVE_CONTROL
-                                  else [f"action.image_dir={exemplar_dir(action, drawn)}"])
-        result = run_point(row_overrides(row, action, seed, budget, args.batch, args.accumulate, run_dir, extra))
-        replicates[budget].setdefault(row, {})[(action, seed)] = tables.replicate_means(result["per_image"])
+        labels.append(f"[{n}/{len(points)}] {row} on {action}, seed {seed}, {budget} steps -> {run_dir}")
+        extra = args.overrides + rates.get(row_method(row), []) + (
+            prepare(action, args.out / POSITIVE_CONTROL) if row == POSITIVE_CONTROL
+            else [f"action.image_dir={exemplar_dir(action, drawn)}"])
+        todo.append(row_overrides(row, action, seed, budget, args.batch, args.accumulate, run_dir, extra))
         if budget == args.steps:
             run_dirs.setdefault(action, {}).setdefault(row, run_dir)
+    for (budget, row, action, seed), result in zip(points, run_points(run_point, todo, args.jobs, labels)):
+        replicates[budget].setdefault(row, {})[(action, seed)] = tables.replicate_means(result["per_image"])
     main_replicates = replicates[args.steps]
     if UPPER_BOUND in args.rows:
         main_replicates[UPPER_BOUND] = {

@@ -38,6 +38,7 @@ from twinact.config.compose import compose_config
 from twinact.errors import TwinActError
 from twinact.method.data import load_exemplars
 from twinact.runs.cli import user_errors
+from twinact.runs.console import progress_to_console
 from twinact.train.training import train
 
 METHODS = ("twinact", "textual_inversion", "lora", "ti_lora")
@@ -90,6 +91,12 @@ def run_point(overrides: list[str]) -> dict:
     return json.loads((Path(result.run_dir) / "eval" / "metrics.json").read_text())
 
 
+def _tagged(point: tuple[Callable[[list[str]], dict], str, list[str]]) -> dict:
+    fn, tag, overrides = point
+    progress_to_console(tag)
+    return fn(overrides)
+
+
 def _one_thread() -> None:
     import torch
 
@@ -101,17 +108,19 @@ def run_points(fn: Callable[[list[str]], dict], todo: list[list[str]], jobs: int
                labels: list[str] | None = None) -> list[dict]:
     """``fn`` of each point's overrides, in order: here, or in ``jobs`` fresh processes of one torch thread each
     (processes that each take every core spin against each other: docs/sweeps.md). Each label is printed as its
-    point starts (all at once when the points run together)."""
+    point starts (all at once when the points run together); the runs' progress lines follow, tagged with the
+    label's leading ``[n/N]``."""
     labels = labels or [""] * len(todo)
+    points = [(fn, label.split(" ", 1)[0] + " " if label.startswith("[") else "", o) for label, o in zip(labels, todo)]
     if jobs <= 1:
         results = []
-        for label, overrides in zip(labels, todo):
+        for label, point in zip(labels, points):
             print(label, flush=True)
-            results.append(fn(overrides))
+            results.append(_tagged(point))
         return results
     print("\n".join(labels), flush=True)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
-        return list(pool.map(fn, todo))
+        return list(pool.map(_tagged, points))
 
 
 def method_replicates(results: dict[tuple[str, str, int], dict]) -> dict[str, dict[tuple, dict]]:

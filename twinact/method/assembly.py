@@ -82,7 +82,8 @@ def build_space(a: ActionSpaceConfig, comps, num_slots: int, cache_root: Path, s
     space = built = spaces.build_action_space(
         phrases, comps.tokenizer, table, comps.identity, slots=num_slots, mode=a.mode,
         max_components=a.max_components, dedupe=a.dedupe, cache_root=cache_root, appearance_words=a.design_words,
-        warn_overlap=a.basis == "pca" and not a.remove_appearance,  # else the check below is of the basis used
+        # not of a random or projected basis: the check below is of the basis used
+        warn_overlap=a.warn_appearance and a.basis == "pca" and not a.remove_appearance,
     )
     if a.basis == "random":
         space = spaces.random_like(space, seed=seed)

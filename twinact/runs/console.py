@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 import pytorch_lightning as pl
@@ -60,3 +61,29 @@ class CountProgress:
         log.info("%s %d/%d  %.2f s each  ETA %s", self.what, done, self.total, rate,
                  _duration(rate * (self.total - done)))
         self.shown, self.last = done, now
+
+
+class _ProgressOnly(logging.Filter):
+    """Lets through this module's lines (training steps, renders) and any warning; tags each with the point."""
+
+    def __init__(self, tag: str):
+        super().__init__()
+        self.tag = tag
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.tag = self.tag
+        return record.name == log.name or record.levelno >= logging.WARNING
+
+
+def progress_to_console(tag: str = "") -> None:
+    """Print the progress lines and warnings of the runs this process trains on stdout, each after ``tag``; replaces
+    an earlier call's handler. For scripts that call ``train()`` themselves (train.py gets Hydra's job logging): every
+    other record goes only to the run's train.log."""
+    for handler in [h for h in log.handlers if getattr(h, "twinact_console", False)]:
+        log.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.twinact_console = True
+    handler.addFilter(_ProgressOnly(tag))
+    handler.setFormatter(logging.Formatter("%(tag)s%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)

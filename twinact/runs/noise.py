@@ -27,6 +27,8 @@ NOISE = (
     ("pytorch_lightning.utilities.rank_zero", "💡 Tip: For seamless cloud logging"),  # an advertisement
     ("pytorch_lightning.utilities.rank_zero", "GPU available: False"),  # a CPU run knows it has no GPU
     ("pytorch_lightning.utilities.rank_zero", "TPU available: False"),
+    # the planned end of every run (max_steps is the run's step count); the progress lines show the last step
+    ("pytorch_lightning.utilities.rank_zero", "`Trainer.fit` stopped: `max_steps="),
     # twinact never uses the image processors
     ("transformers.utils.import_utils", "`CLIPImageProcessor` requires torchvision"),
     ("transformers.utils.import_utils", "`SiglipImageProcessor` requires torchvision"),

@@ -62,7 +62,8 @@ RESUMABLE_KEYS = ("run_dir", "run_name", "run_group", "ckpt_path", "cache_dir", 
                   "sample_at_end", "callbacks.", "logger.", "trainer._target_", "trainer._partial_",
                   "trainer.accelerator", "trainer.devices",
                   "trainer.num_nodes", "trainer.strategy", "trainer.gradient_checkpointing",
-                  "trainer.enable_progress_bar", "trainer.stop_after_steps", "trainer.log_every_n_steps")
+                  "trainer.enable_progress_bar", "trainer.stop_after_steps", "trainer.log_every_n_steps",
+                  "action_space.warn_appearance")
 
 
 def check_same_settings(run_dir: Path, requested_config: dict) -> None:

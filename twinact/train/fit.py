@@ -173,7 +173,7 @@ def train_run(run: Run) -> TrainResult:
 
 
 def _build_and_fit(run: Run) -> TrainResult:
-    pl.seed_everything(run.seed, workers=True)
+    pl.seed_everything(run.seed, workers=True, verbose=False)  # the seed is in config.yaml
     # Denormal floats (tiny Adam moments, LoRA products) slow CPU kernels ~100x (seen in the test suite); flushing
     # them to zero changes no result that matters. No effect on GPUs.
     torch.set_flush_denormal(True)
