@@ -9,7 +9,7 @@ import pytest
 from conftest import one_thread
 from omegaconf import OmegaConf
 
-from stickworld.protocol import benchmark, lr_grid
+from stickworld.protocol import benchmark, compare_methods, lr_grid
 from twinact.errors import TwinActError
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
@@ -37,7 +37,7 @@ def test_every_row_takes_the_rates_of_the_method_it_is_built_on():
 
 def test_a_missing_rates_file_names_the_command_that_writes_it(tmp_path):
     with pytest.raises(TwinActError, match="python -m stickworld.protocol.lr_grid --out"):
-        benchmark.chosen_rates(tmp_path / "rates.json")
+        compare_methods.chosen_rates(tmp_path / "rates.json")
 
 
 def test_the_grids_chosen_rates_reach_the_benchmarks_runs(tmp_path):

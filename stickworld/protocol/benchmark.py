@@ -34,13 +34,19 @@ from hydra.utils import instantiate
 
 from stickworld.networks.clip_model import machine
 from stickworld.protocol import tables
-from stickworld.protocol.compare_methods import check_settings, chosen_actions, run_point, run_points, write_grid
+from stickworld.protocol.compare_methods import (
+    check_settings,
+    chosen_actions,
+    chosen_rates,
+    run_point,
+    run_points,
+    write_grid,
+)
 from stickworld.protocol.positive_control import CONTROL_ACTIONS, prepare
 from stickworld.world.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS
 from stickworld.world.exemplars import exemplar_dir, from_actions_file
 from stickworld.world.units import describe
 from twinact.config.compose import compose_config
-from twinact.errors import TwinActError
 from twinact.eval.evaluation import jobs as suite_jobs
 from twinact.eval.scorers import ScoredRun
 from twinact.eval.stats import bootstrap_ci95
@@ -85,16 +91,6 @@ def row_overrides(row: str, action: str, seed: int, steps: int, batch: int, accu
 def row_method(row: str) -> str:
     """The method a row is built on (its ``method=`` override)."""
     return next(o.split("=", 1)[1] for o in ROWS[row] if o.startswith("method="))
-
-
-def chosen_rates(path: Path | None) -> dict[str, list[str]]:
-    """method -> the rate overrides :mod:`stickworld.protocol.lr_grid` chose for it (none without a file)."""
-    if path is None:
-        return {}
-    if not path.is_file():
-        raise TwinActError(f"--rates {path} does not exist; run python -m stickworld.protocol.lr_grid --out <dir> "
-                           "first and give <dir>/rates.json")
-    return {m: c["overrides"] for m, c in json.loads(path.read_text())["chosen"].items()}
 
 
 def upper_bound(action: str, suite, out: Path, extra: list[str]) -> dict[int, dict[str, float]]:

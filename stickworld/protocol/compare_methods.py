@@ -74,6 +74,16 @@ def point_overrides(action: str, method: str, seed: int, steps: int, run_dir: Pa
                    "resume=auto", "eval=true"]
 
 
+def chosen_rates(path: Path | None) -> dict[str, list[str]]:
+    """method -> the rate overrides :mod:`stickworld.protocol.lr_grid` chose for it (none without a file)."""
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise TwinActError(f"--rates {path} does not exist; run python -m stickworld.protocol.lr_grid --out <dir> "
+                           "first and give <dir>/rates.json")
+    return {m: c["overrides"] for m, c in json.loads(path.read_text())["chosen"].items()}
+
+
 def check_settings(out: Path, settings: dict) -> None:
     """Record the sweep's settings in ``<out>/comparison.json``; refuse an ``out`` made with other ones, since its
     finished runs would be skipped (resume) and silently mixed into the new table."""
@@ -179,10 +189,13 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--grid-actions", nargs="*", default=["three_point_landing"])
     p.add_argument("--jobs", type=int, default=1,
                    help="points trained at once, each in its own process on one thread (e.g. 2 on 2 cores)")
+    p.add_argument("--rates", type=Path, default=None,
+                   help="rates.json of stickworld.protocol.lr_grid: each method's chosen rates (default: the configs')")
     p.add_argument("overrides", nargs="*", help="more Hydra overrides for every run, e.g. data.batch_size=8")
     args = p.parse_args(argv)
     command = "python -m stickworld.protocol.compare_methods " + shlex.join(sys.argv[1:] if argv is None else argv)
-    settings = {"steps": args.steps, "overrides": args.overrides}
+    rates = chosen_rates(args.rates)
+    settings = {"steps": args.steps, "overrides": args.overrides, **({"rates": rates} if rates else {})}
     listed, drawn = (None, None) if args.actions_file is None else from_actions_file(args.actions_file, args.out)
     if listed is not None:
         settings["actions_file"] = {k: repr(v) for k, v in listed.items()}
@@ -194,8 +207,8 @@ def main(argv: list[str] | None = None) -> Path:
     for n, (action, method, seed) in enumerate(points, 1):
         run_dir = args.out / "runs" / action / method / f"seed{seed}"
         labels.append(f"[{n}/{len(points)}] {method} on {action}, training seed {seed} -> {run_dir}")
-        todo.append(point_overrides(action, method, seed, args.steps, run_dir,
-                                    args.overrides + [f"action.image_dir={exemplar_dir(action, drawn)}"]))
+        todo.append(point_overrides(action, method, seed, args.steps, run_dir, args.overrides + rates.get(method, [])
+                                    + [f"action.image_dir={exemplar_dir(action, drawn)}"]))
         run_dirs.setdefault(action, {}).setdefault(method, run_dir)
     results = dict(zip(points, run_points(run_point, todo, args.jobs, labels)))
     replicates = method_replicates(results)
