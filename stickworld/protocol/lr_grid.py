@@ -55,18 +55,18 @@ def write_grid(out: Path, command: str, table: dict, chosen: dict, actions: list
     lines = [f"Command: `{command}`", "",
              f"Mean over {len(actions)} dev actions ({', '.join(actions)}) x training seeds {seeds}; one scale "
              f"multiplies every rate of a method. Machine: {machine()}.", "",
-             "| method | " + " | ".join(f"x{s:g} acc. / leakage" for s in scales) + " | chosen |",
+             "| method | " + " | ".join(f"x{s:.3g} acc. / leakage" for s in scales) + " | chosen |",
              "| --- |" + " --- |" * (len(scales) + 1)]
     for method, by in table.items():
         cells = [f"{by[s][SCORE]:.3f} / {by[s]['leakage']:+.3f}" if s in by else "" for s in scales]
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | x{chosen[method]['scale']:g} "
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | x{chosen[method]['scale']:.3g} "
                      f"({', '.join(chosen[method]['overrides']) or 'no rate'}) |")
     lines += ["", "Per action, action accuracy:", "",
               "| method | scale | " + " | ".join(actions) + " |", "| --- | --- |" + " --- |" * len(actions)]
     for method, by in table.items():
         for s in scales:
             if s in by:
-                lines.append(f"| {method} | x{s:g} | " + " | ".join(f"{by[s]['per_action'].get(a, float('nan')):.2f}"
+                lines.append(f"| {method} | x{s:.3g} | " + " | ".join(f"{by[s]['per_action'].get(a, float('nan')):.2f}"
                                                                  for a in actions) + " |")
     (out / "grid.md").write_text("\n".join(lines) + "\n")
 
