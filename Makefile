@@ -26,14 +26,15 @@ assets: $(STAMP)  ## the CLIP tokenizer and BlazePose files, from registry wheel
 	$(PY) -m twinact.space.pose_assets
 
 # Learn the held-out test action superhero_flight (never named in pretraining) on the StickWorld base model with
-# TwinAct and TI+LoRA at the paper's budget (200 + 600 optimizer steps, effective batch 8), side by side on one thread
+# TwinAct and TI+LoRA at the paper's budget (200 + 600 optimizer steps, effective batch 8) and the rates the dev grid
+# chose (experiments/stickworld_lr_grid), side by side on one thread
 # each, render it with eight actors the exemplars do not show, print the judges' scores, write the grid (~4 min on 2
 # cores once installed).
 DEMO_DIR ?= runs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 demo: install  ## learn a held-out StickWorld action with TwinAct and TI+LoRA (~4 min)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m stickworld.protocol.compare_methods --out $(DEMO_DIR) \
 		--actions superhero_flight --methods twinact ti_lora --steps 800 --jobs 2 --grid-actions superhero_flight \
-		-- data.batch_size=4 trainer.accumulate_grad_batches=2
+		--rates experiments/stickworld_lr_grid/rates.json -- data.batch_size=4 trainer.accumulate_grad_batches=2
 
 # The whole recipe (two stages, LoRA, similarity loss) on the random tiny SD-shaped model: checks the plumbing only.
 demo-tiny: install  ## the whole recipe on the random tiny model (plumbing only, < 1 min)
