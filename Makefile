@@ -27,9 +27,8 @@ assets: $(STAMP)  ## the CLIP tokenizer and BlazePose files, from registry wheel
 
 # Learn the held-out test action superhero_flight (never named in pretraining) on the StickWorld base model with
 # TwinAct and TI+LoRA at the paper's budget (200 + 600 optimizer steps, effective batch 8) and the rates the dev grid
-# chose (experiments/stickworld_lr_grid), side by side on one thread
-# each, render it with eight actors the exemplars do not show, print the judges' scores, write the grid (~4 min on 2
-# cores once installed).
+# chose (experiments/stickworld_lr_grid), side by side on one thread each, render it with eight actors the exemplars
+# do not show, print the judges' scores, write the grid (~4 min on 2 cores once installed).
 DEMO_DIR ?= runs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 demo: install  ## learn a held-out StickWorld action with TwinAct and TI+LoRA (~4 min)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m stickworld.protocol.compare_methods --out $(DEMO_DIR) \
