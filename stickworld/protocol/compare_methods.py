@@ -28,7 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from importlib import resources
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from stickworld.protocol import tables
 from stickworld.world.actions import HELDOUT_ACTIONS, Action
@@ -146,27 +146,44 @@ def method_replicates(results: dict[tuple[str, str, int], dict]) -> dict[str, di
     return replicates
 
 
+# What the grid's row labels call each method (the other rows keep their names).
+DISPLAY = {"twinact": "TwinAct", "textual_inversion": "Textual Inversion", "lora": "LoRA", "ti_lora": "TI+LoRA"}
+
+
 def write_grid(out: Path, action: str, run_dirs: dict[str, Path], bench, image_dir: str | None = None,
-               tile: int = 96) -> Path:
-    """Exemplars (from ``image_dir``, default the shipped ones); the true pose on each evaluation actor; then each
-    method's seed-0 image per actor."""
+               tile: int = 128) -> Path:
+    """A titled grid for a reader new to StickWorld: the exemplars; the true pose on each evaluation actor; then each
+    method's first-seed image per actor, its row labelled with the run's action accuracy. 64-px renders are scaled
+    up (nearest neighbour, so no detail is invented)."""
     actors = list(bench.actors)
     exemplars = [e.image for e in load_exemplars(image_dir or exemplar_dir(action, None), 64)]
-    rows = [("exemplars", exemplars), ("true pose", [draw(a.id, action)[0] for a in actors])]
+    rows = [("exemplars", "(the input)", exemplars),
+            ("true pose", "(the target)", [draw(a.id, action)[0] for a in actors])]
     for method, run in run_dirs.items():
         seed = bench.seeds[0]
-        shots = {(s["actor"], s["template"], s["seed"]): s["file"]
-                 for s in json.loads((run / "eval" / "metrics.json").read_text())["per_image"]}
-        rows.append((method, [Image.open(run / "eval" / "images" / shots[(a.name, 0, seed)]) for a in actors]))
-    label_w, cols = 130, max(len(images) for _, images in rows)
-    grid = Image.new("RGB", (label_w + cols * tile, len(rows) * tile + 18), "white")
+        metrics = json.loads((run / "eval" / "metrics.json").read_text())
+        shots = {(s["actor"], s["template"], s["seed"]): s["file"] for s in metrics["per_image"]}
+        accuracy = metrics["aggregate"].get("action_correct")
+        note = f"action acc. {accuracy:.2f}" if accuracy is not None else ""
+        rows.append((DISPLAY.get(method, method), note,
+                     [Image.open(run / "eval" / "images" / shots[(a.name, 0, seed)]) for a in actors]))
+    font, small = ImageFont.load_default(size=18), ImageFont.load_default(size=14)
+    label_w, title_h, foot_h = 190, 34, 24
+    cols = max(len(images) for _, _, images in rows)
+    grid = Image.new("RGB", (label_w + cols * tile, title_h + len(rows) * tile + foot_h), "white")
     pen = ImageDraw.Draw(grid)
+    pen.text((6, 6), f"{action.replace('_', ' ')}: learned from the exemplars, drawn by actors they do not show; one "
+                     f"image each (first prompt, seed {bench.seeds[0]}); action acc. over {len(actors)} actors x "
+                     f"{len(bench.templates)} prompts x {len(bench.seeds)} seeds", fill="black", font=small)
     for c, a in enumerate(actors):
-        pen.text((label_w + c * tile + 2, len(rows) * tile + 3), a.id, fill="black")
-    for r, (label, images) in enumerate(rows):
-        pen.text((4, r * tile + tile // 2 - 6), label, fill="black")
+        pen.text((label_w + c * tile + 4, title_h + len(rows) * tile + 4), a.id.replace("_", " "), fill="black",
+                 font=small)
+    for r, (label, note, images) in enumerate(rows):
+        top = title_h + r * tile
+        pen.text((6, top + tile // 2 - 20), label, fill="black", font=font)
+        pen.text((6, top + tile // 2 + 4), note, fill="dimgray", font=small)
         for c, im in enumerate(images):
-            grid.paste(im.convert("RGB").resize((tile, tile), Image.Resampling.NEAREST), (label_w + c * tile, r * tile))
+            grid.paste(im.convert("RGB").resize((tile, tile), Image.Resampling.NEAREST), (label_w + c * tile, top))
     path = out / f"grid_{action}.png"
     grid.save(path)
     return path
