@@ -136,3 +136,32 @@ def test_the_demos_console_in_a_file_shows_each_points_progress_and_no_library_n
     assert "| twinact |" in text and "grid_superhero_flight.png" in text
     for noise in ("Seed set to", "design check", "%|", *(start for _, start in NOISE)):
         assert noise not in text, noise
+
+
+def test_a_stopped_sweeps_workers_stop_with_it(tmp_path):
+    """Killing the sweep's process must not leave its workers training the queued points."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    script = ("import time\nfrom stickworld.protocol.compare_methods import run_points\n"
+              "run_points(time.sleep, [60, 60, 60, 60], jobs=2)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        def workers():
+            return [p for p in psutil.Process(parent.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+
+        deadline = time.time() + 120
+        while len(workers()) < 2 and time.time() < deadline:
+            time.sleep(0.5)
+        started = workers()
+        assert len(started) == 2
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(timeout=30)
+        _, alive = psutil.wait_procs(started, timeout=15)
+        assert not alive
+    finally:
+        parent.kill()

@@ -21,6 +21,7 @@ import json
 import multiprocessing
 import os
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -107,7 +108,16 @@ def _tagged(point: tuple[Callable[[list[str]], dict], str, list[str]]) -> dict:
     return fn(overrides)
 
 
-def _one_thread() -> None:
+def _worker_start(parent: int) -> None:
+    """One torch thread, and (Linux) killed with the parent: a worker outliving a stopped sweep would take the next
+    queued point and train on. A killed point resumes from its last checkpoint (written atomically)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
     import torch
 
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -129,7 +139,8 @@ def run_points(fn: Callable[[list[str]], dict], todo: list[list[str]], jobs: int
             results.append(_tagged(point))
         return results
     print("\n".join(labels), flush=True)
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start,
+                             initargs=(os.getpid(),)) as pool:
         return list(pool.map(_tagged, points))
 
 
