@@ -50,7 +50,7 @@ def choose(scores: dict[float, float]) -> float:
     return max(scores, key=lambda s: (round(scores[s], 6), -abs(math.log(s))))
 
 
-def write_grid(out: Path, command: str, table: dict, chosen: dict, actions: list[str], seeds: list[int]) -> None:
+def write_table(out: Path, command: str, table: dict, chosen: dict, actions: list[str], seeds: list[int]) -> None:
     scales = sorted({s for by in table.values() for s in by})
     lines = [f"Command: `{command}`", "",
              f"Mean over {len(actions)} dev actions ({', '.join(actions)}) x training seeds {seeds}; one scale "
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> Path:
     for method, by in table.items():
         scale = choose({s: cell[SCORE] for s, cell in by.items()})
         chosen[method] = {"scale": scale, "overrides": rate_overrides(method, scale)}
-    write_grid(args.out, command, table, chosen, actions, args.seeds)
+    write_table(args.out, command, table, chosen, actions, args.seeds)
     (args.out / "rates.json").write_text(json.dumps(
         {"command": command, "machine": machine(), "actions": actions, "seeds": args.seeds, "steps": args.steps,
          "chosen": chosen, "grid": {m: {f"{s:g}": c for s, c in by.items()} for m, by in table.items()},
