@@ -32,7 +32,7 @@ def test_a_replicate_averages_its_images_and_rows_average_replicates():
 def test_paired_differences_use_shared_replicates_only():
     replicates = {"twinact": {(a, s): {"s_action": 0.5 + 0.1 * s} for a in "ab" for s in range(3)},
                   "lora": {(a, s): {"s_action": 0.3 + 0.1 * s} for a in "ab" for s in range(2)}}
-    (pair,) = benchmark.paired(replicates, baselines=("lora", "ti_lora"))
+    (pair,) = benchmark.paired(replicates, pairs=[("twinact", "lora"), ("twinact", "ti_lora")])
     assert (pair["a"], pair["b"], pair["metric"], pair["replicates"]) == ("twinact", "lora", "s_action", 4)
     assert pair["mean"] == pytest.approx(0.2) and pair["ci95"] == pytest.approx([0.2, 0.2])
 
@@ -78,11 +78,11 @@ def test_the_positive_control_learns_a_known_action_without_its_phrase(tmp_path)
     assert prepare("handstand", tmp_path) == overrides  # a rerun finds the same files
 
 
-def test_curves_plot_one_line_per_row(tmp_path):
-    points = [{"method": m, "steps": b, "action_correct": a, "leakage": 0.0, "leakage_clip": 0.1 + a / 10}
-              for m in ("twinact", "ti_lora") for b, a in ((100, 0.1), (400, 0.5))]
-    benchmark.plot_curves(points, tmp_path / "curves.png")
-    assert (tmp_path / "curves.png").stat().st_size > 10_000
+def test_each_variant_is_paired_with_what_it_varies():
+    assert ("twinact", "ti_lora") in benchmark.PAIRS and ("twinact_appearance_free", "twinact") in benchmark.PAIRS
+    assert ("twinact_no_similarity", "twinact") in benchmark.PAIRS
+    assert ("ti_lora_similarity", "ti_lora") in benchmark.PAIRS
+    assert all(a in benchmark.ROWS and b in benchmark.ROWS and a != b for a, b in benchmark.PAIRS)
 
 
 def test_a_small_benchmark_writes_every_output_and_resumes(tmp_path):
@@ -109,6 +109,21 @@ def test_a_small_benchmark_writes_every_output_and_resumes(tmp_path):
     table = (out / "table.md").read_text()
     benchmark.main(args)  # every point finished: nothing retrained, the same table
     assert (out / "table.md").read_text() == table
+
+
+def test_curve_budgets_write_the_curves_and_the_matched_table(tmp_path):
+    out = tmp_path / "bench"
+    benchmark.main(["--out", str(out), "--actions", "dabbing", "--rows", "twinact", "ti_lora", "--seeds", "0",
+                    "--steps", "2", "--curve-steps", "1", "--batch", "2", "--accumulate", "1",
+                    f"cache_dir={tmp_path / 'cache'}", "logger=none", "sample_at_end=false", "eval_suite.seeds=[0]",
+                    "eval_suite.steps=2", "eval_suite.templates=[\"{actor} {action}\"]"])
+    results = json.loads((out / "results.json").read_text())
+    assert sorted((p["method"], p["steps"]) for p in results["curves"]) == [
+        ("ti_lora", 1), ("ti_lora", 2), ("twinact", 1), ("twinact", 2)]
+    assert (out / "runs" / "steps1" / "dabbing" / "ti_lora" / "seed0" / "eval" / "metrics.json").is_file()
+    saved = json.loads((out / "curves.json").read_text())
+    assert saved["points"] == results["curves"] and saved["matched"] == results["matched_accuracy"]
+    assert (out / "curves.png").stat().st_size > 10_000 and (out / "curves.md").read_text().startswith("Leakage at")
 
 
 USER_ACTION = {"name": "reaching_lunge", "phrase": "doing a reaching lunge", "split": "test",

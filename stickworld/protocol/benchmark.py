@@ -17,7 +17,8 @@ finished points are skipped), evaluates it on ``eval_suite=stickworld`` and writ
 - ``positive_control`` is TwinAct learning known actions (:mod:`stickworld.protocol.positive_control`) with their own
   phrase removed from the action space: a method that cannot recover an action the base model renders is broken.
 - ``--curve-steps 100 200 ...`` trains each row at several budgets (use ``--split dev``) and plots action accuracy
-  against leakage per row (``curves.png``, ``curves.json``): the trade-off at matched accuracy.
+  against leakage per row (``curves.png``, ``curves.json``), and each row's leakage at accuracy levels every row
+  reaches, against TwinAct's (``curves.md``, :mod:`stickworld.protocol.curves`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 from hydra.utils import instantiate
 
 from stickworld.networks.clip_model import machine
-from stickworld.protocol import tables
+from stickworld.protocol import curves, tables
 from stickworld.protocol.compare_methods import (
     check_settings,
     chosen_actions,
@@ -74,6 +75,11 @@ ROWS = {
     POSITIVE_CONTROL: ["method=twinact"],  # on CONTROL_ACTIONS, each without its own phrase in the space
 }
 BASELINES = ("textual_inversion", "lora", "ti_lora")
+# (a, b): a minus b on shared replicates. TwinAct against each baseline; each variant against what it varies, so a
+# negative Action acc. difference of an ablation is what the removed part contributed.
+PAIRS = ([("twinact", b) for b in BASELINES]
+         + [(r, "twinact") for r in ROWS if r.startswith("twinact_")]
+         + [("ti_lora_similarity", "ti_lora")])
 PAIRED = ("s_action", "action_correct", "pose_distance", "s_actor_clip", "leakage", "leakage_clip")
 
 
@@ -137,10 +143,11 @@ def summarize(replicates: dict[str, dict[tuple, dict]], seeds: dict[str, list[in
     return rows
 
 
-def paired(replicates: dict[str, dict[tuple, dict]], a: str = "twinact", baselines=BASELINES) -> list[dict]:
-    """``a`` minus each baseline on the replicates both have, per metric: mean and bootstrap CI95 over replicates."""
+def paired(replicates: dict[str, dict[tuple, dict]], pairs=PAIRS) -> list[dict]:
+    """``a`` minus ``b`` for each pair both rows of which ran, per metric, on the replicates both have: mean and
+    bootstrap CI95 over replicates."""
     out = []
-    for b in baselines:
+    for a, b in pairs:
         if a not in replicates or b not in replicates:
             continue
         shared = sorted(set(replicates[a]) & set(replicates[b]))
@@ -160,24 +167,6 @@ def write_paired(out: Path, pairs: list[dict]) -> None:
     lines += [f"| {p['a']} - {p['b']} | {p['metric']} | {p['mean']:+.3f} | [{p['ci95'][0]:+.3f}, "
               f"{p['ci95'][1]:+.3f}] | {p['replicates']} |" for p in pairs]
     (out / "paired.md").write_text("\n".join(lines) + "\n")
-
-
-def plot_curves(points: list[dict], path: Path) -> None:
-    """Action accuracy against leakage per row, one marker per budget."""
-    from twinact.plots import plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for row in sorted({p["method"] for p in points}):
-        mine = sorted((p for p in points if p["method"] == row), key=lambda p: p["steps"])
-        ax.plot([p["action_correct"] for p in mine], [p["leakage_clip"] for p in mine], marker="o", label=row)
-        for p in mine:
-            ax.annotate(str(p["steps"]), (p["action_correct"], p["leakage_clip"]), fontsize=7)
-    ax.set(xlabel="Action acc. (higher better)", ylabel="Leakage (CLIP) (lower better)",
-           title="Accuracy vs leakage per training budget")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -254,16 +243,18 @@ def main(argv: list[str] | None = None) -> Path:
     for action in actions if args.grid_actions is None else args.grid_actions:
         if action in run_dirs:
             write_grid(args.out, action, run_dirs[action], suite, exemplar_dir(action, drawn))
-    curves = [{"method": r, "steps": b, **{m: float(np.mean([rep[m] for rep in by.values()])) for m in
-                                           ("action_correct", "leakage", "leakage_clip")}}
-              for b in budgets for r, by in replicates[b].items()] if args.curve_steps else []
-    if curves:
-        (args.out / "curves.json").write_text(json.dumps(curves, indent=2) + "\n")
-        plot_curves(curves, args.out / "curves.png")
+    curve_rows = [r for r in trained if r != POSITIVE_CONTROL]  # the control's units are other actions
+    curve_points = [p for r in curve_rows for p in curves.curve(replicates, r)] if args.curve_steps else []
+    matched = curves.matched(replicates, curve_rows) if args.curve_steps else []
+    if curve_points:
+        curves_json = {"points": curve_points, "matched": matched}
+        (args.out / "curves.json").write_text(json.dumps(curves_json, indent=2) + "\n")
+        curves.write_matched(args.out / "curves.md", matched)
+        curves.plot(curve_points, sorted({e["action_correct"] for e in matched}), args.out / "curves.png")
     (args.out / "results.json").write_text(json.dumps(
         {"command": command, "machine": machine(), "actions": actions, "steps": args.steps,
          "effective_batch": args.batch * args.accumulate, "rows": rows, "paired": pairs,
-         "per_action": per_action, "curves": curves,
+         "per_action": per_action, "curves": curve_points, "matched_accuracy": matched,
          "seconds": round(time.time() - start)}, indent=2) + "\n")  # this invocation: skipped points cost nothing
     print((args.out / "table.md").read_text())
     return args.out / "results.json"
