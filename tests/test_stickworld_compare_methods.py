@@ -97,21 +97,6 @@ def test_stickworld_scorer_refuses_an_action_stickworld_does_not_have(tmp_path):
         scorer([], [], suite, run, [])
 
 
-def _where_it_ran(overrides: list[str]) -> dict:
-    import torch
-
-    return {"overrides": overrides, "pid": os.getpid(), "threads": torch.get_num_threads()}
-
-
-def test_points_run_in_one_thread_processes_in_order():
-    todo = [[f"seed={i}"] for i in range(4)]
-    here = compare_methods.run_points(_where_it_ran, todo, jobs=1)
-    there = compare_methods.run_points(_where_it_ran, todo, jobs=2)
-    assert [r["overrides"] for r in there] == todo == [r["overrides"] for r in here]
-    assert {r["pid"] for r in here} == {os.getpid()}
-    assert os.getpid() not in {r["pid"] for r in there} and {r["threads"] for r in there} == {1}
-
-
 def test_the_demos_console_in_a_file_shows_each_points_progress_and_no_library_notice(tmp_path):
     """`make demo`'s command, shortened: points in two processes, the output going to a file, a fresh space cache."""
     import subprocess
@@ -136,32 +121,3 @@ def test_the_demos_console_in_a_file_shows_each_points_progress_and_no_library_n
     assert "| twinact |" in text and "grid_superhero_flight.png" in text
     for noise in ("Seed set to", "design check", "%|", *(start for _, start in NOISE)):
         assert noise not in text, noise
-
-
-def test_a_stopped_sweeps_workers_stop_with_it(tmp_path):
-    """Killing the sweep's process must not leave its workers training the queued points."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    import psutil
-
-    script = ("import time\nfrom stickworld.protocol.compare_methods import run_points\n"
-              "run_points(time.sleep, [60, 60, 60, 60], jobs=2)\n")
-    parent = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"})
-    try:
-        def workers():
-            return [p for p in psutil.Process(parent.pid).children() if "spawn_main" in " ".join(p.cmdline())]
-
-        deadline = time.time() + 120
-        while len(workers()) < 2 and time.time() < deadline:
-            time.sleep(0.5)
-        started = workers()
-        assert len(started) == 2
-        parent.send_signal(signal.SIGTERM)
-        parent.wait(timeout=30)
-        _, alive = psutil.wait_procs(started, timeout=15)
-        assert not alive
-    finally:
-        parent.kill()

@@ -28,6 +28,9 @@ class Stopped(TwinActError):
         super().__init__(message)
         self.exit_code = 128 + int(signum)
 
+    def __reduce__(self):  # crosses process boundaries (a sweep's workers): rebuild with the signal
+        return type(self), (str(self), self.exit_code - 128)
+
 
 class WriteError(TwinActError):
     """The OS refused a write (a full disk, a quota, a lost mount); what was written before is whole."""

@@ -40,9 +40,9 @@ from stickworld.protocol.compare_methods import (
     chosen_actions,
     chosen_rates,
     run_point,
-    run_points,
     write_grid,
 )
+from stickworld.protocol.points import run_points
 from stickworld.protocol.positive_control import CONTROL_ACTIONS, prepare
 from stickworld.world.actions import HELDOUT_ACTIONS, KNOWN_ACTIONS
 from stickworld.world.exemplars import exemplar_dir, from_actions_file

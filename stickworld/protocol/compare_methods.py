@@ -18,20 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
-import os
 import shlex
-import signal
 import sys
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from importlib import resources
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
 from stickworld.protocol import tables
+from stickworld.protocol.points import run_points
 from stickworld.world.actions import HELDOUT_ACTIONS, Action
 from stickworld.world.drawing import draw
 from stickworld.world.exemplars import exemplar_dir, from_actions_file
@@ -39,7 +35,6 @@ from twinact.config.compose import compose_config
 from twinact.errors import TwinActError
 from twinact.method.data import load_exemplars
 from twinact.runs.cli import user_errors
-from twinact.runs.console import progress_to_console
 from twinact.train.training import train
 
 METHODS = ("twinact", "textual_inversion", "lora", "ti_lora")
@@ -100,48 +95,6 @@ def run_point(overrides: list[str]) -> dict:
     cfg = compose_config(overrides)
     result = train(cfg)
     return json.loads((Path(result.run_dir) / "eval" / "metrics.json").read_text())
-
-
-def _tagged(point: tuple[Callable[[list[str]], dict], str, list[str]]) -> dict:
-    fn, tag, overrides = point
-    progress_to_console(tag)
-    return fn(overrides)
-
-
-def _worker_start(parent: int) -> None:
-    """One torch thread, and (Linux) killed with the parent: a worker outliving a stopped sweep would take the next
-    queued point and train on. A killed point resumes from its last checkpoint (written atomically)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
-        if os.getppid() != parent:  # the parent died before the line above
-            os._exit(1)
-    import torch
-
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
-
-
-def run_points(fn: Callable[[list[str]], dict], todo: list[list[str]], jobs: int = 1,
-               labels: list[str] | None = None) -> list[dict]:
-    """``fn`` of each point's overrides, in order: here, or in ``jobs`` fresh processes of one torch thread each
-    (processes that each take every core spin against each other: docs/sweeps.md). Each label is printed as its
-    point starts (all at once when the points run together); the runs' progress lines follow, tagged with the
-    label's leading ``[n/N]``."""
-    labels = labels or [""] * len(todo)
-    points = [(fn, label.split(" ", 1)[0] + " " if label.startswith("[") else "", o) for label, o in zip(labels, todo)]
-    if jobs <= 1:
-        results = []
-        for label, point in zip(labels, points):
-            print(label, flush=True)
-            results.append(_tagged(point))
-        return results
-    print("\n".join(labels), flush=True)
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start,
-                             initargs=(os.getpid(),)) as pool:
-        return list(pool.map(_tagged, points))
 
 
 def method_replicates(results: dict[tuple[str, str, int], dict]) -> dict[str, dict[tuple, dict]]:

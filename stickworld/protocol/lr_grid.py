@@ -26,7 +26,8 @@ import numpy as np
 from stickworld.networks.clip_model import machine
 from stickworld.protocol import tables
 from stickworld.protocol.benchmark import row_overrides
-from stickworld.protocol.compare_methods import METHODS, check_settings, chosen_actions, run_point, run_points
+from stickworld.protocol.compare_methods import METHODS, check_settings, chosen_actions, run_point
+from stickworld.protocol.points import run_points
 from stickworld.world.exemplars import exemplar_dir
 from twinact.config.compose import compose_config
 from twinact.runs.cli import user_errors
