@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 
 .PHONY: help install assets demo demo-tiny test test-rest test-all lint clean-cache bench stickworld stickworld-compare \
-	stickworld-lr-grid stickworld-benchmark
+	stickworld-lr-grid stickworld-benchmark stickworld-curves
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 28
@@ -69,6 +69,13 @@ stickworld-lr-grid: install  ## the learning-rate grid on the dev actions into $
 stickworld-benchmark: install  ## the full StickWorld benchmark at the grid's rates into $(BENCH_OUT) (resumable)
 	WANDB_MODE=$${WANDB_MODE:-offline} OMP_NUM_THREADS=1 $(PY) -m stickworld.protocol.benchmark --out $(BENCH_OUT) \
 		--rates $(LR_GRID)/rates.json --jobs $(JOBS)
+# The accuracy/leakage curves: the four methods and the appearance-free space on the dev actions at 100-1,600 steps,
+# training seed 0 (resumable; about 5.6 min of two workers per row and action).
+CURVES_OUT ?= experiments/stickworld_curves
+stickworld-curves: install  ## accuracy vs leakage over budgets on the dev actions into $(CURVES_OUT) (resumable)
+	WANDB_MODE=$${WANDB_MODE:-offline} OMP_NUM_THREADS=1 $(PY) -m stickworld.protocol.benchmark --out $(CURVES_OUT) \
+		--split dev --rows twinact textual_inversion lora ti_lora twinact_appearance_free --seeds 0 \
+		--curve-steps 100 200 400 1600 --rates $(LR_GRID)/rates.json --jobs $(JOBS)
 
 # Test tiers (markers in pyproject.toml; tests/test_tiers.py checks them): `make test` runs the unit tests and a few
 # end-to-end smoke runs (marked smoke), everything no tier marker names; test-rest the e2e, faults, stickworld and slow
