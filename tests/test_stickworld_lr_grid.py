@@ -46,9 +46,18 @@ def test_the_grids_chosen_rates_reach_the_benchmarks_runs(tmp_path):
             "eval_suite.templates=[\"{actor} {action}\"]"]
     rates = lr_grid.main(["--out", str(tmp_path / "grid"), "--actions", "cartwheel", "--methods", "lora",
                           "--scales", "0.5", "2", *tiny])
-    chosen = json.loads(rates.read_text())["chosen"]["lora"]
-    assert chosen["scale"] in (0.5, 2.0) and (tmp_path / "grid" / "grid.md").is_file()
-    for scale in (0.5, 2.0):
+    first = json.loads(rates.read_text())
+    assert first["chosen"]["lora"]["scale"] in (0.5, 2.0) and (tmp_path / "grid" / "grid.md").is_file()
+    # a grid extended by one more scale is read whole: the table and the choice cover all three
+    rates = lr_grid.main(["--out", str(tmp_path / "grid"), "--actions", "cartwheel", "--methods", "lora",
+                          "--scales", "4", *tiny])
+    grid = json.loads(rates.read_text())
+    assert set(grid["grid"]["lora"]) == {"0.5", "2", "4"} and len(grid["commands"]) == 2
+    scores = {float(s): cell["action_correct"] for s, cell in grid["grid"]["lora"].items()}
+    chosen = grid["chosen"]["lora"]
+    assert chosen["scale"] == lr_grid.choose(scores)
+    assert chosen["overrides"] == [f"method.stage2.lora_lr={2e-4 * chosen['scale']:.4g}"]
+    for scale in (0.5, 2.0, 4.0):
         run = tmp_path / "grid" / "runs" / "lora" / f"x{scale:g}" / "cartwheel" / "seed0"
         cfg = OmegaConf.load(run / "config.yaml")
         assert cfg.method.stage2.lora_lr == pytest.approx(2e-4 * scale)

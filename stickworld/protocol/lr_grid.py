@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from stickworld.networks.clip_model import machine
 from stickworld.protocol import tables
@@ -46,14 +47,52 @@ def rate_overrides(method: str, scale: float) -> list[str]:
     return out
 
 
+def read_grid(out: Path, actions: list[str], seeds: list[int]) -> tuple[dict, dict[tuple[str, float], Path]]:
+    """The grid from every finished point under ``out/runs`` on these actions and seeds, earlier invocations' too (a
+    grid extended by more scales or methods is read whole).
+
+    Returns:
+        method -> scale -> its replicates, mean action accuracy and leakage, accuracy per action; and a run of each
+        (method, scale).
+    """
+    table: dict[str, dict[float, dict]] = {}
+    runs = {}
+    for metrics in sorted(out.glob("runs/*/x*/*/seed*/eval/metrics.json")):
+        run = metrics.parent.parent
+        method, scale, action, seed = (run.parents[2].name, float(run.parents[1].name[1:]), run.parent.name,
+                                       int(run.name.removeprefix("seed")))
+        if method not in METHODS or action not in actions or seed not in seeds:
+            continue
+        runs[method, scale] = run
+        cell = table.setdefault(method, {}).setdefault(scale, {"replicates": {}})
+        images = json.loads(metrics.read_text())["per_image"]
+        cell["replicates"][f"{action}/seed{seed}"] = tables.replicate_means(images)
+    for by in table.values():
+        for cell in by.values():
+            reps = cell["replicates"]
+            cell[SCORE] = float(np.mean([r[SCORE] for r in reps.values()]))
+            cell["leakage"] = float(np.mean([r["leakage"] for r in reps.values()]))
+            cell["per_action"] = {a: float(np.mean([r[SCORE] for k, r in reps.items() if k.startswith(a + "/")]))
+                                  for a in actions if any(k.startswith(a + "/") for k in reps)}
+    return table, runs
+
+
+def trained_rates(method: str, run: Path) -> list[str]:
+    """The rate overrides a finished point trained with, read from its config (a scale's folder name is rounded)."""
+    cfg = OmegaConf.load(run / "config.yaml")
+    keys = [o.split("=", 1)[0] for o in rate_overrides(method, 1.0)]
+    return [f"{k}={OmegaConf.select(cfg, k):.4g}" for k in keys]
+
+
 def choose(scores: dict[float, float]) -> float:
     """The scale of the highest score; among equal scores the one nearest 1 (the config's own rates)."""
     return max(scores, key=lambda s: (round(scores[s], 6), -abs(math.log(s))))
 
 
-def write_table(out: Path, command: str, table: dict, chosen: dict, actions: list[str], seeds: list[int]) -> None:
+def write_table(out: Path, commands: list[str], table: dict, chosen: dict, actions: list[str],
+                seeds: list[int]) -> None:
     scales = sorted({s for by in table.values() for s in by})
-    lines = [f"Command: `{command}`", "",
+    lines = [*(f"Command: `{c}`" for c in commands), "",
              f"Mean over {len(actions)} dev actions ({', '.join(actions)}) x training seeds {seeds}; one scale "
              f"multiplies every rate of a method. Machine: {machine()}.", "",
              "| method | " + " | ".join(f"x{s:.3g} acc. / leakage" for s in scales) + " | chosen |",
@@ -76,7 +115,8 @@ def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    p.add_argument("--scales", nargs="+", type=float, default=[1 / 3, 1.0, 3.0])
+    p.add_argument("--scales", nargs="+", type=float, default=[1 / 3, 1.0, 3.0],
+                   help="run these scales; the table and rates.json read every scale already in --out too")
     p.add_argument("--actions", nargs="+", default=None, help="default: the dev split's")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--steps", type=int, default=800)
@@ -97,26 +137,18 @@ def main(argv: list[str] | None = None) -> Path:
         labels.append(f"[{n}/{len(points)}] {method} x{scale:.4g} on {action}, seed {seed} -> {run_dir}")
         extra = [*args.overrides, f"action.image_dir={exemplar_dir(action, None)}", *rate_overrides(method, scale)]
         todo.append(row_overrides(method, action, seed, args.steps, args.batch, args.accumulate, run_dir, extra))
-    results = run_points(run_point, todo, args.jobs, labels)
-    table: dict[str, dict[float, dict]] = {}
-    for (method, scale, action, seed), res in zip(points, results):
-        rep = tables.replicate_means(res["per_image"])
-        cell = table.setdefault(method, {}).setdefault(scale, {"replicates": {}})
-        cell["replicates"][f"{action}/seed{seed}"] = rep
-    for by in table.values():
-        for cell in by.values():
-            reps = cell["replicates"]
-            cell[SCORE] = float(np.mean([r[SCORE] for r in reps.values()]))
-            cell["leakage"] = float(np.mean([r["leakage"] for r in reps.values()]))
-            cell["per_action"] = {a: float(np.mean([r[SCORE] for k, r in reps.items() if k.startswith(a + "/")]))
-                                  for a in actions}
+    run_points(run_point, todo, args.jobs, labels)
+    table, runs = read_grid(args.out, actions, args.seeds)
     chosen = {}
-    for method, by in table.items():
-        scale = choose({s: cell[SCORE] for s, cell in by.items()})
-        chosen[method] = {"scale": scale, "overrides": rate_overrides(method, scale)}
-    write_table(args.out, command, table, chosen, actions, args.seeds)
+    for method, by in table.items():  # among the scales that ran on every action and seed
+        scale = choose({s: c[SCORE] for s, c in by.items() if len(c["replicates"]) == len(actions) * len(args.seeds)})
+        chosen[method] = {"scale": scale, "overrides": trained_rates(method, runs[method, scale])}
+    previous = json.loads((args.out / "rates.json").read_text()) if (args.out / "rates.json").is_file() else {}
+    earlier = previous.get("commands", [previous["command"]] if "command" in previous else [])
+    commands = [c for c in earlier if c != command] + [command]  # every invocation that added points
+    write_table(args.out, commands, table, chosen, actions, args.seeds)
     (args.out / "rates.json").write_text(json.dumps(
-        {"command": command, "machine": machine(), "actions": actions, "seeds": args.seeds, "steps": args.steps,
+        {"commands": commands, "machine": machine(), "actions": actions, "seeds": args.seeds, "steps": args.steps,
          "chosen": chosen, "grid": {m: {f"{s:g}": c for s, c in by.items()} for m, by in table.items()},
          "seconds": round(time.time() - start)}, indent=2) + "\n")
     print((args.out / "grid.md").read_text())
