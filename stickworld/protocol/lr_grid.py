@@ -144,8 +144,7 @@ def main(argv: list[str] | None = None) -> Path:
         scale = choose({s: c[SCORE] for s, c in by.items() if len(c["replicates"]) == len(actions) * len(args.seeds)})
         chosen[method] = {"scale": scale, "overrides": trained_rates(method, runs[method, scale])}
     previous = json.loads((args.out / "rates.json").read_text()) if (args.out / "rates.json").is_file() else {}
-    earlier = previous.get("commands", [previous["command"]] if "command" in previous else [])
-    commands = [c for c in earlier if c != command] + [command]  # every invocation that added points
+    commands = [c for c in previous.get("commands", []) if c != command] + [command]  # each that added points
     write_table(args.out, commands, table, chosen, actions, args.seeds)
     (args.out / "rates.json").write_text(json.dumps(
         {"commands": commands, "machine": machine(), "actions": actions, "seeds": args.seeds, "steps": args.steps,
