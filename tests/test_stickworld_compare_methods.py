@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hydra.utils import instantiate
+from PIL import Image, ImageFont
 
 from stickworld.protocol import compare_methods, tables
+from stickworld.world.exemplars import exemplar_dir
 from tests.test_stickworld_model import needs_model
 from twinact.config.compose import compose_config
 from twinact.errors import TwinActError
@@ -121,3 +125,23 @@ def test_the_demos_console_in_a_file_shows_each_points_progress_and_no_library_n
     assert "| twinact |" in text and "grid_superhero_flight.png" in text
     for noise in ("Seed set to", "design check", "%|", *(start for _, start in NOISE)):
         assert noise not in text, noise
+
+
+def test_grid_labels_fit_beside_the_images(tmp_path):
+    """Every row label, the benchmark variants' longest included, ends left of the first image column."""
+    actors = [SimpleNamespace(id="robot", name="a robot"), SimpleNamespace(id="fox", name="a fox")]
+    bench = SimpleNamespace(actors=actors, seeds=[0], templates=["{actor} {action}"])
+    run = tmp_path / "run"
+    (run / "eval" / "images").mkdir(parents=True)
+    shots = []
+    for a in actors:
+        Image.new("RGB", (64, 64), "gray").save(run / "eval" / "images" / f"{a.id}.png")
+        shots.append({"actor": a.name, "template": 0, "seed": 0, "file": f"{a.id}.png"})
+    (run / "eval" / "metrics.json").write_text(json.dumps({"per_image": shots, "aggregate": {"action_correct": 0.5}}))
+    rows = {m: run for m in compare_methods.DISPLAY} | {"a_row_without_a_display_name_that_is_long": run}
+    exemplars = exemplar_dir("three_point_landing", None)
+    grid = Image.open(compare_methods.write_grid(tmp_path, "three_point_landing", rows, bench, exemplars, tile=32))
+    columns = max(len(actors), len(list(Path(exemplars).glob("*.png"))))
+    font = ImageFont.load_default(size=18)
+    longest = max(font.getlength(compare_methods.DISPLAY.get(m, m)) for m in rows)
+    assert grid.width - columns * 32 >= 6 + longest

@@ -110,8 +110,12 @@ def method_replicates(results: dict[tuple[str, str, int], dict]) -> dict[str, di
     return replicates
 
 
-# What the grid's row labels call each method (the other rows keep their names).
-DISPLAY = {"twinact": "TwinAct", "textual_inversion": "Textual Inversion", "lora": "LoRA", "ti_lora": "TI+LoRA"}
+# What the grid's row labels call each method and benchmark variant (other rows keep their names).
+DISPLAY = {"twinact": "TwinAct", "textual_inversion": "Textual Inversion", "lora": "LoRA", "ti_lora": "TI+LoRA",
+           "twinact_no_similarity": "TwinAct, no sim. loss", "twinact_random_basis": "TwinAct, random basis",
+           "twinact_direct_coefficients": "TwinAct, direct coef.", "twinact_pooled_space": "TwinAct, pooled space",
+           "twinact_released_init": "TwinAct, released init", "ti_lora_similarity": "TI+LoRA, sim. loss",
+           "twinact_appearance_free": "TwinAct, no appearance"}
 
 
 def write_grid(out: Path, action: str, run_dirs: dict[str, Path], bench, image_dir: str | None = None,
@@ -132,7 +136,8 @@ def write_grid(out: Path, action: str, run_dirs: dict[str, Path], bench, image_d
         rows.append((DISPLAY.get(method, method), note,
                      [Image.open(run / "eval" / "images" / shots[(a.name, 0, seed)]) for a in actors]))
     font, small = ImageFont.load_default(size=18), ImageFont.load_default(size=14)
-    label_w, title_h, foot_h = 190, 34, 24
+    label_w = max(190, 12 + int(max(max(font.getlength(label), small.getlength(note)) for label, note, _ in rows)))
+    title_h, foot_h = 34, 24
     cols = max(len(images) for _, _, images in rows)
     grid = Image.new("RGB", (label_w + cols * tile, title_h + len(rows) * tile + foot_h), "white")
     pen = ImageDraw.Draw(grid)
