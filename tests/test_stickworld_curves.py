@@ -61,7 +61,8 @@ def test_the_plot_has_one_line_per_row_and_the_table_one_line_per_entry(tmp_path
     points = [p for r in ("twinact", "leaky") for p in curves.curve(reps, r)]
     assert [p["steps"] for p in points] == [100, 400, 1600] * 2
     entries = curves.matched(reps, ["twinact", "leaky"], reps=50)
-    curves.plot(points, sorted({e["action_correct"] for e in entries}), tmp_path / "curves.png")
+    panels = curves.plot(points, sorted({e["action_correct"] for e in entries}), tmp_path / "curves.png")
+    assert panels == [["leaky", "twinact"], ["leaky", "twinact"]]  # judges' leakage, CLIP's
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     curves.write_matched(tmp_path / "curves.md", entries)
     assert len((tmp_path / "curves.md").read_text().splitlines()) == 4 + len(entries)

@@ -97,21 +97,24 @@ def write_matched(path, entries: list[dict]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def plot(points: list[dict], levels: list[float], path) -> None:
-    """Action accuracy against leakage per row, one marker per budget; the matched levels as dotted lines."""
+def plot(points: list[dict], levels: list[float], path) -> list[list[str]]:
+    """Action accuracy against leakage per row, one marker per budget, read by the judges (left) and by CLIP
+    (right); the matched levels as dotted lines. Returns each panel's curve labels."""
     from twinact.plots import plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for row in sorted({p["method"] for p in points}):
-        mine = sorted((p for p in points if p["method"] == row), key=lambda p: p["steps"])
-        ax.plot([p["action_correct"] for p in mine], [p["leakage_clip"] for p in mine], marker="o", label=row)
-        for p in mine:
-            ax.annotate(str(p["steps"]), (p["action_correct"], p["leakage_clip"]), fontsize=7)
-    for level in levels:
-        ax.axvline(level, color="grey", linestyle=":", linewidth=0.8)
-    ax.set(xlabel="Action acc. (higher better)", ylabel="Leakage (CLIP) (lower better)",
-           title="Accuracy vs leakage per training budget")
-    ax.legend(fontsize=7)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, metric, name in zip(axes, LEAKAGE, ("Leakage (judges)", "Leakage (CLIP)")):
+        for row in sorted({p["method"] for p in points}):
+            mine = sorted((p for p in points if p["method"] == row), key=lambda p: p["steps"])
+            ax.plot([p["action_correct"] for p in mine], [p[metric] for p in mine], marker="o", label=row)
+            for p in mine:
+                ax.annotate(str(p["steps"]), (p["action_correct"], p[metric]), fontsize=7)
+        for level in levels:
+            ax.axvline(level, color="grey", linestyle=":", linewidth=0.8)
+        ax.set(xlabel="Action acc. (higher better)", ylabel=f"{name} (lower better)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Accuracy vs leakage per training budget (labels: optimizer steps)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return [[line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")] for ax in axes]
